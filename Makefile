@@ -1,0 +1,47 @@
+# Billing Integration Hub — task runner. `make help` lists the tasks.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint typecheck pytest openapi bench bench-x12 clean
+
+help: ## list the tasks
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv (if missing) and install the hub with its dev tools
+
+run: setup ## run the hub, the three stub servers and the embedded store; prints URLs and a demo key
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/run.sh
+
+test: setup lint typecheck pytest ## the whole suite: ruff, mypy, pytest (with a real Redis)
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check gateway connectors canonical policies tests bench scripts
+
+typecheck: setup ## mypy --strict on the packages
+	$(VENV)/bin/mypy
+
+pytest: setup ## pytest only (starts a redis-server on a free port when none answers)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/with-redis.sh $(PY) -m pytest -q
+
+openapi: setup ## regenerate openapi/v1.json from the app
+	$(VENV)/bin/billing-hub openapi --out openapi/v1.json
+
+bench: setup ## load benchmark: ping vs GET transaction vs POST journal (same server, same run)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/api_bench.py
+
+bench-x12: setup ## X12 835 parse throughput and memory, with pyx12 for the ratio
+	$(PY) bench/make_835.py && $(PY) bench/x12_bench.py
+
+clean: ## remove the venv, caches and local data
+	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache bench/data

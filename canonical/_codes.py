@@ -1,0 +1,100 @@
+"""Validated identifier and code types shared by every API version.
+
+Formats are checked by pattern on the wire type (so they show in the OpenAPI documents); checks a
+pattern cannot express (the NPI Luhn digit, ISO 4217 membership) are functions the Structs call.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+__all__ = [
+    "AccountNumber",
+    "Carc",
+    "ClaimId",
+    "Currency",
+    "Icd10Cm",
+    "Modifier",
+    "Npi",
+    "PayerId",
+    "ProcedureCode",
+    "Rarc",
+    "ShortText",
+    "StatusCategory",
+    "TaxId",
+    "check_currency",
+    "check_npi",
+    "npi_is_valid",
+]
+
+Npi = Annotated[str, msgspec.Meta(pattern=r"^[12][0-9]{9}$", description="National Provider Identifier")]
+TaxId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{9}$", description="EIN or SSN, digits only")]
+ClaimId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,37}$",
+        description="Patient control number (837P CLM01, 1-38 characters)",
+    ),
+]
+AccountNumber = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")]
+PayerId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{2,80}$")]
+# ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot (A00.0, S52.521A).
+Icd10Cm = Annotated[str, msgspec.Meta(pattern=r"^[A-TV-Z][0-9][0-9AB](\.?[0-9A-TV-Z]{1,4})?$")]
+# CPT (five digits, or four digits + F/T for categories II/III) or HCPCS Level II (letter + 4 digits).
+ProcedureCode = Annotated[str, msgspec.Meta(pattern=r"^([0-9]{4}[0-9FTU]|[A-V][0-9]{4})$")]
+Modifier = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2}$")]
+# Claim adjustment reason codes: 1-3 characters, digits or a letter then digits (e.g. 45, B7, P12).
+Carc = Annotated[str, msgspec.Meta(pattern=r"^([0-9]{1,3}|[A-Z][0-9]{1,2})$")]
+# Remittance advice remark codes: M/N/MA + digits (N130, MA01, M15).
+Rarc = Annotated[str, msgspec.Meta(pattern=r"^(MA|M|N)[0-9]{1,3}$")]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+StatusCategory = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(A[0-8]|P[0-5]|F[0-4]|R([0-9]|1[0-6])|E[0-4])$",
+        description="X12 277 claim status category code",
+    ),
+]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+
+_NPI_PREFIX_SUM = 24  # Luhn sum of the digits of the 80840 prefix, per the CMS NPI standard
+
+
+def npi_is_valid(npi: str) -> bool:
+    """Luhn check over ``80840`` + the first nine digits, as the CMS NPI rule defines it."""
+    if len(npi) != 10 or not npi.isdigit():
+        return False
+    total = _NPI_PREFIX_SUM
+    for position, char in enumerate(reversed(npi[:9])):
+        digit = int(char)
+        if position % 2 == 0:
+            digit *= 2
+            digit -= 9 if digit > 9 else 0
+        total += digit
+    return (10 - total % 10) % 10 == int(npi[9])
+
+
+def check_npi(npi: str, field: str) -> None:
+    if not npi_is_valid(npi):
+        raise ValueError(f"{field} is not a valid NPI (check digit mismatch)")
+
+
+_ISO_4217 = frozenset(
+    (  # noqa: SIM905 - one readable block of codes
+        "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN "
+        "BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD "
+        "FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY "
+        "KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP "
+        "MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR "
+        "RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT "
+        "TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW "
+        "ZWL "
+    ).split()
+)
+
+
+def check_currency(code: str) -> None:
+    if code not in _ISO_4217:
+        raise ValueError(f"currency {code!r} is not an active ISO 4217 code")

@@ -1,0 +1,51 @@
+"""Patient accounts (v1): the hub's copy of what patient accounting knows about a visit's payer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from canonical._base import Canonical
+from canonical._codes import AccountNumber, PayerId, ShortText
+from canonical._phi import PHI
+from canonical.v1._parties import Address, Person, PersonName
+
+__all__ = ["AccountDetails", "Coverage", "Guarantor", "PatientAccount"]
+
+MemberId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,80}$")]
+
+
+class Coverage(Canonical, kw_only=True, frozen=True):
+    payer_id: PayerId
+    payer_name: ShortText
+    member_id: Annotated[MemberId, PHI]
+    group_number: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
+    plan_name: ShortText | None = None
+    priority: Literal["primary", "secondary", "tertiary"] = "primary"
+    relationship: Literal["self", "spouse", "child", "other"] = "self"
+
+
+class Guarantor(Canonical, kw_only=True, frozen=True):
+    name: Annotated[PersonName, PHI]
+    relationship: Literal["self", "spouse", "parent", "other"] = "self"
+    address: Annotated[Address, PHI] | None = None
+
+
+class AccountDetails(Canonical, kw_only=True, frozen=True):
+    """The body of ``PUT /v1/accounts/{account_number}``: the account number comes from the path."""
+
+    facility: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,20}$")]
+    patient: Person
+    guarantor: Guarantor | None = None
+    coverages: Annotated[list[Coverage], msgspec.Meta(max_length=3)] = []
+    status: Literal["active", "inactive", "on-hold"] = "active"
+
+    def __post_init__(self) -> None:
+        priorities = [c.priority for c in self.coverages]
+        if len(set(priorities)) != len(priorities):
+            raise ValueError("coverages must have distinct priorities")
+
+
+class PatientAccount(AccountDetails, kw_only=True, frozen=True):
+    account_number: AccountNumber

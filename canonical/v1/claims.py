@@ -1,0 +1,72 @@
+"""Professional claims (v1): enough to build an 837P (005010X222A1)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+import msgspec
+
+from canonical._base import Canonical
+from canonical._codes import AccountNumber, ClaimId, Icd10Cm, Modifier, ProcedureCode
+from canonical._money import Amount
+from canonical._phi import PHI
+from canonical.v1._parties import Payer, Person, Provider
+
+__all__ = ["Claim", "ServiceLine", "Subscriber"]
+
+PlaceOfService = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}$")]
+MAX_DIAGNOSES = 12
+
+
+class Subscriber(Person, kw_only=True, frozen=True):
+    member_id: Annotated[str, PHI, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,80}$")]
+    group_number: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
+    relationship_to_patient: Literal["self", "spouse", "child", "other"] = "self"
+
+
+class ServiceLine(Canonical, kw_only=True, frozen=True):
+    procedure: ProcedureCode
+    modifiers: Annotated[list[Modifier], msgspec.Meta(max_length=4)] = []
+    units: Annotated[int, msgspec.Meta(ge=1, le=9999)] = 1
+    charge: Amount
+    service_date: date
+    diagnosis_pointers: Annotated[
+        list[Annotated[int, msgspec.Meta(ge=1, le=MAX_DIAGNOSES)]], msgspec.Meta(min_length=1, max_length=4)
+    ]
+    place_of_service: PlaceOfService | None = None
+
+    def __post_init__(self) -> None:
+        if self.charge <= 0:
+            raise ValueError("charge must be greater than zero")
+
+
+class Claim(Canonical, kw_only=True, frozen=True):
+    claim_id: ClaimId
+    account_number: AccountNumber
+    billing_provider: Provider
+    rendering_provider: Provider | None = None
+    payer: Payer
+    subscriber: Subscriber
+    # None when the patient is the subscriber (837P loop 2000C is then omitted).
+    patient: Person | None = None
+    diagnoses: Annotated[list[Annotated[Icd10Cm, PHI]], msgspec.Meta(min_length=1, max_length=MAX_DIAGNOSES)]
+    service_lines: Annotated[list[ServiceLine], msgspec.Meta(min_length=1, max_length=50)]
+    place_of_service: PlaceOfService = "11"
+    frequency_code: Literal["1", "7", "8"] = "1"
+    prior_authorization: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,50}$")] | None = None
+    total_charge: Amount
+
+    def __post_init__(self) -> None:
+        if self.billing_provider.tax_id is None:
+            raise ValueError("billing_provider.tax_id is required on a claim")
+        line_total = sum((line.charge for line in self.service_lines), Amount("0"))
+        if line_total != self.total_charge:
+            raise ValueError(
+                f"total_charge {self.total_charge} does not equal the sum of line charges {line_total}"
+            )
+        for number, line in enumerate(self.service_lines, start=1):
+            if max(line.diagnosis_pointers) > len(self.diagnoses):
+                raise ValueError(f"service line {number} points past the {len(self.diagnoses)} diagnoses")
+        if self.patient is not None and self.subscriber.relationship_to_patient == "self":
+            raise ValueError("patient must be omitted when the subscriber is the patient")

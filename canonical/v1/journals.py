@@ -1,0 +1,44 @@
+"""General-ledger journal entries (v1) for the ERP."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import msgspec
+
+from canonical._base import Canonical
+from canonical._codes import Currency, check_currency
+from canonical._money import Amount
+
+__all__ = ["JournalEntry", "JournalLine"]
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=240)]
+
+
+class JournalLine(Canonical, kw_only=True, frozen=True):
+    account: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,39}$")]
+    cost_center: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,19}$")] | None = None
+    debit: Amount | None = None
+    credit: Amount | None = None
+    memo: Text | None = None
+
+    def __post_init__(self) -> None:
+        if (self.debit is None) == (self.credit is None):
+            raise ValueError("a journal line needs exactly one of debit or credit")
+
+
+class JournalEntry(Canonical, kw_only=True, frozen=True):
+    ledger: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$")]
+    accounting_date: date
+    currency: Currency = "USD"
+    description: Text
+    external_reference: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+    lines: Annotated[list[JournalLine], msgspec.Meta(min_length=2, max_length=500)]
+
+    def __post_init__(self) -> None:
+        check_currency(self.currency)
+        debits = sum((line.debit for line in self.lines if line.debit is not None), Amount("0"))
+        credits = sum((line.credit for line in self.lines if line.credit is not None), Amount("0"))
+        if debits != credits:
+            raise ValueError(f"journal is unbalanced: debits {debits} != credits {credits}")

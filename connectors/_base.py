@@ -1,0 +1,86 @@
+"""Shared plumbing for HTTP connectors: send, map the answer to an outcome, decode the body.
+
+Each connector states its operations; this base turns transport errors and status codes into the
+error tree so no connector writes its own if-chain over statuses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+import msgspec
+
+from connectors._errors import ConnectorError, RejectedError
+from connectors._outcomes import Outcome, error_for_response, error_for_transport, outcome_for_status
+from connectors._protocol import ConnectorConfig, Health, Operation
+
+__all__ = ["HttpConnector", "decode_body"]
+
+T = TypeVar("T")
+
+
+class HttpConnector:
+    """Base for connectors that talk HTTP through an injected ``httpx.AsyncClient``."""
+
+    kind: ClassVar[str] = "http"
+    config_type: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    health_path: ClassVar[str] = "/"
+
+    def __init__(self, config: ConnectorConfig, client: httpx.AsyncClient) -> None:
+        self.config = config
+        self.client = client
+        self._operations: dict[str, Operation] = {}
+
+    @property
+    def operations(self) -> Mapping[str, Operation]:
+        return self._operations
+
+    def offer(self, name: str, payload_type: type[Any], handler: Any) -> None:
+        self._operations[name] = Operation(name=name, payload_type=payload_type, handler=handler)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        error_code: Any = None,
+    ) -> httpx.Response:
+        """Send one request; return a 2xx response or raise from the error tree."""
+        body = content if content is not None else (msgspec.json.encode(json) if json is not None else None)
+        merged = {"content-type": "application/json", **(headers or {})} if body is not None else headers
+        try:
+            response = await self.client.request(method, url, content=body, headers=merged, params=params)
+        except httpx.HTTPError as exc:
+            raise error_for_transport(self.kind, exc) from None
+        if outcome_for_status(response.status_code) is not Outcome.SUCCESS:
+            code = error_code(response) if error_code is not None else None
+            raise error_for_response(self.kind, response, code)
+        return response
+
+    async def check(self) -> Health:
+        started = time.perf_counter()
+        try:
+            await self.send("GET", self.health_path)
+        except ConnectorError as exc:
+            return Health(ok=False, detail=exc.message)
+        return Health(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 2))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def decode_body(target: str, response: httpx.Response, type_: type[T]) -> T:
+    """Decode a 2xx body; a body we cannot read is the target breaking its contract."""
+    try:
+        return msgspec.json.decode(response.content, type=type_)
+    except msgspec.DecodeError:
+        raise RejectedError(
+            f"{target} answered with an unexpected body", status=response.status_code
+        ) from None

@@ -1,0 +1,107 @@
+"""Canonical PatientAccount -> FHIR R4 Patient, Account and Coverage resources.
+
+Identifiers are namespaced by facility so two facilities' account numbers never collide in one EHR.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from canonical.v1 import Address, PatientAccount, PersonName
+from canonical.v1.accounts import Coverage
+
+__all__ = [
+    "account_identifier",
+    "account_resource",
+    "coverage_identifier",
+    "coverage_resource",
+    "patient_resource",
+]
+
+_GENDER = {"F": "female", "M": "male", "U": "unknown"}
+_ACCOUNT_STATUS = {"active": "active", "inactive": "inactive", "on-hold": "on-hold"}
+_ORDER = {"primary": 1, "secondary": 2, "tertiary": 3}
+_RELATIONSHIP = {"self": "self", "spouse": "spouse", "child": "child", "other": "other"}
+
+
+def _system(account: PatientAccount, what: str) -> str:
+    return f"urn:billing-hub:{account.facility}:{what}"
+
+
+def account_identifier(account: PatientAccount) -> tuple[str, str]:
+    return _system(account, "account"), account.account_number
+
+
+def coverage_identifier(account: PatientAccount, coverage: Coverage) -> tuple[str, str]:
+    return _system(account, "coverage"), f"{account.account_number}-{coverage.priority}"
+
+
+def _name(name: PersonName) -> dict[str, Any]:
+    given = [name.given] + ([name.middle] if name.middle else [])
+    result: dict[str, Any] = {"use": "official", "family": name.family, "given": given}
+    if name.suffix:
+        result["suffix"] = [name.suffix]
+    return result
+
+
+def _address(address: Address) -> dict[str, Any]:
+    lines = [address.line1] + ([address.line2] if address.line2 else [])
+    return {
+        "line": lines,
+        "city": address.city,
+        "state": address.state,
+        "postalCode": address.postal_code,
+        "country": address.country,
+    }
+
+
+def patient_resource(account: PatientAccount) -> dict[str, Any]:
+    system, value = _system(account, "patient-account"), account.account_number
+    patient = account.patient
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "identifier": [{"system": system, "value": value}],
+        "name": [_name(patient.name)],
+        "gender": _GENDER[patient.sex],
+        "birthDate": patient.birth_date.isoformat(),
+    }
+    if patient.address is not None:
+        resource["address"] = [_address(patient.address)]
+    return resource
+
+
+def account_resource(account: PatientAccount, patient_id: str) -> dict[str, Any]:
+    system, value = account_identifier(account)
+    resource: dict[str, Any] = {
+        "resourceType": "Account",
+        "identifier": [{"system": system, "value": value}],
+        "status": _ACCOUNT_STATUS[account.status],
+        "subject": [{"reference": f"Patient/{patient_id}"}],
+    }
+    if account.guarantor is not None:
+        resource["guarantor"] = [
+            {"party": {"display": f"{account.guarantor.name.family}, {account.guarantor.name.given}"}}
+        ]
+    return resource
+
+
+def coverage_resource(account: PatientAccount, coverage: Coverage, patient_id: str) -> dict[str, Any]:
+    system, value = coverage_identifier(account, coverage)
+    resource: dict[str, Any] = {
+        "resourceType": "Coverage",
+        "identifier": [{"system": system, "value": value}],
+        "status": "active",
+        "beneficiary": {"reference": f"Patient/{patient_id}"},
+        "subscriberId": coverage.member_id,
+        "relationship": {"coding": [{"code": _RELATIONSHIP[coverage.relationship]}]},
+        "payor": [{"identifier": {"value": coverage.payer_id}, "display": coverage.payer_name}],
+        "order": _ORDER[coverage.priority],
+    }
+    classes = [
+        {"type": {"coding": [{"code": kind}]}, "value": value}
+        for kind, value in (("group", coverage.group_number), ("plan", coverage.plan_name))
+        if value
+    ]
+    if classes:
+        resource["class"] = classes
+    return resource

@@ -1,0 +1,1 @@
+"""Versioned HTTP API: one controller per resource per version."""

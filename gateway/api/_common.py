@@ -1,0 +1,69 @@
+"""What every v1 route shares: the caller, the JSON guard, the accepted-response shape."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar import Request, Response
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi.spec import Components, SecurityScheme
+
+from gateway.hub import Hub, parse_prefer_wait
+from gateway.problems import ProblemError
+from gateway.store import TransactionRecord
+from gateway.views import TransactionView, transaction_view
+
+__all__ = [
+    "API_KEY_HEADER",
+    "SECURITY",
+    "SECURITY_COMPONENTS",
+    "accepted",
+    "caller_id",
+    "require_api_key",
+    "require_json",
+]
+
+API_KEY_HEADER = "X-API-Key"
+SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+SECURITY_COMPONENTS = Components(
+    security_schemes={
+        "apiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header")
+    }
+)
+
+
+def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The foundation's single demo key; the policies work replaces this with identities and scopes."""
+    hub: Hub = connection.app.state.hub
+    presented = connection.headers.get(API_KEY_HEADER, "")
+    if not presented or not hmac.compare_digest(presented.encode(), hub.settings.demo_api_key.encode()):
+        raise ProblemError(
+            401,
+            "unauthorized",
+            f"a valid API key is required in the {API_KEY_HEADER} header",
+            headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
+        )
+    connection.state.client_id = hub.settings.demo_client_id
+
+
+def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise ProblemError(415, "unsupported-media-type", "send the body as application/json")
+
+
+def caller_id(request: Request[Any, Any, Any]) -> str:
+    return str(request.state.client_id)
+
+
+async def accepted(hub: Hub, transaction: TransactionRecord, prefer: str | None) -> Response[TransactionView]:
+    """202 with ``Location``, or 200 with the final state when ``Prefer: wait`` was met in time."""
+    wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
+    view = transaction_view(*await hub.settle(transaction.id, wait_s))
+    headers = {"Location": f"/v1/transactions/{transaction.id}"}
+    if wait_s is not None:
+        headers["Preference-Applied"] = f"wait={wait_s:g}"
+    final = view.state in ("completed", "failed")
+    return Response(view, status_code=200 if final and wait_s is not None else 202, headers=headers)

@@ -1,0 +1,84 @@
+"""``/v1/accounts``: patient accounts synced to the EHR (FHIR) and the ERP (AR customer)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, put
+from litestar.params import Parameter
+
+from canonical import encode
+from canonical.v1 import AccountDetails, PatientAccount
+from gateway.api._common import accepted, caller_id, require_json
+from gateway.api._resources import load_owned, new_resource, transaction_state
+from gateway.hub import Delivery, Hub
+from gateway.ids import new_id
+from gateway.problems import ProblemError
+from gateway.views import AccountView, TransactionView, timestamp
+
+__all__ = ["AccountController"]
+
+AccountNumberParam = Annotated[
+    str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$", description="Patient account number")
+]
+PreferHeader = Annotated[
+    str | None, Parameter(header="Prefer", required=False, description="wait=N (seconds, <= 30)")
+]
+
+
+class AccountController(Controller):
+    path = "/accounts"
+    tags = ["accounts"]
+
+    @put(
+        "/{account_number:str}",
+        operation_id="putAccount",
+        guards=[require_json],
+        status_code=202,
+        summary="Create or update a patient account and sync it to the EHR and ERP",
+    )
+    async def put_account(
+        self,
+        request: Request[Any, Any, Any],
+        account_number: AccountNumberParam,
+        data: AccountDetails,
+        hub: Hub,
+        prefer: PreferHeader = None,
+    ) -> Response[TransactionView]:
+        client_id = caller_id(request)
+        existing = await hub.store.get_resource("account", account_number)
+        if existing is not None and existing.client_id != client_id:
+            # Account numbers are global in the EHR; another client's account is not ours to change.
+            raise ProblemError(409, "conflict", "this account number belongs to another client")
+        account = PatientAccount(account_number=account_number, **_fields(data))
+        payload = encode(account)
+        transaction_id = new_id("txn")
+        transaction = await hub.submit(
+            client_id=client_id,
+            kind="account.sync",
+            resource=new_resource("account", account_number, client_id, account, transaction_id),
+            deliveries=[
+                Delivery("ehr", "sync_account", payload),
+                Delivery("erp", "upsert_customer", payload),
+            ],
+        )
+        return await accepted(hub, transaction, prefer)
+
+    @get("/{account_number:str}", operation_id="getAccount", summary="A patient account as the hub holds it")
+    async def get_account(
+        self, request: Request[Any, Any, Any], account_number: AccountNumberParam, hub: Hub
+    ) -> AccountView:
+        record, account = await load_owned(hub, "account", account_number, caller_id(request), PatientAccount)
+        state, results = await transaction_state(hub, record.transaction_id)
+        return AccountView(
+            account=account,
+            transaction_id=record.transaction_id,
+            state=state,
+            ehr_patient_id=results.get("ehr", {}).get("patient_id"),
+            erp_customer_number=results.get("erp", {}).get("customer_number"),
+            updated_at=timestamp(record.updated_at),
+        )
+
+
+def _fields(details: AccountDetails) -> dict[str, Any]:
+    return {name: getattr(details, name) for name in details.__struct_fields__}

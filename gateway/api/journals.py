@@ -1,0 +1,64 @@
+"""``/v1/journals``: general-ledger journals posted to the ERP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+
+from canonical import encode
+from canonical.v1 import JournalEntry
+from gateway.api._common import accepted, caller_id, require_json
+from gateway.api._resources import load_owned, new_resource, transaction_state
+from gateway.hub import Delivery, Hub
+from gateway.ids import new_id
+from gateway.views import JournalView, TransactionView, timestamp
+
+__all__ = ["JournalController"]
+
+JournalId = Annotated[str, Parameter(pattern=r"^jnl_[0-9a-z]{26}$", description="Journal id")]
+PreferHeader = Annotated[
+    str | None, Parameter(header="Prefer", required=False, description="wait=N (seconds, <= 30)")
+]
+
+
+class JournalController(Controller):
+    path = "/journals"
+    tags = ["journals"]
+
+    @post(
+        "/",
+        operation_id="postJournal",
+        guards=[require_json],
+        status_code=202,
+        summary="Accept a journal for posting to the ERP",
+    )
+    async def post_journal(
+        self, request: Request[Any, Any, Any], data: JournalEntry, hub: Hub, prefer: PreferHeader = None
+    ) -> Response[TransactionView]:
+        journal_id, transaction_id = new_id("jnl"), new_id("txn")
+        transaction = await hub.submit(
+            client_id=caller_id(request),
+            kind="journal.post",
+            resource=new_resource("journal", journal_id, caller_id(request), data, transaction_id),
+            deliveries=[Delivery("erp", "post_journal", encode(data))],
+        )
+        return await accepted(hub, transaction, prefer)
+
+    @get("/{journal_id:str}", operation_id="getJournal", summary="A journal and its ERP document number")
+    async def get_journal(
+        self, request: Request[Any, Any, Any], journal_id: JournalId, hub: Hub
+    ) -> JournalView:
+        record, journal = await load_owned(hub, "journal", journal_id, caller_id(request), JournalEntry)
+        state, results = await transaction_state(hub, record.transaction_id)
+        erp = results.get("erp", {})
+        return JournalView(
+            id=record.id,
+            journal=journal,
+            transaction_id=record.transaction_id,
+            state=state,
+            document_number=erp.get("document_number"),
+            duplicate_in_erp=erp.get("duplicate") == "true",
+            created_at=timestamp(record.created_at),
+        )

@@ -1,0 +1,157 @@
+"""The hub's working parts in one object: store, connectors, dispatcher, and the write path.
+
+The write path is the one promise the hub makes: a transaction, its resources and its outbox entries
+are stored in one atomic write *before* the client hears ``202 Accepted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors import Connector, ConnectorConfig, load_connector_class, make_client
+from gateway.dispatcher import Dispatcher
+from gateway.ids import new_id
+from gateway.settings import Settings
+from gateway.store import (
+    OutboxRecord,
+    ResourceRecord,
+    SqliteStore,
+    Store,
+    TransactionRecord,
+    TransactionSnapshot,
+)
+from gateway.tracing import current_trace_id
+
+__all__ = ["Delivery", "Hub", "parse_prefer_wait"]
+
+# target name in the outbox -> (connector entry-point name, settings attribute with its URL)
+TARGETS: dict[str, tuple[str, str]] = {
+    "ehr": ("ehr-fhir", "ehr_url"),
+    "erp": ("erp-ledger", "erp_url"),
+    "clearinghouse": ("clearinghouse-x12", "clearinghouse_url"),
+}
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d{1,6})\"?", re.IGNORECASE)
+
+
+def parse_prefer_wait(prefer: str | None, ceiling: float) -> float | None:
+    """Seconds from ``Prefer: wait=N`` (RFC 7240), capped at ``ceiling``; ``None`` when absent."""
+    match = _PREFER_WAIT.search(prefer) if prefer else None
+    return min(float(match.group(1)), ceiling) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    target: str
+    operation: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class Hub:
+    settings: Settings
+    store: Store
+    connectors: dict[str, Connector]
+    dispatcher: Dispatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dispatcher = Dispatcher(self.store, self.connectors, self.settings)
+
+    @classmethod
+    def open(cls, settings: Settings, store: Store | None = None) -> Hub:
+        store = store or SqliteStore(Path(settings.data_dir) / "hub.sqlite3", durability=settings.durability)
+        return cls(settings=settings, store=store, connectors=build_connectors(settings))
+
+    async def start(self) -> None:
+        if self.settings.dispatcher_enabled:
+            self.dispatcher.start()
+
+    async def close(self) -> None:
+        await self.dispatcher.stop()
+        for connector in self.connectors.values():
+            await connector.aclose()
+        await self.store.close()
+
+    async def submit(
+        self,
+        *,
+        client_id: str,
+        kind: str,
+        resource: ResourceRecord,
+        deliveries: list[Delivery],
+        extra_resources: list[ResourceRecord] | None = None,
+    ) -> TransactionRecord:
+        now = time.time()
+        transaction = TransactionRecord(
+            id=resource.transaction_id or new_id("txn"),
+            client_id=client_id,
+            kind=kind,
+            resource_type=resource.kind,
+            resource_id=resource.id,
+            state="accepted" if deliveries else "completed",
+            trace_id=current_trace_id(),
+            created_at=now,
+            updated_at=now,
+        )
+        outbox = [
+            OutboxRecord(
+                id=new_id("dlv"),
+                transaction_id=transaction.id,
+                target=d.target,
+                operation=d.operation,
+                payload=d.payload,
+                external_ref=f"{transaction.id}:{d.target}:{d.operation}",
+                next_attempt_at=now,
+                updated_at=now,
+            )
+            for d in deliveries
+        ]
+        await self.store.accept(transaction, [resource, *(extra_resources or [])], outbox)
+        if outbox:
+            self.dispatcher.wake()
+        return transaction
+
+    async def settle(self, transaction_id: str, wait_s: float | None) -> TransactionSnapshot:
+        """The transaction as it stands, after waiting up to ``wait_s`` for it to finish."""
+        future = self.dispatcher.watch(transaction_id)  # before reading, so no completion is missed
+        try:
+            snapshot = await self._snapshot(transaction_id)
+            if not wait_s or snapshot[0].state in ("completed", "failed"):
+                return snapshot
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(future, wait_s)
+            return await self._snapshot(transaction_id)
+        finally:
+            self.dispatcher.unwatch(transaction_id, future)
+
+    async def _snapshot(self, transaction_id: str) -> TransactionSnapshot:
+        snapshot = await self.store.get_transaction(transaction_id)
+        if snapshot is None:  # pragma: no cover - we stored it a moment ago
+            raise LookupError(transaction_id)
+        return snapshot
+
+
+def build_connectors(settings: Settings) -> dict[str, Connector]:
+    connectors: dict[str, Connector] = {}
+    enabled = {t.strip() for t in settings.targets.split(",") if t.strip()}
+    for target, (entry_point, url_setting) in TARGETS.items():
+        if target not in enabled:
+            continue
+        cls: Any = load_connector_class(entry_point)
+        config_type: type[ConnectorConfig] = cls.config_type
+        config = config_type(base_url=getattr(settings, url_setting), timeout_s=settings.connector_timeout_s)
+        client = make_client(
+            config.base_url,
+            timeout_s=config.timeout_s,
+            connect_timeout_s=config.connect_timeout_s,
+            transport=settings.http_transport,
+            max_connections=settings.dispatch_concurrency,
+        )
+        connectors[target] = cls(config, client)
+    return connectors

@@ -1,0 +1,184 @@
+"""RFC 9457 problem details for every error the hub answers.
+
+Each kind of problem has a stable ``type`` URN. ``detail`` is written by us; exception text is never
+echoed (it can carry PHI). Validation problems list each failing field by JSON path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from gateway.tracing import current_trace_id
+
+__all__ = ["PROBLEM_JSON", "FieldError", "Problem", "ProblemError", "exception_handlers", "problem_type"]
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("billing_hub.problems")
+
+_TITLES = {
+    "validation-error": "Request body is invalid",
+    "malformed-request": "Request could not be read",
+    "unsupported-media-type": "Unsupported media type",
+    "unauthorized": "Authentication required",
+    "forbidden": "Not allowed",
+    "not-found": "Not found",
+    "method-not-allowed": "Method not allowed",
+    "conflict": "Conflict",
+    "payload-too-large": "Payload too large",
+    "too-many-requests": "Too many requests",
+    "upstream-unavailable": "Upstream system unavailable",
+    "internal-error": "Internal error",
+    "http-error": "HTTP error",
+}
+_STATUS_KINDS = {
+    400: "malformed-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+    503: "upstream-unavailable",
+}
+
+
+def problem_type(kind: str) -> str:
+    return f"urn:billing-hub:problem:{kind}"
+
+
+class FieldError(msgspec.Struct, kw_only=True, frozen=True):
+    path: str
+    message: str
+
+
+class Problem(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    trace_id: str | None = None
+    errors: list[FieldError] = []
+
+
+class ProblemError(Exception):
+    """Raised by hub code to answer a specific problem."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail = status, kind, detail
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+def problem_response(
+    request: Request[Any, Any, Any],
+    status: int,
+    kind: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Problem]:
+    body = Problem(
+        type=problem_type(kind),
+        title=_TITLES.get(kind, "Error"),
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        trace_id=current_trace_id(),
+        errors=errors or [],
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+# msgspec quotes the offending value for enum (Literal) mismatches; values can be PHI, so drop them.
+_QUOTED_VALUE = re.compile(r"(Invalid enum value) '.*?'")
+_AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def _field_errors(exc: ValidationException) -> list[FieldError]:
+    errors = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(item, dict):
+            continue
+        raw = str(item.get("message", "invalid value"))
+        match = _AT_PATH.match(raw)
+        message = (match.group("message") if match else raw) or "invalid value"
+        key = match.group("path") if match and match.group("path") else str(item.get("key") or "$")
+        # Litestar names the whole body "data"; a Struct-level check failing there is about the root.
+        path = "$" if key == "data" else key if key.startswith("$") else f"$.{key}"
+        errors.append(FieldError(path=path, message=_QUOTED_VALUE.sub(r"\1", message)))
+    return errors
+
+
+def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+    errors = _field_errors(exc)
+    if not errors:
+        return problem_response(request, 400, "malformed-request", "the request body is not valid JSON")
+    return problem_response(
+        request, 400, "validation-error", f"{len(errors)} field(s) failed validation", errors
+    )
+
+
+def _on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[Problem]:
+    return problem_response(request, exc.status, exc.kind, exc.detail, exc.errors, exc.headers)
+
+
+_GENERIC_DETAILS = {
+    400: "the request could not be read (malformed JSON body or parameter)",
+    401: "a valid API key is required",
+    403: "the caller may not perform this operation",
+    404: "no such resource",
+    405: "this method is not allowed on this resource",
+    413: "the request body is too large",
+}
+
+
+def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    kind = _STATUS_KINDS.get(status, "http-error")
+    detail = _GENERIC_DETAILS.get(status, "the request could not be processed")
+    return problem_response(request, status, kind, detail, headers=dict(exc.headers or {}))
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.scope["path"])
+    return problem_response(
+        request, HTTP_500_INTERNAL_SERVER_ERROR, "internal-error", "the hub failed to process the request"
+    )
+
+
+exception_handlers: dict[Any, Any] = {
+    ProblemError: _on_problem,
+    ValidationException: _on_validation,
+    NotAuthorizedException: _on_http,
+    PermissionDeniedException: _on_http,
+    NotFoundException: _on_http,
+    MethodNotAllowedException: _on_http,
+    HTTPException: _on_http,
+    Exception: _on_unexpected,
+}

@@ -1,0 +1,67 @@
+"""Hub settings from ``BILLING_HUB_*`` environment variables, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+__all__ = ["PREFIX", "Settings", "SettingsError", "load_settings"]
+
+PREFIX = "BILLING_HUB_"
+
+
+class SettingsError(ValueError):
+    """A setting is malformed; the message names the environment variable."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = ".data"
+    # normal: WAL without fsync per commit (survives a process crash, not a power cut); full: fsync.
+    durability: Literal["normal", "full"] = "full"
+    demo_api_key: str = "demo-key-0123456789abcdef"
+    demo_client_id: str = "demo"
+    ehr_url: str = "http://127.0.0.1:8081"
+    clearinghouse_url: str = "http://127.0.0.1:8082"
+    erp_url: str = "http://127.0.0.1:8083"
+    # Which target systems this hub talks to (comma list); work for a missing one is dead-lettered.
+    targets: str = "ehr,erp,clearinghouse"
+    connector_timeout_s: float = 5.0
+    status_timeout_s: float = 2.0
+    status_cache_s: float = 30.0
+    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    dispatch_concurrency: int = msgspec.field(default=64)
+    dispatch_batch: int = 64
+    max_attempts: int = 8
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 60.0
+    lease_s: float = 30.0
+    max_wait_s: float = 30.0
+    dispatcher_enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not 0 < self.max_wait_s <= 30:
+            raise ValueError("max_wait_s must be in (0, 30]")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    fields = {f.name for f in msgspec.structs.fields(Settings)}
+    raw: dict[str, str] = {}
+    for key, value in env.items():
+        if not key.startswith(PREFIX):
+            continue
+        name = key[len(PREFIX) :].lower()
+        if name not in fields:
+            raise SettingsError(f"{key} is not a known setting")
+        raw[name] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid {PREFIX}* setting: {exc}") from None

@@ -1,0 +1,26 @@
+"""Stores behind one interface: the embedded SQLite backend (default) and later Redis."""
+
+from gateway.store._base import Store, TransactionSnapshot
+from gateway.store._records import (
+    AttemptRecord,
+    DeliveryState,
+    OutboxRecord,
+    ResourceRecord,
+    TransactionRecord,
+    TransactionState,
+    derive_state,
+)
+from gateway.store._sqlite import SqliteStore
+
+__all__ = [
+    "AttemptRecord",
+    "DeliveryState",
+    "OutboxRecord",
+    "ResourceRecord",
+    "SqliteStore",
+    "Store",
+    "TransactionRecord",
+    "TransactionSnapshot",
+    "TransactionState",
+    "derive_state",
+]

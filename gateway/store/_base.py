@@ -1,0 +1,42 @@
+"""The store interface the gateway depends on; backends implement it (SQLite now, Redis later)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway.store._records import AttemptRecord, OutboxRecord, ResourceRecord, TransactionRecord
+
+__all__ = ["Store", "TransactionSnapshot"]
+
+TransactionSnapshot = tuple[TransactionRecord, list[OutboxRecord], list[AttemptRecord]]
+
+
+class Store(Protocol):
+    async def accept(
+        self, transaction: TransactionRecord, resources: list[ResourceRecord], outbox: list[OutboxRecord]
+    ) -> None:
+        """Persist a transaction, its resources and its outbox entries in one atomic write."""
+
+    async def put_resources(self, resources: list[ResourceRecord]) -> None: ...
+
+    async def get_resource(self, kind: str, resource_id: str) -> ResourceRecord | None: ...
+
+    async def get_transaction(self, transaction_id: str) -> TransactionSnapshot | None: ...
+
+    async def claim_due(self, now: float, limit: int, lease_s: float, owner: str) -> list[OutboxRecord]:
+        """Lease up to ``limit`` entries due now (or whose lease expired) to ``owner``."""
+
+    async def record_attempt(
+        self, entry: OutboxRecord, attempt: AttemptRecord, *, next_attempt_at: float | None
+    ) -> TransactionRecord:
+        """Store an attempt and the entry's new state; return the transaction with its derived state.
+
+        ``entry.state`` says what became of it: ``done`` (with ``result``), ``dead``, or ``pending``
+        again with ``next_attempt_at``.
+        """
+
+    async def next_due_at(self) -> float | None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
