@@ -22,7 +22,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from gateway.tracing import current_trace_id
+from gateway.tracing import current_trace_id, trace_id_from_traceparent
 
 __all__ = ["PROBLEM_JSON", "FieldError", "Problem", "ProblemError", "exception_handlers", "problem_type"]
 
@@ -103,13 +103,18 @@ def problem_response(
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[Problem]:
+    trace_id = current_trace_id()
+    if trace_id is None:
+        # No route matched, so the per-route trace middleware never ran: mint the id here.
+        trace_id = trace_id_from_traceparent(request.headers.get("traceparent"))
+        headers = {**(headers or {}), "X-Trace-Id": trace_id}
     body = Problem(
         type=problem_type(kind),
         title=_TITLES.get(kind, "Error"),
         status=status,
         detail=detail,
         instance=request.url.path,
-        trace_id=current_trace_id(),
+        trace_id=trace_id,
         errors=errors or [],
     )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import HeaderParameter
 
 from gateway.hub import Hub, parse_prefer_wait
 from gateway.problems import ProblemError
@@ -19,6 +21,8 @@ __all__ = [
     "API_KEY_HEADER",
     "SECURITY",
     "SECURITY_COMPONENTS",
+    "HubDep",
+    "PreferHeader",
     "accepted",
     "caller_id",
     "require_api_key",
@@ -26,6 +30,11 @@ __all__ = [
 ]
 
 API_KEY_HEADER = "X-API-Key"
+HubDep = NamedDependency[Hub]
+PreferHeader = Annotated[
+    str | None,
+    HeaderParameter(name="Prefer", required=False, description="wait=N: answer when done, N <= 30 s"),
+]
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
 SECURITY_COMPONENTS = Components(
     security_schemes={

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, put
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import AccountDetails, PatientAccount
-from gateway.api._common import accepted, caller_id, require_json
+from gateway.api._common import HubDep, PreferHeader, accepted, caller_id, require_json
 from gateway.api._resources import load_owned, new_resource, transaction_state
-from gateway.hub import Delivery, Hub
+from gateway.hub import Delivery
 from gateway.ids import new_id
 from gateway.problems import ProblemError
 from gateway.views import AccountView, TransactionView, timestamp
@@ -20,9 +20,6 @@ __all__ = ["AccountController"]
 
 AccountNumberParam = Annotated[
     str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$", description="Patient account number")
-]
-PreferHeader = Annotated[
-    str | None, Parameter(header="Prefer", required=False, description="wait=N (seconds, <= 30)")
 ]
 
 
@@ -41,8 +38,8 @@ class AccountController(Controller):
         self,
         request: Request[Any, Any, Any],
         account_number: AccountNumberParam,
-        data: AccountDetails,
-        hub: Hub,
+        data: JSONBody[AccountDetails],
+        hub: HubDep,
         prefer: PreferHeader = None,
     ) -> Response[TransactionView]:
         client_id = caller_id(request)
@@ -66,7 +63,7 @@ class AccountController(Controller):
 
     @get("/{account_number:str}", operation_id="getAccount", summary="A patient account as the hub holds it")
     async def get_account(
-        self, request: Request[Any, Any, Any], account_number: AccountNumberParam, hub: Hub
+        self, request: Request[Any, Any, Any], account_number: AccountNumberParam, hub: HubDep
     ) -> AccountView:
         record, account = await load_owned(hub, "account", account_number, caller_id(request), PatientAccount)
         state, results = await transaction_state(hub, record.transaction_id)

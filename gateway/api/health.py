@@ -8,7 +8,7 @@ from typing import Literal
 import msgspec
 from litestar import Controller, Response, get
 
-from gateway.hub import Hub
+from gateway.api._common import HubDep
 
 __all__ = ["HealthController"]
 
@@ -42,7 +42,7 @@ class HealthController(Controller):
         summary="Readiness: the store and each connector's check()",
         responses=None,
     )
-    async def ready(self, hub: Hub) -> Response[Readiness]:
+    async def ready(self, hub: HubDep) -> Response[Readiness]:
         try:
             store_ok = await hub.store.ping()
         except Exception:  # the store being down is what this endpoint reports, not a 500

@@ -5,22 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import JournalEntry
-from gateway.api._common import accepted, caller_id, require_json
+from gateway.api._common import HubDep, PreferHeader, accepted, caller_id, require_json
 from gateway.api._resources import load_owned, new_resource, transaction_state
-from gateway.hub import Delivery, Hub
+from gateway.hub import Delivery
 from gateway.ids import new_id
 from gateway.views import JournalView, TransactionView, timestamp
 
 __all__ = ["JournalController"]
 
 JournalId = Annotated[str, Parameter(pattern=r"^jnl_[0-9a-z]{26}$", description="Journal id")]
-PreferHeader = Annotated[
-    str | None, Parameter(header="Prefer", required=False, description="wait=N (seconds, <= 30)")
-]
 
 
 class JournalController(Controller):
@@ -35,7 +32,11 @@ class JournalController(Controller):
         summary="Accept a journal for posting to the ERP",
     )
     async def post_journal(
-        self, request: Request[Any, Any, Any], data: JournalEntry, hub: Hub, prefer: PreferHeader = None
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[JournalEntry],
+        hub: HubDep,
+        prefer: PreferHeader = None,
     ) -> Response[TransactionView]:
         journal_id, transaction_id = new_id("jnl"), new_id("txn")
         transaction = await hub.submit(
@@ -48,7 +49,7 @@ class JournalController(Controller):
 
     @get("/{journal_id:str}", operation_id="getJournal", summary="A journal and its ERP document number")
     async def get_journal(
-        self, request: Request[Any, Any, Any], journal_id: JournalId, hub: Hub
+        self, request: Request[Any, Any, Any], journal_id: JournalId, hub: HubDep
     ) -> JournalView:
         record, journal = await load_owned(hub, "journal", journal_id, caller_id(request), JournalEntry)
         state, results = await transaction_state(hub, record.transaction_id)

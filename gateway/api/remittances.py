@@ -6,12 +6,11 @@ import time
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from canonical.v1 import ClaimPayment, ClaimStatus, Remittance, check_balancing
-from gateway.api._common import accepted, caller_id, require_json
+from gateway.api._common import HubDep, PreferHeader, accepted, caller_id, require_json
 from gateway.api._resources import load_owned, new_resource
-from gateway.hub import Hub
 from gateway.ids import new_id
 from gateway.store import ResourceRecord
 from gateway.views import RemittanceView, TransactionView, timestamp
@@ -19,9 +18,6 @@ from gateway.views import RemittanceView, TransactionView, timestamp
 __all__ = ["RemittanceController", "remittance_statuses"]
 
 RemittanceId = Annotated[str, Parameter(pattern=r"^rmt_[0-9a-z]{26}$", description="Remittance id")]
-PreferHeader = Annotated[
-    str | None, Parameter(header="Prefer", required=False, description="wait=N (seconds, <= 30)")
-]
 
 # CLP02 -> 277 status category: paid or processed (F1), denied (F2), reversed/revised (F3).
 _CATEGORY_BY_CLP02 = {"4": "F2", "22": "F3"}
@@ -41,7 +37,7 @@ def _status(claim: ClaimPayment, remittance: Remittance) -> ClaimStatus:
 
 
 async def remittance_statuses(
-    hub: Hub, remittance: Remittance, client_id: str, transaction_id: str
+    hub: HubDep, remittance: Remittance, client_id: str, transaction_id: str
 ) -> tuple[list[ResourceRecord], list[str]]:
     """Status records for the claims of this client that the remittance pays, and their ids."""
     records, updated = [], []
@@ -70,7 +66,11 @@ class RemittanceController(Controller):
         summary="Ingest a remittance (canonical JSON)",
     )
     async def post_remittance(
-        self, request: Request[Any, Any, Any], data: Remittance, hub: Hub, prefer: PreferHeader = None
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[Remittance],
+        hub: HubDep,
+        prefer: PreferHeader = None,
     ) -> Response[TransactionView]:
         client_id = caller_id(request)
         remittance_id, transaction_id = new_id("rmt"), new_id("txn")
@@ -96,7 +96,7 @@ class RemittanceController(Controller):
         "/{remittance_id:str}", operation_id="getRemittance", summary="A stored remittance with its findings"
     )
     async def get_remittance(
-        self, request: Request[Any, Any, Any], remittance_id: RemittanceId, hub: Hub
+        self, request: Request[Any, Any, Any], remittance_id: RemittanceId, hub: HubDep
     ) -> RemittanceView:
         _, view = await load_owned(hub, "remittance", remittance_id, caller_id(request), RemittanceView)
         return view

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from gateway.api._common import caller_id
-from gateway.hub import Hub
+from gateway.api._common import HubDep, caller_id
 from gateway.problems import ProblemError
 from gateway.views import TransactionView, transaction_view
 
@@ -27,7 +26,7 @@ class TransactionController(Controller):
         summary="State, attempts and outcome per target",
     )
     async def get_transaction(
-        self, request: Request[Any, Any, Any], transaction_id: TransactionId, hub: Hub
+        self, request: Request[Any, Any, Any], transaction_id: TransactionId, hub: HubDep
     ) -> TransactionView:
         snapshot = await hub.store.get_transaction(transaction_id)
         if snapshot is None or snapshot[0].client_id != caller_id(request):

@@ -1,0 +1,103 @@
+"""The hub and the stubs as real processes on loopback, driven through every v1 endpoint."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests import factories
+from tests.processes import Service
+
+pytestmark = pytest.mark.integration
+
+
+def test_health_and_ready(api: httpx.Client) -> None:
+    assert api.get("/health").json() == {"status": "ok"}
+    ready = api.get("/ready")
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["status"] == "ready"
+    assert body["store"]["ok"] is True
+    assert all(c["ok"] for c in body["connectors"].values())
+
+
+def test_journal_is_posted_once_with_an_erp_document_number(
+    api: httpx.Client, stubs: dict[str, Service]
+) -> None:
+    body = factories.journal()
+    response = api.post("/v1/journals", json=body, headers={"Prefer": "wait=10"})
+    assert response.status_code == 200, response.text
+    transaction = response.json()
+    assert transaction["state"] == "completed"
+    (delivery,) = transaction["deliveries"]
+    assert delivery["state"] == "done" and delivery["attempts"] == 1
+    journal = api.get(transaction["resource"]["href"]).json()
+    assert journal["document_number"].startswith("JE-")
+
+    # The same journal again: a second hub transaction, but the ERP keeps one journal.
+    again = api.post("/v1/journals", json=body, headers={"Prefer": "wait=10"}).json()
+    assert api.get(again["resource"]["href"]).json()["document_number"] == journal["document_number"]
+    erp = httpx.get(
+        f"{stubs['erp'].url}/erp/journals", params={"external_reference": body["external_reference"]}
+    )
+    assert len(erp.json()["items"]) == 1
+
+
+def test_journal_the_erp_rejects_fails_with_its_code(api: httpx.Client) -> None:
+    body = factories.journal(account="9999")  # not in the stub's chart of accounts
+    transaction = api.post("/v1/journals", json=body, headers={"Prefer": "wait=10"}).json()
+    assert transaction["state"] == "failed"
+    (delivery,) = transaction["deliveries"]
+    assert delivery["state"] == "dead"
+    assert delivery["error_kind"] == "rejected"
+    assert "EF04" in delivery["error"]
+
+
+def test_account_reaches_the_ehr_and_the_erp(api: httpx.Client, stubs: dict[str, Service]) -> None:
+    response = api.put(
+        "/v1/accounts/ACC-E2E-1", json=factories.account_details(), headers={"Prefer": "wait=10"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "completed"
+    account = api.get("/v1/accounts/ACC-E2E-1").json()
+    assert account["erp_customer_number"].startswith("C")
+    patient = httpx.get(f"{stubs['ehr'].url}/fhir/Patient/{account['ehr_patient_id']}")
+    assert patient.status_code == 200
+    assert patient.json()["identifier"][0]["value"] == "ACC-E2E-1"
+    bundle = httpx.get(
+        f"{stubs['ehr'].url}/fhir/Account", params={"identifier": "urn:billing-hub:MAIN:account|ACC-E2E-1"}
+    ).json()
+    assert bundle["total"] == 1
+    customer = httpx.get(f"{stubs['erp'].url}/erp/customers/ACC-E2E-1")
+    assert customer.json()["customer_number"] == account["erp_customer_number"]
+
+    # A second sync updates the same FHIR resources: still one Account.
+    api.put("/v1/accounts/ACC-E2E-1", json=factories.account_details(), headers={"Prefer": "wait=10"})
+    bundle = httpx.get(
+        f"{stubs['ehr'].url}/fhir/Account", params={"identifier": "urn:billing-hub:MAIN:account|ACC-E2E-1"}
+    ).json()
+    assert bundle["total"] == 1
+
+
+def test_delivery_retries_through_injected_faults(api: httpx.Client, stubs: dict[str, Service]) -> None:
+    erp = stubs["erp"].url
+    httpx.put(
+        f"{erp}/_control/faults", json={"error_status": 503, "error_rate": 1.0, "remaining": 2}
+    ).raise_for_status()
+    try:
+        transaction = api.post("/v1/journals", json=factories.journal(), headers={"Prefer": "wait=20"}).json()
+    finally:
+        httpx.delete(f"{erp}/_control/faults")
+    assert transaction["state"] == "completed", transaction
+    (delivery,) = transaction["deliveries"]
+    assert delivery["attempts"] == 3
+    assert [a["outcome"] for a in delivery["history"]] == ["retry", "retry", "success"]
+    assert [a["status"] for a in delivery["history"]][:2] == [503, 503]
+
+
+def test_transaction_is_readable_while_accepted(api: httpx.Client) -> None:
+    response = api.post("/v1/journals", json=factories.journal())
+    assert response.status_code == 202
+    location = response.headers["location"]
+    transaction = api.get(location).json()
+    assert transaction["state"] in {"accepted", "delivering", "completed"}

@@ -1,0 +1,138 @@
+"""Bad input always gets a 4xx RFC 9457 problem naming what is wrong — never a 500."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests import factories
+
+KEY = "test-key-0123456789"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient[Any]]:
+    settings = Settings(data_dir=str(tmp_path), dispatcher_enabled=False, demo_api_key=KEY, targets="ehr,erp")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as c:
+        c.headers["X-API-Key"] = KEY
+        yield c
+
+
+def _problem(response: Any, status: int, kind: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:billing-hub:problem:{kind}"
+    assert body["status"] == status
+    assert len(body["trace_id"]) == 32
+    assert body["trace_id"] == response.headers["x-trace-id"]
+    return body
+
+
+def test_missing_or_wrong_key_is_401_with_challenge(client: TestClient[Any]) -> None:
+    response = client.get("/v1/journals/jnl_00000000000000000000000000", headers={"X-API-Key": "nope"})
+    _problem(response, 401, "unauthorized")
+    assert "ApiKey" in response.headers["www-authenticate"]
+
+
+def test_not_json_is_400(client: TestClient[Any]) -> None:
+    response = client.post("/v1/journals", content=b"{nope", headers={"content-type": "application/json"})
+    _problem(response, 400, "malformed-request")
+
+
+def test_wrong_content_type_is_415(client: TestClient[Any]) -> None:
+    response = client.post("/v1/journals", content=b"<xml/>", headers={"content-type": "application/xml"})
+    _problem(response, 415, "unsupported-media-type")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "message"),
+    [
+        ("/v1/journals", {**factories.journal(), "extra": 1}, "$", "unknown field `extra`"),
+        (
+            "/v1/journals",
+            {
+                **factories.journal(),
+                "lines": [{"account": "1000", "debit": 10.5}, {"account": "2000", "credit": "10.50"}],
+            },
+            "$.lines[0].debit",
+            "not a number",
+        ),
+        (
+            "/v1/journals",
+            {
+                **factories.journal(),
+                "lines": [{"account": "1000", "debit": "10.00"}, {"account": "2000", "credit": "9.99"}],
+            },
+            "$",
+            "unbalanced",
+        ),
+        (
+            "/v1/claims",
+            {
+                **factories.claim(),
+                "billing_provider": {**factories.claim()["billing_provider"], "npi": "1234567890"},
+            },
+            "$.billing_provider",
+            "NPI",
+        ),
+    ],
+)
+def test_validation_problems_name_the_field(
+    client: TestClient[Any], path: str, body: dict[str, Any], field: str, message: str
+) -> None:
+    if path == "/v1/claims" and not any(r.path == "/v1/claims" for r in client.app.routes):
+        pytest.skip("claims API lands with the clearinghouse connector")
+    problem = _problem(client.post(path, json=body), 400, "validation-error")
+    assert [e["path"] for e in problem["errors"]] == [field]
+    assert message in problem["errors"][0]["message"]
+
+
+def test_unknown_ids_are_404(client: TestClient[Any]) -> None:
+    _problem(client.get("/v1/journals/jnl_00000000000000000000000000"), 404, "not-found")
+    _problem(client.get("/v1/transactions/txn_00000000000000000000000000"), 404, "not-found")
+    _problem(client.get("/v1/accounts/NOPE-1"), 404, "not-found")
+    _problem(client.get("/v1/remittances/rmt_00000000000000000000000000"), 404, "not-found")
+
+
+def test_malformed_id_is_400_not_500(client: TestClient[Any]) -> None:
+    _problem(client.get("/v1/journals/../../etc"), 404, "not-found")
+    problem = _problem(client.get("/v1/journals/not-an-id"), 400, "validation-error")
+    assert problem["errors"][0]["path"] == "$.journal_id"
+
+
+def test_problem_details_never_echo_values(client: TestClient[Any]) -> None:
+    body = factories.account_details(family="Zyxwvut")
+    body["patient"]["sex"] = "SECRET-SEX-VALUE"
+    problem = _problem(client.put("/v1/accounts/ACC-9", json=body), 400, "validation-error")
+    assert "SECRET-SEX-VALUE" not in str(problem)
+    assert "Zyxwvut" not in str(problem)
+    assert problem["errors"][0]["path"] == "$.patient.sex"
+
+
+def test_write_answers_202_with_location_and_the_transaction(client: TestClient[Any]) -> None:
+    response = client.post("/v1/journals", json=factories.journal())
+    assert response.status_code == 202
+    body = response.json()
+    assert response.headers["location"] == f"/v1/transactions/{body['id']}"
+    assert body["state"] == "accepted"
+    assert [(d["target"], d["operation"], d["state"]) for d in body["deliveries"]] == [
+        ("erp", "post_journal", "pending")
+    ]
+    journal = client.get(body["resource"]["href"]).json()
+    assert journal["journal"]["lines"][0]["debit"] == "125.00"
+    assert journal["document_number"] is None
+
+
+def test_remittance_updates_claims_it_pays_and_reports_findings(client: TestClient[Any]) -> None:
+    body = factories.remittance(("PCN-R1",))
+    body["payment"]["amount"] = "79.00"
+    response = client.post("/v1/remittances", json=body, headers={"Prefer": "wait=1"})
+    assert response.status_code == 200  # no deliveries: final at once
+    assert response.headers["preference-applied"] == "wait=1"
+    remittance = client.get(response.json()["resource"]["href"]).json()
+    assert [(f["level"], f["difference"]) for f in remittance["findings"]] == [("transaction", "-1.00")]
