@@ -9,22 +9,27 @@ from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter
 
 from gateway.hub import Hub, parse_prefer_wait
-from gateway.problems import ProblemError
+from gateway.problems import PROBLEM_JSON, Problem, ProblemError
 from gateway.store import TransactionRecord
 from gateway.views import TransactionView, transaction_view
 
 __all__ = [
     "API_KEY_HEADER",
+    "FINAL_200",
+    "READ_PROBLEMS",
     "SECURITY",
     "SECURITY_COMPONENTS",
+    "WRITE_PROBLEMS",
     "HubDep",
     "PreferHeader",
     "accepted",
     "caller_id",
+    "problems",
     "require_api_key",
     "require_json",
 ]
@@ -35,6 +40,31 @@ PreferHeader = Annotated[
     str | None,
     HeaderParameter(name="Prefer", required=False, description="wait=N: answer when done, N <= 30 s"),
 ]
+_PROBLEMS = {
+    400: "Malformed or invalid request (each bad field listed by JSON path)",
+    401: "Missing or invalid API key",
+    404: "No such resource for this client",
+    409: "Conflicts with the current state of the resource",
+    413: "Request body too large",
+    415: "Body is not application/json",
+}
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the RFC 9457 problems an operation can answer."""
+    return {
+        status: ResponseSpec(
+            Problem, description=_PROBLEMS[status], media_type=PROBLEM_JSON, generate_examples=False
+        )
+        for status in statuses
+    }
+
+
+READ_PROBLEMS = problems(400, 401, 404)
+FINAL_200 = {
+    200: ResponseSpec(TransactionView, description="Prefer: wait was given and the work finished in time"),
+}
+WRITE_PROBLEMS = problems(400, 401, 413, 415)
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
 SECURITY_COMPONENTS = Components(
     security_schemes={

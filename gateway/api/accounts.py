@@ -9,7 +9,16 @@ from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import AccountDetails, PatientAccount
-from gateway.api._common import HubDep, PreferHeader, accepted, caller_id, require_json
+from gateway.api._common import (
+    FINAL_200,
+    READ_PROBLEMS,
+    HubDep,
+    PreferHeader,
+    accepted,
+    caller_id,
+    problems,
+    require_json,
+)
 from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.hub import Delivery
 from gateway.ids import new_id
@@ -30,6 +39,7 @@ class AccountController(Controller):
     @put(
         "/{account_number:str}",
         operation_id="putAccount",
+        responses={**problems(400, 401, 409, 413, 415), **FINAL_200},
         guards=[require_json],
         status_code=202,
         summary="Create or update a patient account and sync it to the EHR and ERP",
@@ -61,7 +71,12 @@ class AccountController(Controller):
         )
         return await accepted(hub, transaction, prefer)
 
-    @get("/{account_number:str}", operation_id="getAccount", summary="A patient account as the hub holds it")
+    @get(
+        "/{account_number:str}",
+        operation_id="getAccount",
+        responses=READ_PROBLEMS,
+        summary="A patient account as the hub holds it",
+    )
     async def get_account(
         self, request: Request[Any, Any, Any], account_number: AccountNumberParam, hub: HubDep
     ) -> AccountView:

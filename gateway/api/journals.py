@@ -9,7 +9,16 @@ from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import JournalEntry
-from gateway.api._common import HubDep, PreferHeader, accepted, caller_id, require_json
+from gateway.api._common import (
+    FINAL_200,
+    READ_PROBLEMS,
+    WRITE_PROBLEMS,
+    HubDep,
+    PreferHeader,
+    accepted,
+    caller_id,
+    require_json,
+)
 from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.hub import Delivery
 from gateway.ids import new_id
@@ -27,6 +36,7 @@ class JournalController(Controller):
     @post(
         "/",
         operation_id="postJournal",
+        responses={**WRITE_PROBLEMS, **FINAL_200},
         guards=[require_json],
         status_code=202,
         summary="Accept a journal for posting to the ERP",
@@ -47,7 +57,12 @@ class JournalController(Controller):
         )
         return await accepted(hub, transaction, prefer)
 
-    @get("/{journal_id:str}", operation_id="getJournal", summary="A journal and its ERP document number")
+    @get(
+        "/{journal_id:str}",
+        operation_id="getJournal",
+        responses=READ_PROBLEMS,
+        summary="A journal and its ERP document number",
+    )
     async def get_journal(
         self, request: Request[Any, Any, Any], journal_id: JournalId, hub: HubDep
     ) -> JournalView:

@@ -9,7 +9,16 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
 from canonical.v1 import ClaimPayment, ClaimStatus, Remittance, check_balancing
-from gateway.api._common import HubDep, PreferHeader, accepted, caller_id, require_json
+from gateway.api._common import (
+    FINAL_200,
+    READ_PROBLEMS,
+    WRITE_PROBLEMS,
+    HubDep,
+    PreferHeader,
+    accepted,
+    caller_id,
+    require_json,
+)
 from gateway.api._resources import load_owned, new_resource
 from gateway.ids import new_id
 from gateway.store import ResourceRecord
@@ -61,6 +70,7 @@ class RemittanceController(Controller):
     @post(
         "/",
         operation_id="postRemittance",
+        responses={**WRITE_PROBLEMS, **FINAL_200},
         guards=[require_json],
         status_code=202,
         summary="Ingest a remittance (canonical JSON)",
@@ -93,7 +103,10 @@ class RemittanceController(Controller):
         return await accepted(hub, transaction, prefer)
 
     @get(
-        "/{remittance_id:str}", operation_id="getRemittance", summary="A stored remittance with its findings"
+        "/{remittance_id:str}",
+        operation_id="getRemittance",
+        responses=READ_PROBLEMS,
+        summary="A stored remittance with its findings",
     )
     async def get_remittance(
         self, request: Request[Any, Any, Any], remittance_id: RemittanceId, hub: HubDep

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from gateway.api._common import HubDep, caller_id
+from gateway.api._common import READ_PROBLEMS, HubDep, caller_id
 from gateway.problems import ProblemError
 from gateway.views import TransactionView, transaction_view
 
@@ -23,6 +23,7 @@ class TransactionController(Controller):
     @get(
         "/{transaction_id:str}",
         operation_id="getTransaction",
+        responses=READ_PROBLEMS,
         summary="State, attempts and outcome per target",
     )
     async def get_transaction(

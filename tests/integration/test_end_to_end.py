@@ -30,7 +30,8 @@ def test_journal_is_posted_once_with_an_erp_document_number(
     transaction = response.json()
     assert transaction["state"] == "completed"
     (delivery,) = transaction["deliveries"]
-    assert delivery["state"] == "done" and delivery["attempts"] == 1
+    assert delivery["state"] == "done"
+    assert delivery["attempts"] == 1
     journal = api.get(transaction["resource"]["href"]).json()
     assert journal["document_number"].startswith("JE-")
 

@@ -101,3 +101,10 @@ def test_balancing_reports_exact_differences() -> None:
     assert findings[("claim", "A2")].difference == Decimal("-0.01")
     assert findings[("transaction", None)].difference == Decimal("-9.99")
     assert ("claim", "A1") not in findings
+
+
+def test_remittance_amounts_too_large_to_balance_are_rejected_not_crashed() -> None:
+    body = factories.remittance(("BIG1",))
+    body["claims"][0]["adjustments"] = [{"group": "CO", "reason": "45", "amount": "999999999999.00"}] * 2
+    with pytest.raises(msgspec.ValidationError, match="too large to balance"):
+        decode(msgspec.json.encode(body), Remittance)
