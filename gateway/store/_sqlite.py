@@ -21,6 +21,7 @@ from gateway.store._records import (
     TransactionRecord,
     derive_state,
 )
+from gateway.store._sqlite_writer import SqliteWriter, connect
 
 __all__ = ["SqliteStore"]
 
@@ -83,28 +84,32 @@ def _transaction(row: sqlite3.Row) -> TransactionRecord:
     )
 
 
+def _refresh_transaction(db: sqlite3.Connection, transaction_id: str, now: float) -> TransactionRecord:
+    states = [
+        r[0] for r in db.execute("select state from outbox where transaction_id = ?", (transaction_id,))
+    ]
+    row = db.execute(
+        "update transactions set state = ?, updated_at = ? where id = ? returning *",
+        (derive_state(states, attempted=True), now, transaction_id),
+    ).fetchone()
+    return _transaction(row)
+
+
 class SqliteStore:
     def __init__(self, path: Path, *, durability: str = "full") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so each write is one transaction.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("pragma journal_mode=wal")
-        self._db.execute(f"pragma synchronous={'full' if durability == 'full' else 'normal'}")
-        self._db.execute("pragma foreign_keys=on")
-        self._db.execute("pragma busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._writer = SqliteWriter(path, durability)
+        self._writer.run_sync(lambda db: db.executescript(_SCHEMA))
+        # Reads run on the event loop on their own connection: WAL readers never wait for the writer.
+        self._db = connect(path, durability)
 
-    def _write(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
-        db = self._db
-        db.execute("begin immediate")
-        try:
+    async def _write(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        def work(db: sqlite3.Connection) -> None:
             for sql, params in statements:
                 db.execute(sql, params)
-        except BaseException:
-            db.execute("rollback")
-            raise
-        db.execute("commit")
+
+        await self._writer.submit(work)
 
     async def accept(
         self, transaction: TransactionRecord, resources: list[ResourceRecord], outbox: list[OutboxRecord]
@@ -146,7 +151,7 @@ class SqliteStore:
             )
             for e in outbox
         ]
-        self._write(statements)
+        await self._write(statements)
 
     @staticmethod
     def _resource_statement(r: ResourceRecord) -> tuple[str, tuple[object, ...]]:
@@ -157,7 +162,7 @@ class SqliteStore:
         )
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None:
-        self._write([self._resource_statement(r) for r in resources])
+        await self._write([self._resource_statement(r) for r in resources])
 
     async def get_resource(self, kind: str, resource_id: str) -> ResourceRecord | None:
         row = self._db.execute(
@@ -207,28 +212,22 @@ class SqliteStore:
         return _transaction(row), entries, attempts
 
     async def claim_due(self, now: float, limit: int, lease_s: float, owner: str) -> list[OutboxRecord]:
-        db = self._db
-        db.execute("begin immediate")
-        try:
+        def work(db: sqlite3.Connection) -> list[OutboxRecord]:
             rows = db.execute(
-                f"update outbox set state = 'in_flight', lease_until = ?, lease_owner = ? where id in ("  # noqa: S608
+                "update outbox set state = 'in_flight', lease_until = ?, lease_owner = ? where id in ("  # noqa: S608
                 "  select id from outbox where (state = 'pending' and next_attempt_at <= ?)"
                 "  or (state = 'in_flight' and lease_until <= ?) order by next_attempt_at limit ?"
                 f") returning {_OUTBOX_COLUMNS}",
                 (now + lease_s, owner, now, now, limit),
             ).fetchall()
-        except BaseException:
-            db.execute("rollback")
-            raise
-        db.execute("commit")
-        return [_outbox(r) for r in rows]
+            return [_outbox(r) for r in rows]
+
+        return await self._writer.submit(work)
 
     async def record_attempt(
         self, entry: OutboxRecord, attempt: AttemptRecord, *, next_attempt_at: float | None
     ) -> TransactionRecord:
-        db = self._db
-        db.execute("begin immediate")
-        try:
+        def work(db: sqlite3.Connection) -> TransactionRecord:
             db.execute(
                 "insert or replace into attempts values (?,?,?,?,?,?,?)",
                 (
@@ -256,24 +255,9 @@ class SqliteStore:
                     entry.id,
                 ),
             )
-            transaction = self._refresh_transaction(entry.transaction_id, entry.updated_at)
-        except BaseException:
-            db.execute("rollback")
-            raise
-        db.execute("commit")
-        return transaction
+            return _refresh_transaction(db, entry.transaction_id, entry.updated_at)
 
-    def _refresh_transaction(self, transaction_id: str, now: float) -> TransactionRecord:
-        states = [
-            r[0]
-            for r in self._db.execute("select state from outbox where transaction_id = ?", (transaction_id,))
-        ]
-        state = derive_state(states, attempted=True)
-        row = self._db.execute(
-            "update transactions set state = ?, updated_at = ? where id = ? returning *",
-            (state, now, transaction_id),
-        ).fetchone()
-        return _transaction(row)
+        return await self._writer.submit(work)
 
     async def next_due_at(self) -> float | None:
         row = self._db.execute(
@@ -287,4 +271,5 @@ class SqliteStore:
         return bool(row == (1,))
 
     async def close(self) -> None:
+        self._writer.close()
         self._db.close()
