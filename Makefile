@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint typecheck pytest openapi bench bench-x12 clean
+.PHONY: help setup run test lint typecheck pytest openapi bench bench-hop bench-x12 clean
 
 help: ## list the tasks
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ openapi: setup ## regenerate openapi/v1.json from the app
 
 bench: setup ## load benchmark: ping vs GET transaction vs POST journal (same server, same run)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/api_bench.py
+
+bench-hop: setup ## CPU cost of one connector hop: httpx transport vs httpx-aiohttp vs raw aiohttp
+	$(PY) bench/hop_bench.py
 
 bench-x12: setup ## X12 835 parse throughput and memory, with pyx12 for the ratio
 	$(PY) bench/make_835.py && $(PY) bench/x12_bench.py

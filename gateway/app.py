@@ -59,9 +59,7 @@ def _decode_wire_decimal(type_: type[Money] | type[Quantity], value: Any) -> Mon
     return type_.from_wire(value)
 
 
-def create_app(
-    settings: Settings | None = None, *, store: Store | None = None, hub: Hub | None = None
-) -> Litestar:
+def create_app(settings: Settings | None = None, *, store: Store | None = None, hub: Hub | None = None) -> Litestar:
     settings = settings or load_settings()
 
     async def on_startup(app: Litestar) -> None:
@@ -92,6 +90,9 @@ def create_app(
         type_encoders={Money: str, Quantity: str, Decimal: str},
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
+        # Logging is configured by the CLI: Litestar's default would put the root logger (and httpx,
+        # which logs every URL, query strings included) at INFO.
+        logging_config=None,
     )
     close_canonical_schemas(app)
     return app

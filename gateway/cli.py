@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import logging
 import multiprocessing
 import os
 import signal
@@ -27,10 +28,16 @@ def _uvicorn_options() -> dict[str, Any]:
     return {
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
-        "log_level": os.environ.get("BILLING_HUB_LOG_LEVEL", "warning"),
+        "log_level": "warning",
         "access_log": False,
         "lifespan": "on",
     }
+
+
+def configure_logging(level: str) -> None:
+    """Our own loggers at ``level``, everything else (httpx logs full URLs) at WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("billing_hub").setLevel(level.upper())
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -40,11 +47,10 @@ def serve(args: argparse.Namespace) -> int:
     from gateway.settings import load_settings
 
     settings = load_settings()
+    configure_logging(settings.log_level)
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run(
-        create_app(settings), host=host, port=port, timeout_graceful_shutdown=10, **_uvicorn_options()
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, timeout_graceful_shutdown=10, **_uvicorn_options())
     return 0
 
 
@@ -61,9 +67,7 @@ def stubs(args: argparse.Namespace) -> int:
     processes = []
     for name in wanted:
         module, port = STUBS[name]
-        process = multiprocessing.Process(
-            target=_run_stub, args=(module, args.host, port), name=f"stub-{name}"
-        )
+        process = multiprocessing.Process(target=_run_stub, args=(module, args.host, port), name=f"stub-{name}")
         process.start()
         processes.append(process)
         print(f"stub {name:<14} http://{args.host}:{port}", flush=True)

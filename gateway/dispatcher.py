@@ -1,10 +1,12 @@
 """Delivers outbox entries through connectors and records every attempt.
 
-Work is claimed with a lease, so entries that were in flight when a hub died are picked up again
-once the lease runs out. A retriable failure is rescheduled with exponential backoff and full
-jitter (never earlier than the target's ``Retry-After``); a rejection, or a spent attempt budget,
-dead-letters the entry with its last error. Waiters (``Prefer: wait``) are woken when a
-transaction reaches a final state.
+Work is claimed with a lease and a fencing token, so entries that were in flight when a hub died are
+picked up again once the lease runs out, and a dispatcher whose lease was taken over cannot record a
+stale result. Each target has a circuit breaker: while it is open, claimed work is handed back
+untouched (no attempt spent) until the cool-down allows a probe. A retriable failure is rescheduled
+by ``RetryPolicy``; a rejection, or a spent budget, dead-letters the entry with its last error.
+Waiters (``Prefer: wait``) are woken when a transaction reaches a final state, and observers
+(audit, metrics) hear about every attempt.
 """
 
 from __future__ import annotations
@@ -12,20 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from canonical import decode
-from connectors import Connector, ConnectorError, RetriableError
+from connectors import Connector, ConnectorError, DeliveryResult, RetriableError
+from connectors._breaker import BreakerSettings, CircuitBreaker
 from gateway.ids import new_id
+from gateway.retry import RetryPolicy
 from gateway.settings import Settings
-from gateway.store import AttemptRecord, OutboxRecord, Store, TransactionRecord
+from gateway.store import AttemptRecord, LeaseLost, OutboxRecord, Store, TransactionRecord
 
-__all__ = ["Dispatcher"]
+__all__ = ["AttemptObserver", "Dispatcher"]
 
 log = logging.getLogger("billing_hub.dispatcher")
 
+AttemptObserver = Callable[[OutboxRecord, AttemptRecord, TransactionRecord], Awaitable[None]]
 _OUTCOME_BY_KIND = {"retriable": "retry", "rejected": "reject", "misconfigured": "misconfigured"}
 
 
@@ -35,11 +39,18 @@ class Dispatcher:
         self.connectors = connectors
         self.settings = settings
         self.owner = new_id("dsp")
+        self.retry = RetryPolicy(settings)
+        breaker_settings = BreakerSettings(
+            failure_rate=settings.breaker_failure_rate,
+            window_s=settings.breaker_window_s,
+            min_calls=settings.breaker_min_calls,
+            cool_down_s=settings.breaker_cool_down_s,
+        )
+        self.breakers = {name: CircuitBreaker(breaker_settings) for name in connectors}
+        self.observers: list[AttemptObserver] = []
         self._wake = asyncio.Event()
         self._waiters: dict[str, list[asyncio.Future[TransactionRecord]]] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(settings.dispatch_concurrency)
-        self._random = random.Random()  # noqa: S311 - jitter, not security
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -48,15 +59,18 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
-    async def stop(self, grace_s: float = 10.0) -> None:
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop claiming; let in-flight deliveries finish within the grace, then hand the rest back."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=grace_s)
-        for task in self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=self.settings.shutdown_grace_s if grace_s is None else grace_s)
+        for task in list(self._in_flight):
             task.cancel()
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=5)
 
     def watch(self, transaction_id: str) -> asyncio.Future[TransactionRecord]:
         """A future resolved when the transaction reaches a final state; pair with ``unwatch``."""
@@ -75,9 +89,9 @@ class Dispatcher:
         while True:
             try:
                 await self._dispatch_due()
-            except Exception:
-                # A store failure must not kill the loop: log (no payload), back off, try again.
-                log.exception("dispatcher pass failed")
+            except Exception as exc:
+                # A store failure must not kill the loop: say what kind (never payloads), back off.
+                log.error("dispatcher pass failed: %s", type(exc).__name__)
                 await asyncio.sleep(1.0)
             await self._sleep_until_due()
 
@@ -110,53 +124,72 @@ class Dispatcher:
         self._wake.clear()
 
     async def _deliver(self, entry: OutboxRecord) -> None:
+        breaker = self.breakers.get(entry.target)
+        if breaker is not None and not breaker.allow():
+            await self._give_back(entry, time.time() + max(breaker.retry_in(), 0.05))
+            return
         started = time.time()
-        number = entry.attempts + 1
-        status: int | None = None
+        entry.attempts += 1
+        entry.budget_attempts += 1
+        entry.budget_started_at = entry.budget_started_at or started
         try:
-            connector = self.connectors.get(entry.target)
-            if connector is None:
-                raise ConnectorError(f"no connector configured for target {entry.target!r}")
-            operation = connector.operations[entry.operation]
-            result = await operation.handler(
-                decode(entry.payload, operation.payload_type), entry.external_ref
-            )
+            result = await self._call(entry)
+        except asyncio.CancelledError:
+            # Shutting down mid-call: the attempt did not finish, so it does not count.
+            if breaker is not None:
+                breaker.release_probe()
+            entry.attempts -= 1
+            entry.budget_attempts -= 1
+            await asyncio.shield(self._give_back(entry, time.time()))
+            raise
         except ConnectorError as exc:
-            status = exc.status
-            await self._failed(entry, started, number, exc)
+            if breaker is not None:
+                breaker.record(success=not isinstance(exc, RetriableError))
+            await self._failed(entry, started, exc)
             return
-        except Exception as exc:
-            log.exception("delivery %s raised unexpectedly", entry.id)
-            await self._failed(
-                entry, started, number, RetriableError(f"internal error ({type(exc).__name__})")
-            )
-            return
-        entry.state, entry.attempts = "done", number
+        if breaker is not None:
+            breaker.record(success=True)
+        entry.state = "done"
         entry.result = {"reference": result.reference or "", **result.details}
         entry.error_kind = entry.error = None
-        await self._record(entry, started, number, "success", status, None, next_attempt_at=None)
+        await self._record(entry, started, "success", None, None, next_attempt_at=None)
 
-    async def _failed(self, entry: OutboxRecord, started: float, number: int, exc: ConnectorError) -> None:
+    async def _call(self, entry: OutboxRecord) -> DeliveryResult:
+        connector = self.connectors.get(entry.target)
+        if connector is None:
+            raise ConnectorError(f"no connector configured for target {entry.target!r}")
+        operation = connector.operations.get(entry.operation)
+        if operation is None:
+            raise ConnectorError(f"{entry.target} offers no operation {entry.operation!r}")
+        try:
+            return await operation.handler(decode(entry.payload, operation.payload_type), entry.external_ref)
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            log.error("delivery %s raised %s", entry.id, type(exc).__name__)
+            raise RetriableError(f"internal error ({type(exc).__name__})") from None
+
+    async def _give_back(self, entry: OutboxRecord, at: float) -> None:
+        with contextlib.suppress(LeaseLost):
+            await self.store.release(entry, at)
+
+    async def _failed(self, entry: OutboxRecord, started: float, exc: ConnectorError) -> None:
         outcome = _OUTCOME_BY_KIND.get(exc.kind, "reject")
-        entry.attempts, entry.error_kind, entry.error = number, exc.kind, exc.message
-        next_at: float | None = None
-        if isinstance(exc, RetriableError) and number < self.settings.max_attempts:
-            entry.state = "pending"
-            next_at = time.time() + self._backoff(number, exc.retry_after)
-        else:
-            entry.state = "dead"
-        await self._record(entry, started, number, outcome, exc.status, exc.message, next_attempt_at=next_at)
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        ceiling = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2 ** (attempt - 1))
-        delay = self._random.uniform(0, ceiling)  # full jitter
-        return max(delay, retry_after or 0.0)
+        entry.error_kind, entry.error = exc.kind, exc.message
+        delay = None
+        if isinstance(exc, RetriableError):
+            elapsed = time.time() - (entry.budget_started_at or started)
+            delay = self.retry.next_delay(entry.budget_attempts, elapsed, exc.retry_after)
+            if delay is None:
+                entry.error = f"{exc.message}; retry budget spent after {entry.budget_attempts} attempts"
+        entry.state = "pending" if delay is not None else "dead"
+        next_at = time.time() + delay if delay is not None else None
+        await self._record(entry, started, outcome, exc.status, exc.message, next_attempt_at=next_at)
 
     async def _record(
         self,
         entry: OutboxRecord,
         started: float,
-        number: int,
         outcome: str,
         status: int | None,
         error: str | None,
@@ -166,14 +199,23 @@ class Dispatcher:
         entry.updated_at = time.time()
         attempt = AttemptRecord(
             outbox_id=entry.id,
-            number=number,
+            number=entry.attempts,
             started_at=started,
             duration_ms=round((entry.updated_at - started) * 1000, 3),
             outcome=outcome,  # type: ignore[arg-type]
             status=status,
             error=error,
         )
-        transaction = await self.store.record_attempt(entry, attempt, next_attempt_at=next_attempt_at)
+        try:
+            transaction = await self.store.record_attempt(entry, attempt, next_attempt_at=next_attempt_at)
+        except LeaseLost:
+            log.warning("lease on %s was taken over; result of attempt %d dropped", entry.id, entry.attempts)
+            return
+        for observer in self.observers:
+            try:
+                await observer(entry, attempt, transaction)
+            except Exception as exc:  # an observer (audit, metrics) must not undo a delivery
+                log.error("attempt observer failed: %s", type(exc).__name__)
         if transaction.state in ("completed", "failed"):
             for future in self._waiters.pop(transaction.id, []):
                 if not future.done():

@@ -108,6 +108,7 @@ class Hub:
                 payload=d.payload,
                 external_ref=f"{transaction.id}:{d.target}:{d.operation}",
                 next_attempt_at=now,
+                created_at=now,
                 updated_at=now,
             )
             for d in deliveries

@@ -144,9 +144,7 @@ def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) ->
     errors = _field_errors(exc)
     if not errors:
         return problem_response(request, 400, "malformed-request", "the request body is not valid JSON")
-    return problem_response(
-        request, 400, "validation-error", f"{len(errors)} field(s) failed validation", errors
-    )
+    return problem_response(request, 400, "validation-error", f"{len(errors)} field(s) failed validation", errors)
 
 
 def _on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[Problem]:

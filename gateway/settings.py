@@ -19,6 +19,7 @@ class SettingsError(ValueError):
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     port: int = 8080
     data_dir: str = ".data"
     # normal: WAL without fsync per commit (survives a process crash, not a power cut); full: fsync.
@@ -36,16 +37,30 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     dispatch_concurrency: int = msgspec.field(default=64)
     dispatch_batch: int = 64
-    max_attempts: int = 8
+    # Retry budget per delivery (tenacity policies over the durable outbox), then dead letter.
+    retry_max_attempts: int = 8
+    retry_max_elapsed_s: float = 900.0
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 60.0
+    # Circuit breaker per connector.
+    breaker_failure_rate: float = 0.5
+    breaker_window_s: float = 30.0
+    breaker_min_calls: int = 10
+    breaker_cool_down_s: float = 5.0
+    shutdown_grace_s: float = 10.0
     lease_s: float = 30.0
     max_wait_s: float = 30.0
     dispatcher_enabled: bool = True
+    # Policy file (TOML); empty means the packaged policies/default.toml with the demo client.
+    policy_file: str = ""
+    # Where rate-limit counters, idempotency records and the audit chain live.
+    state_backend: Literal["embedded", "redis"] = "embedded"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "billing-hub:"
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        if self.retry_max_attempts < 1:
+            raise ValueError("retry_max_attempts must be at least 1")
         if not 0 < self.max_wait_s <= 30:
             raise ValueError("max_wait_s must be in (0, 30]")
 

@@ -94,9 +94,7 @@ def _delivery(entry: OutboxRecord, attempts: list[AttemptRecord]) -> DeliveryVie
         details=result,
         error_kind=entry.error_kind,
         error=entry.error,
-        next_attempt_at=timestamp(entry.next_attempt_at)
-        if entry.state == "pending" and entry.attempts
-        else None,
+        next_attempt_at=timestamp(entry.next_attempt_at) if entry.state == "pending" and entry.attempts else None,
         history=[
             AttemptView(
                 number=a.number,

@@ -53,9 +53,7 @@ _PROBLEMS = {
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the RFC 9457 problems an operation can answer."""
     return {
-        status: ResponseSpec(
-            Problem, description=_PROBLEMS[status], media_type=PROBLEM_JSON, generate_examples=False
-        )
+        status: ResponseSpec(Problem, description=_PROBLEMS[status], media_type=PROBLEM_JSON, generate_examples=False)
         for status in statuses
     }
 
@@ -67,9 +65,7 @@ FINAL_200 = {
 WRITE_PROBLEMS = problems(400, 401, 413, 415)
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
 SECURITY_COMPONENTS = Components(
-    security_schemes={
-        "apiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header")
-    }
+    security_schemes={"apiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header")}
 )
 
 

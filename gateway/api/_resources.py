@@ -15,18 +15,14 @@ __all__ = ["load_owned", "new_resource", "transaction_state"]
 T = TypeVar("T")
 
 
-async def load_owned(
-    hub: Hub, kind: str, resource_id: str, client_id: str, type_: type[T]
-) -> tuple[ResourceRecord, T]:
+async def load_owned(hub: Hub, kind: str, resource_id: str, client_id: str, type_: type[T]) -> tuple[ResourceRecord, T]:
     record = await hub.store.get_resource(kind, resource_id)
     if record is None or record.client_id != client_id:
         raise ProblemError(404, "not-found", f"no {kind} with this id")
     return record, decode(record.body, type_)
 
 
-def new_resource(
-    kind: str, resource_id: str, client_id: str, body: Any, transaction_id: str
-) -> ResourceRecord:
+def new_resource(kind: str, resource_id: str, client_id: str, body: Any, transaction_id: str) -> ResourceRecord:
     now = time.time()
     return ResourceRecord(
         kind=kind,
@@ -39,9 +35,7 @@ def new_resource(
     )
 
 
-async def transaction_state(
-    hub: Hub, transaction_id: str | None
-) -> tuple[TransactionState, dict[str, dict[str, str]]]:
+async def transaction_state(hub: Hub, transaction_id: str | None) -> tuple[TransactionState, dict[str, dict[str, str]]]:
     """The state of the transaction that last wrote a resource, and each target's result."""
     snapshot = await hub.store.get_transaction(transaction_id) if transaction_id else None
     if snapshot is None:

@@ -63,9 +63,7 @@ class JournalController(Controller):
         responses=READ_PROBLEMS,
         summary="A journal and its ERP document number",
     )
-    async def get_journal(
-        self, request: Request[Any, Any, Any], journal_id: JournalId, hub: HubDep
-    ) -> JournalView:
+    async def get_journal(self, request: Request[Any, Any, Any], journal_id: JournalId, hub: HubDep) -> JournalView:
         record, journal = await load_owned(hub, "journal", journal_id, caller_id(request), JournalEntry)
         state, results = await transaction_state(hub, record.transaction_id)
         erp = results.get("erp", {})

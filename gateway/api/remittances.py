@@ -55,9 +55,7 @@ async def remittance_statuses(
         if known is None or known.client_id != client_id:
             continue
         records.append(
-            new_resource(
-                "claim_status", claim.claim_id, client_id, _status(claim, remittance), transaction_id
-            )
+            new_resource("claim_status", claim.claim_id, client_id, _status(claim, remittance), transaction_id)
         )
         updated.append(claim.claim_id)
     return records, updated

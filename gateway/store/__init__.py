@@ -3,7 +3,9 @@
 from gateway.store._base import Store, TransactionSnapshot
 from gateway.store._records import (
     AttemptRecord,
+    DeadLetterFilter,
     DeliveryState,
+    LeaseLost,
     OutboxRecord,
     ResourceRecord,
     TransactionRecord,
@@ -14,7 +16,9 @@ from gateway.store._sqlite import SqliteStore
 
 __all__ = [
     "AttemptRecord",
+    "DeadLetterFilter",
     "DeliveryState",
+    "LeaseLost",
     "OutboxRecord",
     "ResourceRecord",
     "SqliteStore",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gateway.store._records import AttemptRecord, OutboxRecord, ResourceRecord, TransactionRecord
+from gateway.store._records import (
+    AttemptRecord,
+    DeadLetterFilter,
+    OutboxRecord,
+    ResourceRecord,
+    TransactionRecord,
+)
 
 __all__ = ["Store", "TransactionSnapshot"]
 
@@ -32,8 +38,21 @@ class Store(Protocol):
         """Store an attempt and the entry's new state; return the transaction with its derived state.
 
         ``entry.state`` says what became of it: ``done`` (with ``result``), ``dead``, or ``pending``
-        again with ``next_attempt_at``.
+        again with ``next_attempt_at``. Raises ``LeaseLost`` when ``entry.lease_token`` is no longer
+        the entry's current lease (another dispatcher claimed it after our lease ran out).
         """
+
+    async def release(self, entry: OutboxRecord, next_attempt_at: float) -> None:
+        """Give a leased entry back without an attempt (circuit open, shutting down)."""
+
+    async def list_dead(self, where: DeadLetterFilter, limit: int, after_id: str | None) -> list[OutboxRecord]:
+        """Dead-lettered entries matching ``where``, oldest id first, after ``after_id``."""
+
+    async def replay(self, entry_ids: list[str], now: float) -> list[OutboxRecord]:
+        """Make dead entries pending again with a fresh retry budget; returns those replayed."""
+
+    async def outbox_stats(self, now: float) -> tuple[int, float | None, int]:
+        """(entries waiting or in flight, age in seconds of the oldest of them, dead entries)."""
 
     async def next_due_at(self) -> float | None: ...
 

@@ -8,7 +8,9 @@ import msgspec
 
 __all__ = [
     "AttemptRecord",
+    "DeadLetterFilter",
     "DeliveryState",
+    "LeaseLost",
     "OutboxRecord",
     "ResourceRecord",
     "TransactionRecord",
@@ -40,12 +42,30 @@ class OutboxRecord(msgspec.Struct, kw_only=True):
     payload: bytes
     external_ref: str
     state: DeliveryState = "pending"
-    attempts: int = 0
+    attempts: int = 0  # every attempt ever made (numbers the attempt history)
     next_attempt_at: float
     result: dict[str, str] | None = None
     error_kind: str | None = None
     error: str | None = None
+    created_at: float
     updated_at: float
+    # The current retry budget: attempts and first attempt since acceptance or the last replay.
+    budget_attempts: int = 0
+    budget_started_at: float | None = None
+    replays: int = 0
+    # Fencing token of the lease under which this copy was claimed; stale holders are refused.
+    lease_token: int = 0
+
+
+class LeaseLost(Exception):
+    """Our lease on an outbox entry expired and another dispatcher claimed it: drop our result."""
+
+
+class DeadLetterFilter(msgspec.Struct, kw_only=True, frozen=True):
+    target: str | None = None
+    error_kind: str | None = None
+    dead_before: float | None = None  # updated_at earlier than this (epoch seconds)
+    dead_after: float | None = None
 
 
 class AttemptRecord(msgspec.Struct, kw_only=True):

@@ -1,21 +1,24 @@
 """The embedded store: SQLite in WAL mode in the data directory, no server needed.
 
-Calls run on the event loop thread: each is one short indexed statement batch (tens of
-microseconds), cheaper than a hop to a worker thread, and one connection on one thread needs no
-locking. ``durability=full`` fsyncs every commit (survives a power cut); ``normal`` survives a crash
-of the process but may lose the last commits on power loss.
+Writes go through ``SqliteWriter`` (one thread, group commit, fsync per batch when
+``durability=full``); reads run on the event loop on their own connection, since WAL readers never
+wait for the writer. ``normal`` durability survives a crash of the process but may lose the last
+commits on a power cut.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from gateway.store._base import TransactionSnapshot
 from gateway.store._records import (
     AttemptRecord,
+    DeadLetterFilter,
+    LeaseLost,
     OutboxRecord,
     ResourceRecord,
     TransactionRecord,
@@ -33,8 +36,10 @@ create table if not exists transactions(
 create table if not exists outbox(
     id text primary key, transaction_id text not null references transactions(id), target text not null,
     operation text not null, payload blob not null, external_ref text not null, state text not null,
-    attempts integer not null default 0, next_attempt_at real not null, lease_until real,
-    lease_owner text, result blob, error_kind text, error text, updated_at real not null);
+    attempts integer not null, next_attempt_at real not null, result blob, error_kind text, error text,
+    created_at real not null, updated_at real not null, budget_attempts integer not null,
+    budget_started_at real, replays integer not null, lease_token integer not null,
+    lease_until real, lease_owner text);
 create index if not exists outbox_due on outbox(state, next_attempt_at);
 create index if not exists outbox_transaction on outbox(transaction_id);
 create table if not exists attempts(
@@ -43,56 +48,58 @@ create table if not exists attempts(
 create table if not exists resources(
     kind text not null, id text not null, client_id text not null, body blob not null,
     transaction_id text, created_at real not null, updated_at real not null, primary key(kind, id));
+create table if not exists counters(name text primary key, value integer not null);
 """
 
-_OUTBOX_COLUMNS = (
-    "id, transaction_id, target, operation, payload, external_ref, state, attempts, next_attempt_at, "
-    "result, error_kind, error, updated_at"
-)
+_OUTBOX_FIELDS = (
+    "id", "transaction_id", "target", "operation", "payload", "external_ref", "state", "attempts",
+    "next_attempt_at", "result", "error_kind", "error", "created_at", "updated_at", "budget_attempts",
+    "budget_started_at", "replays", "lease_token",
+)  # fmt: skip
+_OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
 _RESULT = msgspec.json.Decoder(dict[str, str])
+_Statement = tuple[str, tuple[Any, ...]]
 
 
-def _outbox(row: sqlite3.Row) -> OutboxRecord:
-    return OutboxRecord(
-        id=row[0],
-        transaction_id=row[1],
-        target=row[2],
-        operation=row[3],
-        payload=row[4],
-        external_ref=row[5],
-        state=row[6],
-        attempts=row[7],
-        next_attempt_at=row[8],
-        result=_RESULT.decode(row[9]) if row[9] else None,
-        error_kind=row[10],
-        error=row[11],
-        updated_at=row[12],
-    )
+def _outbox(row: sqlite3.Row | tuple[Any, ...]) -> OutboxRecord:
+    values = dict(zip(_OUTBOX_FIELDS, row, strict=True))
+    values["result"] = _RESULT.decode(values["result"]) if values["result"] else None
+    return OutboxRecord(**values)
 
 
-def _transaction(row: sqlite3.Row) -> TransactionRecord:
+def _outbox_values(e: OutboxRecord) -> tuple[Any, ...]:
+    result = msgspec.json.encode(e.result) if e.result is not None else None
+    return tuple(result if name == "result" else getattr(e, name) for name in _OUTBOX_FIELDS)
+
+
+def _transaction(row: sqlite3.Row | tuple[Any, ...]) -> TransactionRecord:
     return TransactionRecord(
-        id=row[0],
-        client_id=row[1],
-        kind=row[2],
-        resource_type=row[3],
-        resource_id=row[4],
-        state=row[5],
-        trace_id=row[6],
-        created_at=row[7],
-        updated_at=row[8],
-    )
+        id=row[0], client_id=row[1], kind=row[2], resource_type=row[3], resource_id=row[4], state=row[5],
+        trace_id=row[6], created_at=row[7], updated_at=row[8],
+    )  # fmt: skip
 
 
 def _refresh_transaction(db: sqlite3.Connection, transaction_id: str, now: float) -> TransactionRecord:
-    states = [
-        r[0] for r in db.execute("select state from outbox where transaction_id = ?", (transaction_id,))
-    ]
+    states = [r[0] for r in db.execute("select state from outbox where transaction_id = ?", (transaction_id,))]
     row = db.execute(
         "update transactions set state = ?, updated_at = ? where id = ? returning *",
         (derive_state(states, attempted=True), now, transaction_id),
     ).fetchone()
     return _transaction(row)
+
+
+def _resource_statement(r: ResourceRecord) -> _Statement:
+    return (
+        "insert into resources values (?,?,?,?,?,?,?) on conflict(kind, id) do update set "
+        "body=excluded.body, transaction_id=excluded.transaction_id, updated_at=excluded.updated_at",
+        (r.kind, r.id, r.client_id, r.body, r.transaction_id, r.created_at, r.updated_at),
+    )
+
+
+def _check_lease(db: sqlite3.Connection, entry: OutboxRecord) -> None:
+    row = db.execute("select lease_token, state from outbox where id = ?", (entry.id,)).fetchone()
+    if row is None or row[0] != entry.lease_token or row[1] != "in_flight":
+        raise LeaseLost(entry.id)
 
 
 class SqliteStore:
@@ -101,10 +108,9 @@ class SqliteStore:
         self.path = path
         self._writer = SqliteWriter(path, durability)
         self._writer.run_sync(lambda db: db.executescript(_SCHEMA))
-        # Reads run on the event loop on their own connection: WAL readers never wait for the writer.
         self._db = connect(path, durability)
 
-    async def _write(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+    async def _write(self, statements: list[_Statement]) -> None:
         def work(db: sqlite3.Connection) -> None:
             for sql, params in statements:
                 db.execute(sql, params)
@@ -115,54 +121,20 @@ class SqliteStore:
         self, transaction: TransactionRecord, resources: list[ResourceRecord], outbox: list[OutboxRecord]
     ) -> None:
         t = transaction
-        statements: list[tuple[str, tuple[object, ...]]] = [
+        statements: list[_Statement] = [
             (
                 "insert into transactions values (?,?,?,?,?,?,?,?,?)",
-                (
-                    t.id,
-                    t.client_id,
-                    t.kind,
-                    t.resource_type,
-                    t.resource_id,
-                    t.state,
-                    t.trace_id,
-                    t.created_at,
-                    t.updated_at,
-                ),
+                (t.id, t.client_id, t.kind, t.resource_type, t.resource_id, t.state, t.trace_id, t.created_at,
+                 t.updated_at),
             )
-        ]
-        statements += [self._resource_statement(r) for r in resources]
-        statements += [
-            (
-                "insert into outbox (id, transaction_id, target, operation, payload, external_ref, state, "
-                "attempts, next_attempt_at, updated_at) values (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    e.id,
-                    e.transaction_id,
-                    e.target,
-                    e.operation,
-                    e.payload,
-                    e.external_ref,
-                    e.state,
-                    e.attempts,
-                    e.next_attempt_at,
-                    e.updated_at,
-                ),
-            )
-            for e in outbox
-        ]
+        ]  # fmt: skip
+        statements += [_resource_statement(r) for r in resources]
+        marks = ",".join("?" * len(_OUTBOX_FIELDS))
+        statements += [(f"insert into outbox ({_OUTBOX_COLUMNS}) values ({marks})", _outbox_values(e)) for e in outbox]
         await self._write(statements)
 
-    @staticmethod
-    def _resource_statement(r: ResourceRecord) -> tuple[str, tuple[object, ...]]:
-        return (
-            "insert into resources values (?,?,?,?,?,?,?) on conflict(kind, id) do update set "
-            "body=excluded.body, transaction_id=excluded.transaction_id, updated_at=excluded.updated_at",
-            (r.kind, r.id, r.client_id, r.body, r.transaction_id, r.created_at, r.updated_at),
-        )
-
     async def put_resources(self, resources: list[ResourceRecord]) -> None:
-        await self._write([self._resource_statement(r) for r in resources])
+        await self._write([_resource_statement(r) for r in resources])
 
     async def get_resource(self, kind: str, resource_id: str) -> ResourceRecord | None:
         row = self._db.execute(
@@ -173,14 +145,9 @@ class SqliteStore:
         if row is None:
             return None
         return ResourceRecord(
-            kind=row[0],
-            id=row[1],
-            client_id=row[2],
-            body=row[3],
-            transaction_id=row[4],
-            created_at=row[5],
+            kind=row[0], id=row[1], client_id=row[2], body=row[3], transaction_id=row[4], created_at=row[5],
             updated_at=row[6],
-        )
+        )  # fmt: skip
 
     async def get_transaction(self, transaction_id: str) -> TransactionSnapshot | None:
         row = self._db.execute("select * from transactions where id = ?", (transaction_id,)).fetchone()
@@ -189,7 +156,7 @@ class SqliteStore:
         entries = [
             _outbox(r)
             for r in self._db.execute(
-                f"select {_OUTBOX_COLUMNS} from outbox where transaction_id = ? order by id",  # noqa: S608 - constant columns
+                f"select {_OUTBOX_COLUMNS} from outbox where transaction_id = ? order by id",
                 (transaction_id,),
             )
         ]
@@ -213,12 +180,16 @@ class SqliteStore:
 
     async def claim_due(self, now: float, limit: int, lease_s: float, owner: str) -> list[OutboxRecord]:
         def work(db: sqlite3.Connection) -> list[OutboxRecord]:
+            token = db.execute(
+                "insert into counters values ('lease', 1) on conflict(name) do update set value = value + 1 "
+                "returning value"
+            ).fetchone()[0]
             rows = db.execute(
-                "update outbox set state = 'in_flight', lease_until = ?, lease_owner = ? where id in ("  # noqa: S608
-                "  select id from outbox where (state = 'pending' and next_attempt_at <= ?)"
+                "update outbox set state = 'in_flight', lease_until = ?, lease_owner = ?, lease_token = ? "
+                "where id in (select id from outbox where (state = 'pending' and next_attempt_at <= ?)"
                 "  or (state = 'in_flight' and lease_until <= ?) order by next_attempt_at limit ?"
                 f") returning {_OUTBOX_COLUMNS}",
-                (now + lease_s, owner, now, now, limit),
+                (now + lease_s, owner, token, now, now, limit),
             ).fetchall()
             return [_outbox(r) for r in rows]
 
@@ -228,36 +199,83 @@ class SqliteStore:
         self, entry: OutboxRecord, attempt: AttemptRecord, *, next_attempt_at: float | None
     ) -> TransactionRecord:
         def work(db: sqlite3.Connection) -> TransactionRecord:
+            _check_lease(db, entry)
+            a = attempt
             db.execute(
                 "insert or replace into attempts values (?,?,?,?,?,?,?)",
-                (
-                    attempt.outbox_id,
-                    attempt.number,
-                    attempt.started_at,
-                    attempt.duration_ms,
-                    attempt.outcome,
-                    attempt.status,
-                    attempt.error,
-                ),
+                (a.outbox_id, a.number, a.started_at, a.duration_ms, a.outcome, a.status, a.error),
             )
             db.execute(
                 "update outbox set state = ?, attempts = ?, next_attempt_at = coalesce(?, next_attempt_at), "
-                "lease_until = null, lease_owner = null, result = ?, error_kind = ?, error = ?, "
-                "updated_at = ? where id = ?",
+                "lease_until = null, lease_owner = null, result = ?, error_kind = ?, error = ?, updated_at = ?, "
+                "budget_attempts = ?, budget_started_at = ? where id = ?",
                 (
-                    entry.state,
-                    entry.attempts,
-                    next_attempt_at,
+                    entry.state, entry.attempts, next_attempt_at,
                     msgspec.json.encode(entry.result) if entry.result is not None else None,
-                    entry.error_kind,
-                    entry.error,
-                    entry.updated_at,
-                    entry.id,
+                    entry.error_kind, entry.error, entry.updated_at, entry.budget_attempts,
+                    entry.budget_started_at, entry.id,
                 ),
-            )
+            )  # fmt: skip
             return _refresh_transaction(db, entry.transaction_id, entry.updated_at)
 
         return await self._writer.submit(work)
+
+    async def release(self, entry: OutboxRecord, next_attempt_at: float) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            _check_lease(db, entry)
+            db.execute(
+                "update outbox set state = 'pending', next_attempt_at = ?, lease_until = null, "
+                "lease_owner = null where id = ?",
+                (next_attempt_at, entry.id),
+            )
+
+        await self._writer.submit(work)
+
+    async def list_dead(self, where: DeadLetterFilter, limit: int, after_id: str | None) -> list[OutboxRecord]:
+        clauses: list[str] = ["state = 'dead'", "id > ?"]
+        params: list[object] = [after_id or ""]
+        for column, op, value in (
+            ("target", "=", where.target),
+            ("error_kind", "=", where.error_kind),
+            ("updated_at", "<", where.dead_before),
+            ("updated_at", ">=", where.dead_after),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                params.append(value)
+        rows = self._db.execute(
+            f"select {_OUTBOX_COLUMNS} from outbox where {' and '.join(clauses)} order by id limit ?",
+            (*params, limit),
+        ).fetchall()
+        return [_outbox(r) for r in rows]
+
+    async def replay(self, entry_ids: list[str], now: float) -> list[OutboxRecord]:
+        def work(db: sqlite3.Connection) -> list[OutboxRecord]:
+            replayed = []
+            for entry_id in entry_ids:
+                row = db.execute(
+                    "update outbox set state = 'pending', next_attempt_at = ?, budget_attempts = 0, "
+                    "budget_started_at = null, replays = replays + 1, updated_at = ? "
+                    f"where id = ? and state = 'dead' returning {_OUTBOX_COLUMNS}",
+                    (now, now, entry_id),
+                ).fetchone()
+                if row is not None:
+                    entry = _outbox(row)
+                    db.execute(
+                        "update transactions set state = 'delivering', updated_at = ? where id = ?",
+                        (now, entry.transaction_id),
+                    )
+                    replayed.append(entry)
+            return replayed
+
+        return await self._writer.submit(work)
+
+    async def outbox_stats(self, now: float) -> tuple[int, float | None, int]:
+        waiting, oldest = self._db.execute(
+            "select count(*), min(created_at) from outbox where state in ('pending', 'in_flight')"
+        ).fetchone()
+        (dead,) = self._db.execute("select count(*) from outbox where state = 'dead'").fetchone()
+        return int(waiting), (now - oldest if oldest is not None else None), int(dead)
 
     async def next_due_at(self) -> float | None:
         row = self._db.execute(

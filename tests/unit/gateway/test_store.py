@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from gateway.ids import new_id
-from gateway.store import AttemptRecord, OutboxRecord, ResourceRecord, SqliteStore, Store, TransactionRecord
+from gateway.store import (
+    AttemptRecord,
+    DeadLetterFilter,
+    LeaseLost,
+    OutboxRecord,
+    ResourceRecord,
+    SqliteStore,
+    Store,
+    TransactionRecord,
+)
 
 
 @pytest.fixture(params=["sqlite"])
@@ -19,9 +28,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await backend.close()
 
 
-def _transaction(
-    now: float, deliveries: int = 2
-) -> tuple[TransactionRecord, ResourceRecord, list[OutboxRecord]]:
+def _transaction(now: float, deliveries: int = 2) -> tuple[TransactionRecord, ResourceRecord, list[OutboxRecord]]:
     txn = TransactionRecord(
         id=new_id("txn"),
         client_id="c1",
@@ -49,6 +56,7 @@ def _transaction(
             payload=b"{}",
             external_ref=f"{txn.id}:t{i}",
             next_attempt_at=now,
+            created_at=now,
             updated_at=now,
         )
         for i in range(deliveries)
@@ -134,3 +142,59 @@ async def test_accept_is_atomic(store: Store) -> None:
         await store.accept(txn, [resource], outbox)
     assert await store.get_transaction(txn.id) is None
     assert await store.get_resource("journal", txn.resource_id) is None
+
+
+async def test_a_stale_lease_holder_is_fenced_off(store: Store) -> None:
+    now = time.time()
+    txn, resource, outbox = _transaction(now, deliveries=1)
+    await store.accept(txn, [resource], outbox)
+    (stale,) = await store.claim_due(now, 10, lease_s=5, owner="a")
+    (fresh,) = await store.claim_due(now + 6, 10, lease_s=5, owner="b")  # a's lease ran out
+    assert fresh.lease_token != stale.lease_token
+    stale.state, stale.attempts, stale.updated_at = "done", 1, now
+    with pytest.raises(LeaseLost):
+        await store.record_attempt(stale, _attempt(stale), next_attempt_at=None)
+    with pytest.raises(LeaseLost):
+        await store.release(stale, now)
+    fresh.state, fresh.attempts, fresh.updated_at = "done", 1, now
+    assert (await store.record_attempt(fresh, _attempt(fresh), next_attempt_at=None)).state == "completed"
+
+
+async def test_release_gives_work_back_without_an_attempt(store: Store) -> None:
+    now = time.time()
+    txn, resource, outbox = _transaction(now, deliveries=1)
+    await store.accept(txn, [resource], outbox)
+    (entry,) = await store.claim_due(now, 10, lease_s=30, owner="a")
+    await store.release(entry, now + 10)
+    assert await store.claim_due(now + 5, 10, lease_s=30, owner="a") == []
+    (again,) = await store.claim_due(now + 10, 10, lease_s=30, owner="a")
+    assert again.attempts == 0
+
+
+async def test_dead_letters_are_listed_by_filter_and_replayed_with_a_fresh_budget(store: Store) -> None:
+    now = time.time()
+    ids = []
+    for target, kind in (("t0", "rejected"), ("t0", "retriable")):
+        txn, resource, outbox = _transaction(now, deliveries=1)
+        outbox[0].target = target
+        await store.accept(txn, [resource], outbox)
+        (entry,) = await store.claim_due(now, 10, lease_s=30, owner="a")
+        entry.state, entry.attempts, entry.error_kind, entry.updated_at = "dead", 3, kind, now
+        entry.budget_attempts = 3
+        await store.record_attempt(entry, _attempt(entry, "reject"), next_attempt_at=None)
+        ids.append(entry.id)
+    assert [e.id for e in await store.list_dead(DeadLetterFilter(), 10, None)] == ids
+    assert [e.id for e in await store.list_dead(DeadLetterFilter(error_kind="retriable"), 10, None)] == ids[1:]
+    assert await store.list_dead(DeadLetterFilter(target="other"), 10, None) == []
+    assert [e.id for e in await store.list_dead(DeadLetterFilter(), 10, ids[0])] == ids[1:]
+    assert await store.outbox_stats(now) == (0, None, 2)
+
+    (replayed,) = await store.replay([ids[0], "dlv_missing"], now + 1)
+    assert (replayed.state, replayed.replays, replayed.budget_attempts, replayed.attempts) == ("pending", 1, 0, 3)
+    snapshot = await store.get_transaction(replayed.transaction_id)
+    assert snapshot is not None
+    assert snapshot[0].state == "delivering"
+    waiting, oldest, dead = await store.outbox_stats(now + 2)
+    assert (waiting, dead) == (1, 1)
+    assert oldest == pytest.approx(2)
+    assert await store.replay([ids[0]], now + 1) == []  # no longer dead
