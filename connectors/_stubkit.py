@@ -55,7 +55,7 @@ ErrorRenderer = Callable[[int], tuple[bytes, str]]
 Rate = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
-class InjectedConnectionDrop(Exception):  # noqa: N818 - it is a signal to the server, not an error
+class InjectedConnectionDrop(Exception):
     """Raised mid-response so the ASGI server aborts the connection (a real dropped connection)."""
 
 

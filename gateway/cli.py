@@ -7,7 +7,6 @@ import importlib
 import importlib.util
 import logging
 import multiprocessing
-import os
 import signal
 import sys
 from collections.abc import Sequence
