@@ -86,7 +86,8 @@ class Hub:
         resource: ResourceRecord,
         deliveries: list[Delivery],
         extra_resources: list[ResourceRecord] | None = None,
-    ) -> TransactionRecord:
+    ) -> tuple[TransactionRecord, list[OutboxRecord]]:
+        """Store the work; return what was stored (the caller answers from it without a read)."""
         now = time.time()
         transaction = TransactionRecord(
             id=resource.transaction_id or new_id("txn"),
@@ -116,7 +117,7 @@ class Hub:
         await self.store.accept(transaction, [resource, *(extra_resources or [])], outbox)
         if outbox:
             self.dispatcher.wake()
-        return transaction
+        return transaction, outbox
 
     async def settle(self, transaction_id: str, wait_s: float | None) -> TransactionSnapshot:
         """The transaction as it stands, after waiting up to ``wait_s`` for it to finish."""

@@ -15,7 +15,7 @@ from litestar.params import HeaderParameter
 
 from gateway.hub import Hub, parse_prefer_wait
 from gateway.problems import PROBLEM_JSON, Problem, ProblemError
-from gateway.store import TransactionRecord
+from gateway.store import OutboxRecord, TransactionRecord
 from gateway.views import TransactionView, transaction_view
 
 __all__ = [
@@ -93,10 +93,16 @@ def caller_id(request: Request[Any, Any, Any]) -> str:
     return str(request.state.client_id)
 
 
-async def accepted(hub: Hub, transaction: TransactionRecord, prefer: str | None) -> Response[TransactionView]:
+async def accepted(
+    hub: Hub, stored: tuple[TransactionRecord, list[OutboxRecord]], prefer: str | None
+) -> Response[TransactionView]:
     """202 with ``Location``, or 200 with the final state when ``Prefer: wait`` was met in time."""
+    transaction, outbox = stored
     wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
-    view = transaction_view(*await hub.settle(transaction.id, wait_s))
+    if wait_s is None:
+        view = transaction_view(transaction, outbox, [])  # just written: no need to read it back
+    else:
+        view = transaction_view(*await hub.settle(transaction.id, wait_s))
     headers = {"Location": f"/v1/transactions/{transaction.id}"}
     if wait_s is not None:
         headers["Preference-Applied"] = f"wait={wait_s:g}"

@@ -60,7 +60,7 @@ class AccountController(Controller):
         account = PatientAccount(account_number=account_number, **_fields(data))
         payload = encode(account)
         transaction_id = new_id("txn")
-        transaction = await hub.submit(
+        stored = await hub.submit(
             client_id=client_id,
             kind="account.sync",
             resource=new_resource("account", account_number, client_id, account, transaction_id),
@@ -69,7 +69,7 @@ class AccountController(Controller):
                 Delivery("erp", "upsert_customer", payload),
             ],
         )
-        return await accepted(hub, transaction, prefer)
+        return await accepted(hub, stored, prefer)
 
     @get(
         "/{account_number:str}",

@@ -49,13 +49,13 @@ class JournalController(Controller):
         prefer: PreferHeader = None,
     ) -> Response[TransactionView]:
         journal_id, transaction_id = new_id("jnl"), new_id("txn")
-        transaction = await hub.submit(
+        stored = await hub.submit(
             client_id=caller_id(request),
             kind="journal.post",
             resource=new_resource("journal", journal_id, caller_id(request), data, transaction_id),
             deliveries=[Delivery("erp", "post_journal", encode(data))],
         )
-        return await accepted(hub, transaction, prefer)
+        return await accepted(hub, stored, prefer)
 
     @get(
         "/{journal_id:str}",

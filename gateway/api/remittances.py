@@ -91,14 +91,14 @@ class RemittanceController(Controller):
             transaction_id=transaction_id,
             received_at=timestamp(time.time()),
         )
-        transaction = await hub.submit(
+        stored = await hub.submit(
             client_id=client_id,
             kind="remittance.ingest",
             resource=new_resource("remittance", remittance_id, client_id, view, transaction_id),
             deliveries=[],
             extra_resources=statuses,
         )
-        return await accepted(hub, transaction, prefer)
+        return await accepted(hub, stored, prefer)
 
     @get(
         "/{remittance_id:str}",
