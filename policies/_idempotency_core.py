@@ -1,0 +1,117 @@
+"""The idempotency contract both stores implement, and the decision table they share.
+
+A record is a fingerprint plus, once the first attempt has finished, its response. ``begin`` either
+claims the key (:class:`Started`) or reports what is there; the table in :func:`classify` is the
+whole of the semantics, so the two backends cannot drift apart: a different fingerprint is a
+:class:`Mismatch` whether the first attempt is running or done; the same fingerprint is
+:class:`InFlight` while running and a :class:`Replay` once done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "Begin",
+    "IdempotencyStore",
+    "IdempotencyUnavailable",
+    "InFlight",
+    "Mismatch",
+    "Replay",
+    "Started",
+    "StoredResponse",
+    "classify",
+    "decode_response",
+    "encode_response",
+    "fingerprint",
+    "lease_s",
+]
+
+# An in-flight record outlives a crashed request by this much at most, not by the full TTL.
+DEFAULT_LEASE_S = 60.0
+
+
+class IdempotencyUnavailable(Exception):
+    """The record store did not answer (Redis down or timed out, SQLite locked or unwritable)."""
+
+
+class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class Started(msgspec.Struct, frozen=True):
+    """This caller owns the key: run the request, then ``complete`` or ``release``."""
+
+
+class Replay(msgspec.Struct, frozen=True):
+    """The first attempt finished; answer with its response."""
+
+    response: StoredResponse
+
+
+class InFlight(msgspec.Struct, frozen=True):
+    """The first attempt with the same request is still running (answer 409)."""
+
+
+class Mismatch(msgspec.Struct, frozen=True):
+    """The key was used for a different request (answer 422)."""
+
+
+Begin: TypeAlias = Started | Replay | InFlight | Mismatch
+
+STARTED, IN_FLIGHT, MISMATCH = Started(), InFlight(), Mismatch()
+
+
+class IdempotencyStore(Protocol):
+    async def begin(self, key: str, fingerprint: str, ttl_s: float) -> Begin: ...
+
+    async def complete(self, key: str, response: StoredResponse, ttl_s: float) -> None: ...
+
+    async def release(self, key: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(StoredResponse)
+
+
+def encode_response(response: StoredResponse) -> bytes:
+    return _ENCODER.encode(response)
+
+
+def decode_response(data: bytes) -> StoredResponse:
+    return _DECODER.decode(data)
+
+
+def classify(stored_fingerprint: str, fingerprint: str, response: bytes | None) -> Begin:
+    """What a ``begin`` meets when a live record already holds the key."""
+    if stored_fingerprint != fingerprint:
+        return MISMATCH
+    return IN_FLIGHT if response is None else Replay(decode_response(response))
+
+
+def lease_s(ttl_s: float, lease: float) -> float:
+    """How long an in-flight record lives: the lease, unless the whole TTL is shorter."""
+    return min(ttl_s, lease)
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """SHA-256 hex of the request as sent: method, path (with query, if the caller includes it), body.
+
+    Method and path are length-prefixed so no two different requests share a canonical form. The body
+    is hashed byte for byte rather than re-serialised: a retry is the same bytes, and a replayed
+    response must answer exactly what was sent.
+    """
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), path.encode("utf-8", "surrogatepass")):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    digest.update(body)
+    return digest.hexdigest()

@@ -1,0 +1,98 @@
+"""Idempotency records in Redis: one record per key shared by every hub instance.
+
+A record is one string, ``<state><fingerprint>\\n<response>``: state ``F`` (first attempt in flight,
+no response yet) or ``D`` (done, msgpack response follows). ``begin`` is a single
+``SET key F<fp>\\n NX PX <lease> GET`` (Redis >= 7.0): it claims an absent key and returns what is
+there otherwise, atomically, in one round trip. The in-flight record lives for the lease only, so a
+hub that crashes mid-request blocks the key for a minute, not for the whole TTL. ``complete`` and
+``release`` are short Lua scripts because each reads the record before changing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from policies._idempotency_core import (
+    DEFAULT_LEASE_S,
+    STARTED,
+    Begin,
+    IdempotencyUnavailable,
+    StoredResponse,
+    classify,
+    encode_response,
+    lease_s,
+)
+
+__all__ = ["DEFAULT_PREFIX", "RedisIdempotencyStore"]
+
+DEFAULT_PREFIX = "billing-hub:idem:"
+
+# Keeps the fingerprint begin wrote; with no record left there is nothing to attach the response to.
+_COMPLETE_LUA = """
+local record = redis.call('GET', KEYS[1])
+if not record then return 0 end
+local fingerprint = string.match(record, '^[FD]([^\\n]*)\\n')
+redis.call('SET', KEYS[1], 'D' .. fingerprint .. '\\n' .. ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# Forgets only an in-flight record: a completed one stays replayable.
+_RELEASE_LUA = """
+if redis.call('GETRANGE', KEYS[1], 0, 0) == 'F' then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _parse(record: bytes, fingerprint: str) -> Begin:
+    head, _, response = record.partition(b"\n")
+    state, stored_fingerprint = head[:1], head[1:].decode()
+    return classify(stored_fingerprint, fingerprint, response if state == b"D" else None)
+
+
+class RedisIdempotencyStore:
+    """The client is the caller's (shared, closed by its owner); keys are ``prefix + key``."""
+
+    def __init__(self, client: Redis, prefix: str = DEFAULT_PREFIX, *, lease_s: float = DEFAULT_LEASE_S) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._lease_s = lease_s
+        self._complete = client.register_script(_COMPLETE_LUA)
+        self._release = client.register_script(_RELEASE_LUA)
+
+    async def begin(self, key: str, fingerprint: str, ttl_s: float) -> Begin:
+        if "\n" in fingerprint:
+            raise ValueError("a fingerprint cannot contain a newline")
+        claim = b"F" + fingerprint.encode() + b"\n"
+        px = _ms(lease_s(ttl_s, self._lease_s))
+        try:
+            record = await self._client.set(self._prefix + key, claim, nx=True, px=px, get=True)
+        except (RedisError, OSError) as exc:
+            raise IdempotencyUnavailable("idempotency records unavailable") from exc
+        if record is None:
+            return STARTED
+        if not isinstance(record, bytes):
+            raise TypeError("RedisIdempotencyStore needs a client with decode_responses=False")
+        return _parse(record, fingerprint)
+
+    async def complete(self, key: str, response: StoredResponse, ttl_s: float) -> None:
+        await self._run(self._complete(keys=[self._prefix + key], args=[encode_response(response), _ms(ttl_s)]))
+
+    async def release(self, key: str) -> None:
+        await self._run(self._release(keys=[self._prefix + key]))
+
+    async def aclose(self) -> None:
+        """Nothing of its own to release: the client belongs to the caller."""
+
+    @staticmethod
+    async def _run(call: Awaitable[object]) -> None:
+        try:
+            await call
+        except (RedisError, OSError) as exc:
+            raise IdempotencyUnavailable("idempotency records unavailable") from exc

@@ -1,0 +1,244 @@
+"""Idempotency records over both backends (``stores`` is parametrized: SQLite and real Redis).
+
+The stores made by the fixtures have an in-flight lease of ``SHORT_LEASE_S`` so that "a crashed
+request does not block its key for long" can be waited out in a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import policies.idempotency
+from policies.idempotency import (
+    IdempotencyStore,
+    IdempotencyUnavailable,
+    InFlight,
+    Mismatch,
+    RedisIdempotencyStore,
+    Replay,
+    SqliteIdempotencyStore,
+    Started,
+    StoredResponse,
+    fingerprint,
+)
+from tests.unit.policies.conftest import SHORT_LEASE_S, RedisClients, StoreBackend, closed_port_url
+
+DAY_S = 86_400.0
+ORIGINAL = fingerprint("POST", "/v1/journals", b'{"amount":"10.00"}')
+DIFFERENT = fingerprint("POST", "/v1/journals", b'{"amount":"99.00"}')
+RESPONSE = StoredResponse(
+    status=202,
+    headers=[("content-type", "application/json"), ("location", "/v1/transactions/txn_1")],
+    body=b'{"id":"txn_1"}',
+)
+
+
+async def test_first_begin_starts(store: IdempotencyStore, unique_key: str) -> None:
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == Started()
+
+
+async def test_same_request_while_in_flight_is_in_flight(store: IdempotencyStore, unique_key: str) -> None:
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == InFlight()
+
+
+async def test_different_request_while_in_flight_is_a_mismatch(store: IdempotencyStore, unique_key: str) -> None:
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    assert await store.begin(unique_key, DIFFERENT, DAY_S) == Mismatch()
+
+
+async def test_same_request_after_completion_replays(store: IdempotencyStore, unique_key: str) -> None:
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    await store.complete(unique_key, RESPONSE, DAY_S)
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == Replay(RESPONSE)
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == Replay(RESPONSE)  # as often as asked
+
+
+async def test_different_request_after_completion_is_a_mismatch(store: IdempotencyStore, unique_key: str) -> None:
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    await store.complete(unique_key, RESPONSE, DAY_S)
+    assert await store.begin(unique_key, DIFFERENT, DAY_S) == Mismatch()
+
+
+async def test_keys_are_independent(store: IdempotencyStore, unique_key: str) -> None:
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    assert await store.begin(unique_key + "-other", DIFFERENT, DAY_S) == Started()
+
+
+async def test_completed_record_expires_after_its_ttl(store: IdempotencyStore, unique_key: str) -> None:
+    await store.begin(unique_key, ORIGINAL, 0.3)
+    await store.complete(unique_key, RESPONSE, 0.3)
+    assert isinstance(await store.begin(unique_key, ORIGINAL, 0.3), Replay)
+    await asyncio.sleep(0.4)
+    assert await store.begin(unique_key, DIFFERENT, DAY_S) == Started()
+
+
+async def test_in_flight_record_lapses_after_the_lease_not_the_ttl(store: IdempotencyStore, unique_key: str) -> None:
+    """A request that crashed without complete or release blocks its key for the lease only."""
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == InFlight()
+    await asyncio.sleep(SHORT_LEASE_S + 0.1)
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == Started()
+
+
+async def test_completion_outlives_the_lease(store: IdempotencyStore, unique_key: str) -> None:
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    await store.complete(unique_key, RESPONSE, DAY_S)
+    await asyncio.sleep(SHORT_LEASE_S + 0.1)
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == Replay(RESPONSE)
+
+
+async def test_release_lets_a_retry_start(store: IdempotencyStore, unique_key: str) -> None:
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    await store.release(unique_key)
+    assert await store.begin(unique_key, DIFFERENT, DAY_S) == Started()
+
+
+async def test_release_never_forgets_a_completed_record(store: IdempotencyStore, unique_key: str) -> None:
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    await store.complete(unique_key, RESPONSE, DAY_S)
+    await store.release(unique_key)
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == Replay(RESPONSE)
+
+
+async def test_release_and_complete_of_an_unknown_key_store_nothing(store: IdempotencyStore, unique_key: str) -> None:
+    """Without the record begin wrote there is no fingerprint to attach a response to."""
+    await store.release(unique_key)
+    await store.complete(unique_key, RESPONSE, DAY_S)
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == Started()
+
+
+async def test_twenty_concurrent_begins_start_exactly_once(stores: StoreBackend, unique_key: str) -> None:
+    """Two instances (two SQLite connections, or two Redis clients) race for one key."""
+    pair = (stores.new(), stores.new())
+    results = await asyncio.gather(*(pair[i % 2].begin(unique_key, ORIGINAL, DAY_S) for i in range(20)))
+    assert results.count(Started()) == 1
+    assert results.count(InFlight()) == 19
+
+
+async def test_a_second_instance_replays_what_the_first_completed(stores: StoreBackend, unique_key: str) -> None:
+    first, second = stores.new(), stores.new()
+    await first.begin(unique_key, ORIGINAL, DAY_S)
+    assert await second.begin(unique_key, ORIGINAL, DAY_S) == InFlight()
+    await first.complete(unique_key, RESPONSE, DAY_S)
+    assert await second.begin(unique_key, ORIGINAL, DAY_S) == Replay(RESPONSE)
+
+
+async def test_large_bodies_round_trip_byte_exact(store: IdempotencyStore, unique_key: str) -> None:
+    body = os.urandom(1_048_576) + b"\n\x00\r\n\xff"  # binary, with the separators a codec might trip on
+    response = StoredResponse(status=200, headers=[("x-odd", 'va"l\nue'), ("x-odd", "twice")], body=body)
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    await store.complete(unique_key, response, DAY_S)
+    replay = await store.begin(unique_key, ORIGINAL, DAY_S)
+    assert isinstance(replay, Replay)
+    assert replay.response.body == body
+    assert replay.response == response
+
+
+def test_sqlite_begin_is_atomic_across_threads(tmp_path: Path) -> None:
+    """Twenty threads, each with its own connection, claim one key at the same instant."""
+    path, barrier, results = tmp_path / "shared.sqlite3", threading.Barrier(20), []
+    SqliteIdempotencyStore(path)._db.close()  # create the schema before the race
+
+    def claim() -> None:
+        store = SqliteIdempotencyStore(path)
+        barrier.wait()
+        results.append(asyncio.run(store.begin("k", ORIGINAL, DAY_S)))
+        asyncio.run(store.aclose())
+
+    threads = [threading.Thread(target=claim) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(Started()) == 1
+    assert results.count(InFlight()) == 19
+
+
+async def test_sqlite_shares_a_file_with_other_tables(tmp_path: Path, unique_key: str) -> None:
+    path = tmp_path / "hub.sqlite3"
+    other = SqliteIdempotencyStore(path)
+    other._db.execute("create table transactions(id text primary key)")
+    store = SqliteIdempotencyStore(path)
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == Started()
+    assert other._db.execute("pragma journal_mode").fetchone() == ("wal",)
+    await store.aclose()
+    await other.aclose()
+
+
+async def test_sqlite_unwritable_file_is_unavailable(tmp_path: Path, unique_key: str) -> None:
+    path = tmp_path / "ro.sqlite3"
+    SqliteIdempotencyStore(path)._db.close()
+    store = SqliteIdempotencyStore(path)
+    store._db.execute("pragma query_only = on")  # stands in for a read-only or full disk
+    with pytest.raises(IdempotencyUnavailable):
+        await store.begin(unique_key, ORIGINAL, DAY_S)
+    await store.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_down_is_unavailable(redis_clients: RedisClients, unique_key: str) -> None:
+    store = RedisIdempotencyStore(redis_clients.new(closed_port_url()))
+    started = time.perf_counter()
+    with pytest.raises(IdempotencyUnavailable):
+        await store.begin(unique_key, ORIGINAL, DAY_S)
+    with pytest.raises(IdempotencyUnavailable):
+        await store.complete(unique_key, RESPONSE, DAY_S)
+    with pytest.raises(IdempotencyUnavailable):
+        await store.release(unique_key)
+    assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.redis
+async def test_redis_in_flight_record_has_the_lease_ttl(redis_clients: RedisClients, unique_key: str) -> None:
+    store = RedisIdempotencyStore(redis_clients.new(), prefix=redis_clients.prefix, lease_s=60)
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    client = redis_clients.made[0]
+    assert 59_000 < await client.pttl(redis_clients.prefix + unique_key) <= 60_000
+    await store.complete(unique_key, RESPONSE, DAY_S)
+    assert 86_399_000 < await client.pttl(redis_clients.prefix + unique_key) <= 86_400_000
+
+
+# -- the fingerprint ------------------------------------------------------------------------------
+
+
+def test_fingerprint_is_sha256_hex_and_stable() -> None:
+    value = fingerprint("POST", "/v1/journals", b"{}")
+    assert len(value) == 64
+    assert int(value, 16) >= 0
+    assert value == fingerprint("post", "/v1/journals", b"{}")
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ("PUT", "/v1/journals", b"{}"),
+        ("POST", "/v1/accounts", b"{}"),
+        ("POST", "/v1/journals", b"{ }"),
+        ("POST", "/v1/journal", b"s{}"),  # moving bytes between path and body changes the request
+    ],
+)
+def test_fingerprint_tells_requests_apart(other: tuple[str, str, bytes]) -> None:
+    assert fingerprint("POST", "/v1/journals", b"{}") != fingerprint(*other)
+
+
+def test_public_surface() -> None:
+    assert sorted(policies.idempotency.__all__) == [
+        "Begin",
+        "IdempotencyStore",
+        "IdempotencyUnavailable",
+        "InFlight",
+        "Mismatch",
+        "RedisIdempotencyStore",
+        "Replay",
+        "SqliteIdempotencyStore",
+        "Started",
+        "StoredResponse",
+        "fingerprint",
+    ]
