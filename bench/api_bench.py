@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 REF = "@REF@"  # placeholder for the per-request external reference in a body template
 RESULT_MARK = "BENCH_JSON "
-API_KEY = "bench-key-0123456789abcdef0123"
+API_KEY = "demo-key-0123456789abcdef"  # the demo client of policies/default.toml
 STUB_CODE = (
     "from connectors._stubkit import run_stub; from connectors.{kind}._stub import create_app; "
     "run_stub(create_app(), '127.0.0.1', {port})"
@@ -597,7 +597,7 @@ def start_all(servers: Servers, args: argparse.Namespace, targets: list[str]) ->
         {
             "BILLING_HUB_DATA_DIR": str(servers.workdir / "data"),
             "BILLING_HUB_TARGETS": ",".join(targets),
-            "BILLING_HUB_DEMO_API_KEY": API_KEY,
+            # The packaged default policy holds the demo client's key hash.
         }
     )
     for kind in KNOWN_STUBS:

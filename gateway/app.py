@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from decimal import Decimal
 from typing import Any
 
@@ -14,12 +17,15 @@ from canonical import Money, Quantity
 from gateway.api._common import SECURITY_COMPONENTS
 from gateway.api.health import HealthController
 from gateway.api.v1 import v1_router
+from gateway.dispatcher import AttemptObserver
+from gateway.governance_state import Governance
 from gateway.hub import Hub
 from gateway.openapi import MoneySchemaPlugin, close_canonical_schemas, openapi_config
 from gateway.problems import exception_handlers
 from gateway.settings import Settings, load_settings
-from gateway.store import Store
+from gateway.store import AttemptRecord, OutboxRecord, Store, TransactionRecord
 from gateway.tracing import set_trace_id, trace_id_from_traceparent
+from policies.audit import AuditEntry
 
 __all__ = ["TRACE_ID_HEADER", "create_app"]
 
@@ -51,6 +57,42 @@ def _trace_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+def v1_operations(app: Litestar) -> frozenset[str]:
+    """Every operationId under /v1: the policy file must say what each one requires."""
+    return frozenset(
+        str(handler.operation_id)
+        for route in app.routes
+        if route.path.startswith("/v1/")
+        for handler in getattr(route, "route_handlers", [])
+        if handler.operation_id is not None  # Litestar's implicit OPTIONS handlers have none
+    )
+
+
+def _audit_deliveries(governance: Governance) -> AttemptObserver:
+    async def observe(entry: OutboxRecord, attempt: AttemptRecord, transaction: TransactionRecord) -> None:
+        await governance.audit(
+            AuditEntry(
+                client_id=transaction.client_id,
+                operation=f"deliver:{entry.operation}",
+                resource_id=entry.id,
+                outcome={"success": "delivered", "retry": "retry"}.get(attempt.outcome, "failed"),
+                status=attempt.status,
+                trace_id=transaction.trace_id,
+                at=attempt.started_at,
+                target=entry.target,
+                transaction_id=transaction.id,
+            )
+        )
+
+    return observe
+
+
+def _reload_on_sighup(governance: Governance) -> None:
+    # Not possible off the main thread (test clients) or without signals; the admin call still reloads.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, governance.holder.reload)
+
+
 def _is_wire_decimal(type_: Any) -> bool:
     return isinstance(type_, type) and issubclass(type_, Money | Quantity)
 
@@ -63,14 +105,21 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
     settings = settings or load_settings()
 
     async def on_startup(app: Litestar) -> None:
+        governance = Governance.open(settings, v1_operations(app))
         running = hub or Hub.open(settings, store)
+        running.dispatcher.observers.append(_audit_deliveries(governance))
         await running.start()
+        app.state.governance = governance
         app.state.hub = running
+        _reload_on_sighup(governance)
 
     async def on_shutdown(app: Litestar) -> None:
         running: Hub | None = getattr(app.state, "hub", None)
         if running is not None:
             await running.close()
+        governance: Governance | None = getattr(app.state, "governance", None)
+        if governance is not None:
+            await governance.aclose()
 
     def provide_hub(state: State) -> Hub:
         return state.hub  # type: ignore[no-any-return]

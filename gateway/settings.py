@@ -24,8 +24,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     data_dir: str = ".data"
     # normal: WAL without fsync per commit (survives a process crash, not a power cut); full: fsync.
     durability: Literal["normal", "full"] = "full"
-    demo_api_key: str = "demo-key-0123456789abcdef"
-    demo_client_id: str = "demo"
     ehr_url: str = "http://127.0.0.1:8081"
     clearinghouse_url: str = "http://127.0.0.1:8082"
     erp_url: str = "http://127.0.0.1:8083"

@@ -2,7 +2,8 @@
 # `make run`: the three stub servers and the hub with the embedded SQLite store, on loopback.
 set -euo pipefail
 export BILLING_HUB_DATA_DIR="${BILLING_HUB_DATA_DIR:-.data}"
-export BILLING_HUB_DEMO_API_KEY="${BILLING_HUB_DEMO_API_KEY:-demo-key-0123456789abcdef}"
+# The demo client's key; only its SHA-256 is in policies/default.toml.
+demo_key="demo-key-0123456789abcdef"
 port="${BILLING_HUB_PORT:-8080}"
 
 billing-hub stubs &
@@ -16,7 +17,7 @@ cat <<MSG
   OpenAPI UI http://127.0.0.1:$port/schema/swagger   (JSON: /schema/openapi.json)
   readiness  http://127.0.0.1:$port/ready
   stubs      EHR http://127.0.0.1:8081/fhir  clearinghouse http://127.0.0.1:8082  ERP http://127.0.0.1:8083/erp
-  demo key   X-API-Key: $BILLING_HUB_DEMO_API_KEY
+  demo key   X-API-Key: $demo_key   (client "demo", every scope; see policies/default.toml)
   data       $BILLING_HUB_DATA_DIR/hub.sqlite3
 
 MSG

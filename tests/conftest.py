@@ -10,7 +10,10 @@ import pytest
 
 from tests.processes import Service, free_port, hub_argv, running, stub_argv
 
-KEY = "integration-key-0123456789"
+KEY = "alpha-key-0123456789"  # client "alpha", every scope (tests/fixtures/policy.toml)
+BETA_KEY = "beta-key-0123456789"  # client "beta", every scope but admin
+READER_KEY = "reader-key-0123456789"  # client "reader", read scopes only
+TEST_POLICY = Path(__file__).parent / "fixtures" / "policy.toml"
 READY_PATHS = {"ehr": "/fhir/metadata", "erp": "/erp/health", "clearinghouse": "/_control/faults"}
 
 
@@ -36,7 +39,7 @@ def hub(stubs: dict[str, Service], tmp_path_factory: pytest.TempPathFactory) -> 
     port = free_port()
     env = {
         "BILLING_HUB_DATA_DIR": str(data_dir),
-        "BILLING_HUB_DEMO_API_KEY": KEY,
+        "BILLING_HUB_POLICY_FILE": str(TEST_POLICY),
         "BILLING_HUB_TARGETS": ",".join(stubs),
         "BILLING_HUB_BACKOFF_BASE_S": "0.05",
         **{f"BILLING_HUB_{kind.upper()}_URL": service.url for kind, service in stubs.items()},

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 from litestar import Request, Response
-from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.handlers import BaseRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter
 
 from gateway.hub import Hub, parse_prefer_wait
-from gateway.problems import PROBLEM_JSON, Problem, ProblemError
+from gateway.problems import PROBLEM_JSON, Problem
 from gateway.store import OutboxRecord, TransactionRecord
 from gateway.views import TransactionView, transaction_view
 
@@ -30,8 +27,6 @@ __all__ = [
     "accepted",
     "caller_id",
     "problems",
-    "require_api_key",
-    "require_json",
 ]
 
 API_KEY_HEADER = "X-API-Key"
@@ -42,11 +37,15 @@ PreferHeader = Annotated[
 ]
 _PROBLEMS = {
     400: "Malformed or invalid request (each bad field listed by JSON path)",
-    401: "Missing or invalid API key",
+    401: "Missing or invalid credentials (API key or bearer token)",
+    403: "The caller lacks the scope this operation needs",
     404: "No such resource for this client",
-    409: "Conflicts with the current state of the resource",
-    413: "Request body too large",
-    415: "Body is not application/json",
+    409: "Conflicts with the current state (or an Idempotency-Key still in flight)",
+    413: "Request body too large, or an array in it too long",
+    415: "Unsupported body media type",
+    422: "Idempotency-Key reused with a different request, or an invalid policy file",
+    429: "Rate limit exceeded (see Retry-After and RateLimit)",
+    503: "A shared store (rate limits, idempotency) is unavailable and the policy fails closed",
 }
 
 
@@ -58,35 +57,15 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-READ_PROBLEMS = problems(400, 401, 404)
+READ_PROBLEMS = problems(400, 401, 403, 404, 429, 503)
 FINAL_200 = {
     200: ResponseSpec(TransactionView, description="Prefer: wait was given and the work finished in time"),
 }
-WRITE_PROBLEMS = problems(400, 401, 413, 415)
+WRITE_PROBLEMS = problems(400, 401, 403, 409, 413, 415, 422, 429, 503)
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
 SECURITY_COMPONENTS = Components(
     security_schemes={"apiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header")}
 )
-
-
-def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """The foundation's single demo key; the policies work replaces this with identities and scopes."""
-    hub: Hub = connection.app.state.hub
-    presented = connection.headers.get(API_KEY_HEADER, "")
-    if not presented or not hmac.compare_digest(presented.encode(), hub.settings.demo_api_key.encode()):
-        raise ProblemError(
-            401,
-            "unauthorized",
-            f"a valid API key is required in the {API_KEY_HEADER} header",
-            headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
-        )
-    connection.state.client_id = hub.settings.demo_client_id
-
-
-def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise ProblemError(415, "unsupported-media-type", "send the body as application/json")
 
 
 def caller_id(request: Request[Any, Any, Any]) -> str:

@@ -9,16 +9,7 @@ from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import AccountDetails, PatientAccount
-from gateway.api._common import (
-    FINAL_200,
-    READ_PROBLEMS,
-    HubDep,
-    PreferHeader,
-    accepted,
-    caller_id,
-    problems,
-    require_json,
-)
+from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, HubDep, PreferHeader, accepted, caller_id
 from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.hub import Delivery
 from gateway.ids import new_id
@@ -39,8 +30,7 @@ class AccountController(Controller):
     @put(
         "/{account_number:str}",
         operation_id="putAccount",
-        responses={**problems(400, 401, 409, 413, 415), **FINAL_200},
-        guards=[require_json],
+        responses={**WRITE_PROBLEMS, **FINAL_200},
         status_code=202,
         summary="Create or update a patient account and sync it to the EHR and ERP",
     )

@@ -9,16 +9,7 @@ from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import JournalEntry
-from gateway.api._common import (
-    FINAL_200,
-    READ_PROBLEMS,
-    WRITE_PROBLEMS,
-    HubDep,
-    PreferHeader,
-    accepted,
-    caller_id,
-    require_json,
-)
+from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, HubDep, PreferHeader, accepted, caller_id
 from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.hub import Delivery
 from gateway.ids import new_id
@@ -37,7 +28,6 @@ class JournalController(Controller):
         "/",
         operation_id="postJournal",
         responses={**WRITE_PROBLEMS, **FINAL_200},
-        guards=[require_json],
         status_code=202,
         summary="Accept a journal for posting to the ERP",
     )

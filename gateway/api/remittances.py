@@ -9,16 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
 from canonical.v1 import ClaimPayment, ClaimStatus, Remittance, check_balancing
-from gateway.api._common import (
-    FINAL_200,
-    READ_PROBLEMS,
-    WRITE_PROBLEMS,
-    HubDep,
-    PreferHeader,
-    accepted,
-    caller_id,
-    require_json,
-)
+from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, HubDep, PreferHeader, accepted, caller_id
 from gateway.api._resources import load_owned, new_resource
 from gateway.ids import new_id
 from gateway.store import ResourceRecord
@@ -69,7 +60,6 @@ class RemittanceController(Controller):
         "/",
         operation_id="postRemittance",
         responses={**WRITE_PROBLEMS, **FINAL_200},
-        guards=[require_json],
         status_code=202,
         summary="Ingest a remittance (canonical JSON)",
     )

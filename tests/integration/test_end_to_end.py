@@ -21,9 +21,7 @@ def test_health_and_ready(api: httpx.Client) -> None:
     assert all(c["ok"] for c in body["connectors"].values())
 
 
-def test_journal_is_posted_once_with_an_erp_document_number(
-    api: httpx.Client, stubs: dict[str, Service]
-) -> None:
+def test_journal_is_posted_once_with_an_erp_document_number(api: httpx.Client, stubs: dict[str, Service]) -> None:
     body = factories.journal()
     response = api.post("/v1/journals", json=body, headers={"Prefer": "wait=10"})
     assert response.status_code == 200, response.text
@@ -38,9 +36,7 @@ def test_journal_is_posted_once_with_an_erp_document_number(
     # The same journal again: a second hub transaction, but the ERP keeps one journal.
     again = api.post("/v1/journals", json=body, headers={"Prefer": "wait=10"}).json()
     assert api.get(again["resource"]["href"]).json()["document_number"] == journal["document_number"]
-    erp = httpx.get(
-        f"{stubs['erp'].url}/erp/journals", params={"external_reference": body["external_reference"]}
-    )
+    erp = httpx.get(f"{stubs['erp'].url}/erp/journals", params={"external_reference": body["external_reference"]})
     assert len(erp.json()["items"]) == 1
 
 
@@ -55,9 +51,7 @@ def test_journal_the_erp_rejects_fails_with_its_code(api: httpx.Client) -> None:
 
 
 def test_account_reaches_the_ehr_and_the_erp(api: httpx.Client, stubs: dict[str, Service]) -> None:
-    response = api.put(
-        "/v1/accounts/ACC-E2E-1", json=factories.account_details(), headers={"Prefer": "wait=10"}
-    )
+    response = api.put("/v1/accounts/ACC-E2E-1", json=factories.account_details(), headers={"Prefer": "wait=10"})
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "completed"
     account = api.get("/v1/accounts/ACC-E2E-1").json()

@@ -11,12 +11,14 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from tests import factories
 
-KEY = "test-key-0123456789"
+from tests.conftest import KEY, TEST_POLICY
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient[Any]]:
-    settings = Settings(data_dir=str(tmp_path), dispatcher_enabled=False, demo_api_key=KEY, targets="ehr,erp")
+    settings = Settings(
+        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="ehr,erp"
+    )
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as c:
         c.headers["X-API-Key"] = KEY
         yield c

@@ -1,0 +1,182 @@
+"""``/v1/admin``: operators' view — audit trail, dead letters and replay, connector health, policy reload.
+
+Every route here needs the ``admin`` scope (the policy file says so per operation).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.params import JSONBody, Parameter, QueryParameter
+
+from connectors._breaker import BreakerSnapshot
+from gateway.api._common import READ_PROBLEMS, HubDep, caller_id, problems
+from gateway.problems import ProblemError
+from gateway.store import DeadLetterFilter, OutboxRecord
+from gateway.views import timestamp
+from policies.audit import AuditEntry, AuditRecord
+
+__all__ = ["AdminController"]
+
+DeliveryId = Annotated[str, Parameter(pattern=r"^dlv_[0-9a-z]{26}$", description="Outbox entry (delivery) id")]
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
+OptionalText = Annotated[str | None, QueryParameter(required=False, max_length=100)]
+Seconds = Annotated[float | None, QueryParameter(required=False, ge=0, description="Epoch seconds")]
+
+
+class AuditPage(msgspec.Struct, kw_only=True, frozen=True):
+    records: list[AuditRecord]
+    next_after_seq: int | None = None
+
+
+class DeadLetterView(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    transaction_id: str
+    target: str
+    operation: str
+    attempts: int
+    replays: int
+    error_kind: str | None = None
+    error: str | None = None
+    dead_since: Any  # datetime; Any keeps msgspec from re-validating our own timestamps
+
+
+class DeadLetterPage(msgspec.Struct, kw_only=True, frozen=True):
+    items: list[DeadLetterView]
+    next_after: str | None = None
+
+
+class ReplayFilter(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    target: str | None = None
+    error_kind: str | None = None
+    older_than_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+
+
+class ReplayResult(msgspec.Struct, kw_only=True, frozen=True):
+    replayed: list[str]
+
+
+class PolicyStatus(msgspec.Struct, kw_only=True, frozen=True):
+    status: str
+    source: str
+
+
+def _dead_view(entry: OutboxRecord) -> DeadLetterView:
+    return DeadLetterView(
+        id=entry.id,
+        transaction_id=entry.transaction_id,
+        target=entry.target,
+        operation=entry.operation,
+        attempts=entry.attempts,
+        replays=entry.replays,
+        error_kind=entry.error_kind,
+        error=entry.error,
+        dead_since=timestamp(entry.updated_at),
+    )
+
+
+class AdminController(Controller):
+    path = "/admin"
+    tags = ["admin"]
+
+    @get("/audit", operation_id="getAuditRecords", responses=problems(400, 401, 403),
+         summary="The audit trail, filtered and paged by sequence number")  # fmt: skip
+    async def audit(
+        self,
+        request: Request[Any, Any, Any],
+        client_id: OptionalText = None,
+        operation: OptionalText = None,
+        outcome: OptionalText = None,
+        since: Seconds = None,
+        until: Seconds = None,
+        after_seq: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Limit = 100,
+    ) -> AuditPage:
+        log = request.app.state.governance.audit_log
+        records = await log.page(
+            client_id=client_id, operation=operation, outcome=outcome, since=since, until=until,
+            after_seq=after_seq, limit=limit,
+        )  # fmt: skip
+        return AuditPage(records=records, next_after_seq=records[-1].seq if len(records) == limit else None)
+
+    @get("/dead-letters", operation_id="listDeadLetters", responses=problems(400, 401, 403),
+         summary="Deliveries whose retry budget is spent or that the target rejected")  # fmt: skip
+    async def dead_letters(
+        self,
+        hub: HubDep,
+        target: OptionalText = None,
+        error_kind: OptionalText = None,
+        older_than_s: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
+        after: OptionalText = None,
+        limit: Limit = 100,
+    ) -> DeadLetterPage:
+        where = DeadLetterFilter(
+            target=target,
+            error_kind=error_kind,
+            dead_before=time.time() - older_than_s if older_than_s is not None else None,
+        )
+        entries = await hub.store.list_dead(where, limit, after)
+        return DeadLetterPage(
+            items=[_dead_view(e) for e in entries], next_after=entries[-1].id if len(entries) == limit else None
+        )
+
+    @post("/dead-letters/{delivery_id:str}/replay", operation_id="replayDeadLetter", status_code=200,
+          responses={**READ_PROBLEMS, **problems(403, 409)}, summary="Replay one dead letter")  # fmt: skip
+    async def replay_one(self, request: Request[Any, Any, Any], delivery_id: DeliveryId, hub: HubDep) -> ReplayResult:
+        replayed = await _replay(request, hub, [delivery_id])
+        if not replayed:
+            raise ProblemError(409, "conflict", "no dead letter with this id (it may have been replayed already)")
+        return ReplayResult(replayed=replayed)
+
+    @post("/dead-letters/replay", operation_id="replayDeadLetters", status_code=200,
+          responses=problems(400, 401, 403, 415), summary="Replay every dead letter matching a filter")  # fmt: skip
+    async def replay_many(
+        self, request: Request[Any, Any, Any], data: JSONBody[ReplayFilter], hub: HubDep
+    ) -> ReplayResult:
+        where = DeadLetterFilter(
+            target=data.target,
+            error_kind=data.error_kind,
+            dead_before=time.time() - data.older_than_s if data.older_than_s is not None else None,
+        )
+        entries = await hub.store.list_dead(where, data.limit, None)
+        return ReplayResult(replayed=await _replay(request, hub, [e.id for e in entries]))
+
+    @get("/connectors", operation_id="getConnectorStates", responses=problems(401, 403),
+         summary="Circuit breaker state per connector")  # fmt: skip
+    async def connectors(self, hub: HubDep) -> dict[str, BreakerSnapshot]:
+        return {name: breaker.snapshot() for name, breaker in hub.dispatcher.breakers.items()}
+
+    @post("/policy/reload", operation_id="reloadPolicy", status_code=200, responses=problems(401, 403, 422),
+          summary="Reload the policy file; an invalid file leaves the old policy in force")  # fmt: skip
+    async def reload_policy(self, request: Request[Any, Any, Any]) -> PolicyStatus:
+        holder = request.app.state.governance.holder
+        error = holder.reload()
+        if error is not None:
+            raise ProblemError(422, "invalid-policy", f"policy not reloaded, the previous one stays in force: {error}")
+        return PolicyStatus(status="reloaded", source=str(holder.path))
+
+
+async def _replay(request: Request[Any, Any, Any], hub: HubDep, ids: list[str]) -> list[str]:
+    replayed = await hub.store.replay(ids, time.time())
+    governance = request.app.state.governance
+    for entry in replayed:
+        await governance.audit(
+            AuditEntry(
+                client_id=caller_id(request),
+                operation="replay",
+                resource_id=entry.id,
+                outcome="replayed",
+                status=None,
+                trace_id=None,
+                at=time.time(),
+                target=entry.target,
+                transaction_id=entry.transaction_id,
+            )
+        )
+    if replayed:
+        hub.dispatcher.wake()
+    return [e.id for e in replayed]

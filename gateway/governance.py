@@ -1,0 +1,334 @@
+"""The policy chain every ``/v1`` call passes, in order, before its handler runs:
+
+    authenticate (401) -> scope (403) -> rate limit (429 / 503) -> content type (415)
+    -> body size (413) -> JSON shape (400 / 413) -> idempotency (400 / 409 / 422, or replay)
+
+It is one ASGI middleware rather than guards because idempotency has to capture the response and
+guards cannot, and because the order matters: the client id must be known before the rate-limit and
+idempotency keys can be built. Every call, allowed or refused, leaves an audit record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar.types import ASGIApp
+
+from gateway.governance_state import Governance
+from gateway.problems import PROBLEM_JSON, Problem, problem_type
+from gateway.tracing import current_trace_id
+from policies.audit import AuditEntry
+from policies.config import RoutePolicy
+from policies.engine import AuthFailure, Caller, CompiledPolicy
+from policies.idempotency import (
+    IdempotencyUnavailable,
+    InFlight,
+    Mismatch,
+    Replay,
+    Started,
+    StoredResponse,
+    fingerprint,
+)
+from policies.limits import ShapeViolation, check_json_shape
+from policies.ratelimit import RateLimiterUnavailable, rate_limit_headers
+
+__all__ = ["governance_middleware"]
+
+# ASGI messages and scopes are plain dicts here; Litestar's TypedDict unions add nothing but casts.
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("billing_hub.governance")
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_IDEMPOTENT_METHODS = frozenset({"POST"})
+_WWW_AUTHENTICATE = 'ApiKey header="X-API-Key", Bearer realm="billing-hub"'
+# Keys whose values are client-chosen business identifiers are audited as hashes, not as themselves.
+_HASHED_PATH_PARAMS = frozenset({"account_number", "claim_id"})
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, kind: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail, self.headers = status, kind, detail, headers or {}
+
+
+@dataclass(slots=True)
+class _Call:
+    operation: str
+    caller: Caller | None = None
+    status: int = 0
+    extra_headers: list[tuple[bytes, bytes]] | None = None
+    location: str | None = None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _send_problem(send: Send, scope: Scope, refusal: Refusal, extra: list[tuple[bytes, bytes]]) -> None:
+    body = msgspec.json.encode(
+        Problem(
+            type=problem_type(refusal.kind),
+            title=refusal.kind.replace("-", " ").capitalize(),
+            status=refusal.status,
+            detail=refusal.detail,
+            instance=scope["path"],
+            trace_id=current_trace_id(),
+        )
+    )
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in refusal.headers.items()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Refusal(400, "malformed-request", "the client disconnected before sending the body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Refusal(413, "payload-too-large", f"the request body exceeds {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def governance_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        governance: Governance = scope["app"].state.governance
+        call = _Call(operation=str(getattr(scope["route_handler"], "operation_id", "")))
+        policy = governance.holder.current
+        try:
+            await _govern(app, governance, policy, call, scope, receive, send)
+        except Refusal as refusal:
+            call.status = refusal.status
+            await _send_problem(send, scope, refusal, call.extra_headers or [])
+        finally:
+            await governance.audit(_audit_entry(call, scope))
+
+    wrapped: ASGIApp = middleware
+    return wrapped
+
+
+async def _govern(
+    app: ASGIApp,
+    governance: Governance,
+    policy: CompiledPolicy,
+    call: _Call,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    route = policy.route(call.operation)
+    if route is None:  # start-up and reload both refuse a policy without every operation
+        raise Refusal(403, "forbidden", "this operation has no policy")
+    call.caller = await _authorize(policy, route, scope)
+    await _rate_limit(governance, policy, route, call)
+    scope.setdefault("state", {})["client_id"] = call.caller.client_id
+    downstream: Any = app
+    if scope["method"] not in _BODY_METHODS:
+        await downstream(scope, receive, _with_headers(send, call))
+        return
+    body, key = await _checked_body(policy, route, scope, receive), _header(scope, b"idempotency-key")
+    if scope["method"] not in _IDEMPOTENT_METHODS or route.idempotency == "off":
+        key = None
+    elif key is None and route.idempotency == "required":
+        raise Refusal(400, "malformed-request", "this operation requires an Idempotency-Key header")
+    if key is None:
+        await downstream(scope, _replaying(body), _with_headers(send, call))
+        return
+    await _idempotent(downstream, governance, policy, call, scope, body, key.strip().strip('"'), send)
+
+
+async def _authorize(policy: CompiledPolicy, route: RoutePolicy, scope: Scope) -> Caller:
+    try:
+        caller = await policy.authenticate(_header(scope, b"x-api-key"), _header(scope, b"authorization"))
+    except AuthFailure as failure:
+        raise Refusal(401, "unauthorized", failure.reason, {"WWW-Authenticate": _WWW_AUTHENTICATE}) from None
+    if route.scope not in caller.scopes:
+        raise Refusal(403, "forbidden", f"this operation needs the {route.scope} scope")
+    return caller
+
+
+async def _rate_limit(governance: Governance, policy: CompiledPolicy, route: RoutePolicy, call: _Call) -> None:
+    assert call.caller is not None
+    rule = policy.rule(route)
+    try:
+        decision = await governance.limiter.hit(f"{call.caller.client_id}:{rule.name}", rule)
+    except RateLimiterUnavailable:
+        if policy.file.rate_limits[rule.name].on_backend_error == "closed":
+            raise Refusal(
+                503, "upstream-unavailable", "rate limiting is unavailable; try again shortly", {"Retry-After": "1"}
+            ) from None
+        return  # fail open: this policy prefers serving to limiting when the shared store is down
+    call.extra_headers = [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(rule, decision).items()]
+    if not decision.allowed:
+        raise Refusal(429, "too-many-requests", f"rate limit {rule.name!r} exceeded")
+
+
+async def _checked_body(policy: CompiledPolicy, route: RoutePolicy, scope: Scope, receive: Receive) -> bytes:
+    limits = policy.file.limits
+    accepted = route.content_types or limits.content_types
+    media_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+    if media_type not in accepted:
+        raise Refusal(415, "unsupported-media-type", f"send the body as one of: {', '.join(accepted)}")
+    max_bytes = route.max_body_bytes or limits.max_body_bytes
+    declared = _header(scope, b"content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise Refusal(413, "payload-too-large", f"the request body exceeds {max_bytes} bytes")
+    body = await _read_body(receive, max_bytes)
+    if media_type.endswith("json"):
+        try:
+            check_json_shape(body, max_depth=limits.max_json_depth, max_array_length=limits.max_array_length)
+        except ShapeViolation as violation:
+            if violation.kind == "array_too_long":
+                raise Refusal(413, "payload-too-large", str(violation)) from None
+            raise Refusal(400, "malformed-request", str(violation)) from None
+    return body
+
+
+async def _idempotent(
+    app: ASGIApp,
+    governance: Governance,
+    policy: CompiledPolicy,
+    call: _Call,
+    scope: Scope,
+    body: bytes,
+    key: str,
+    send: Send,
+) -> None:
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise Refusal(400, "malformed-request", "Idempotency-Key must be 1-255 printable characters")
+    assert call.caller is not None
+    store_key = f"{call.caller.client_id}:{call.operation}:{key}"
+    ttl = policy.file.idempotency.ttl_s
+    try:
+        begun = await governance.idempotency.begin(store_key, fingerprint(scope["method"], scope["path"], body), ttl)
+    except IdempotencyUnavailable:
+        raise Refusal(
+            503, "upstream-unavailable", "idempotency records are unavailable; retry shortly", {"Retry-After": "1"}
+        ) from None
+    match begun:
+        case Replay(response=stored):
+            await _replay(send, call, stored)
+            return
+        case InFlight():
+            raise Refusal(409, "conflict", "a request with this Idempotency-Key is still being processed")
+        case Mismatch():
+            raise Refusal(422, "unprocessable-content", "this Idempotency-Key was used with a different request")
+        case Started():
+            pass
+    captured = _Capture()
+    downstream: Any = app
+    try:
+        await downstream(scope, _replaying(body), _with_headers(captured.wrap(send), call))
+    except BaseException:
+        await governance.idempotency.release(store_key)
+        raise
+    if captured.status is not None and captured.status < 500:
+        await governance.idempotency.complete(store_key, captured.stored(), ttl)
+    else:
+        await governance.idempotency.release(store_key)
+
+
+class _Capture:
+    """Tees the response so it can be stored for replay."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.chunks: list[bytes] = []
+
+    def wrap(self, send: Send) -> Send:
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.status = message["status"]
+                self.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+            elif message["type"] == "http.response.body":
+                self.chunks.append(message.get("body", b""))
+            await send(message)
+
+        return capture
+
+    def stored(self) -> StoredResponse:
+        # Rate-limit and trace headers belong to the original call, not to a replay.
+        keep = [(k, v) for k, v in self.headers if k.lower() not in {"ratelimit", "ratelimit-policy", "x-trace-id"}]
+        return StoredResponse(status=self.status or 500, headers=keep, body=b"".join(self.chunks))
+
+
+async def _replay(send: Send, call: _Call, stored: StoredResponse) -> None:
+    call.status = stored.status
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers]
+    headers.append((b"idempotent-replayed", b"true"))
+    headers.extend(call.extra_headers or [])
+    await send({"type": "http.response.start", "status": stored.status, "headers": headers})
+    await send({"type": "http.response.body", "body": stored.body})
+
+
+def _with_headers(send: Send, call: _Call) -> Send:
+    async def sender(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            call.status = message["status"]
+            headers = list(message.get("headers", []))
+            for name, value in headers:
+                if name.lower() == b"location":
+                    call.location = value.decode("latin-1")
+            if call.extra_headers:
+                headers.extend(call.extra_headers)
+                message["headers"] = headers
+        await send(message)
+
+    return sender
+
+
+def _audit_entry(call: _Call, scope: Scope) -> AuditEntry:
+    from policies.redaction import phi_hash  # the one place that turns identifiers into tags
+
+    params: dict[str, Any] = scope.get("path_params") or {}
+    resource_id: str | None = None
+    for name, value in params.items():
+        resource_id = phi_hash(str(value)) if name in _HASHED_PATH_PARAMS else str(value)
+    transaction_id = call.location.rsplit("/", 1)[-1] if call.location else None
+    status = call.status or 500
+    return AuditEntry(
+        client_id=call.caller.client_id if call.caller else "anonymous",
+        operation=call.operation,
+        resource_id=resource_id,
+        outcome="ok" if status < 400 else "rejected" if status < 500 else "error",
+        status=status,
+        trace_id=current_trace_id(),
+        at=time.time(),
+        transaction_id=transaction_id,
+    )

@@ -1,0 +1,280 @@
+"""The shared store: transactions and the outbox in Redis, for several hub instances.
+
+Every instance claims work with leases and fencing tokens: ``claim_due`` is one Lua script that
+moves due entries (and entries whose lease ran out) into ``inflight`` under a fresh token from
+``INCR``, so two instances never hold a live lease on the same entry, and ``record_attempt`` /
+``release`` refuse a holder whose token is no longer the entry's (``LeaseLost``). Each write is one
+Lua script (see ``_redis_lua``), so it is atomic and a crash never leaves half of it behind.
+
+Keys under ``prefix`` (default ``billing-hub:``):
+
+- ``txn:{id}``              hash: the transaction's fields
+- ``txn-outbox:{id}``       set: ids of the transaction's outbox entries
+- ``outbox:{id}``           hash: every ``OutboxRecord`` field, plus ``lease_until``/``lease_owner``
+- ``attempts:{outbox id}``  hash: attempt number -> ``AttemptRecord`` JSON
+- ``resource:{kind}:{id}``  hash: the resource's fields (a kind cannot contain ``:``)
+- ``pending``               sorted set: pending entries by ``next_attempt_at``
+- ``inflight``              sorted set: leased entries by ``lease_until``
+- ``waiting``               sorted set: pending + in-flight entries by ``created_at`` (for stats)
+- ``dead``                  sorted set: dead entries, all score 0 so they page by id (``BYLEX``)
+- ``lease-token``           counter: the fencing tokens
+
+Floats are stored as ``repr`` strings (exact round trip), ``None`` as an absent field, bytes as-is;
+the client must be made with ``decode_responses=False``. A duplicate transaction or outbox id makes
+``accept`` raise ``redis.exceptions.ResponseError`` with nothing written. When Redis is unreachable
+the client's ``redis.exceptions.ConnectionError`` / ``TimeoutError`` propagate unchanged (the
+dispatcher logs them and backs off; ``/ready`` reports the store down). One Redis server (or a
+primary with replicas) is assumed: the scripts build per-record keys, which Redis Cluster forbids.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import msgspec
+from redis.asyncio import Redis
+
+from gateway.store import _redis_lua as lua
+from gateway.store._base import TransactionSnapshot
+from gateway.store._records import (
+    AttemptRecord,
+    DeadLetterFilter,
+    LeaseLost,
+    OutboxRecord,
+    ResourceRecord,
+    TransactionRecord,
+)
+
+__all__ = ["RedisStore"]
+
+_OUTBOX_TEXT = ("id", "transaction_id", "target", "operation", "external_ref", "state", "error_kind", "error")
+_OUTBOX_INT = ("attempts", "budget_attempts", "replays", "lease_token")
+_OUTBOX_FLOAT = ("next_attempt_at", "created_at", "updated_at", "budget_started_at")
+_OUTBOX_FIELDS = (*_OUTBOX_TEXT, *_OUTBOX_INT, *_OUTBOX_FLOAT, "payload", "result")
+_TXN_TEXT = ("id", "client_id", "kind", "resource_type", "resource_id", "state", "trace_id")
+_TXN_FLOAT = ("created_at", "updated_at")
+_RECORDED_STATES = ("pending", "done", "dead")
+_DEAD_SCAN = 500  # dead entries one list_dead script examines at most
+_RESULT = msgspec.json.Decoder(dict[str, str])
+_ATTEMPT = msgspec.json.Decoder(AttemptRecord)
+_JSON = msgspec.json.Encoder()
+
+_Value = str | bytes
+
+
+def _encode(value: object) -> _Value:
+    if isinstance(value, bytes | str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    return _JSON.encode(value)
+
+
+def _float(value: float) -> str:
+    return repr(float(value))
+
+
+def _pairs(record: msgspec.Struct, names: tuple[str, ...]) -> list[_Value]:
+    """Field/value pairs for HSET, skipping ``None`` (stored as an absent field)."""
+    pairs: list[_Value] = []
+    for name in names:
+        value = getattr(record, name)
+        if value is not None:
+            pairs += [name, _float(value) if name in _OUTBOX_FLOAT + _TXN_FLOAT else _encode(value)]
+    return pairs
+
+
+def _fields(flat: list[bytes]) -> dict[str, bytes]:
+    return {flat[k].decode(): flat[k + 1] for k in range(0, len(flat), 2)}
+
+
+def _outbox(flat: list[bytes]) -> OutboxRecord:
+    f = _fields(flat)
+    values: dict[str, Any] = {"payload": f["payload"]}
+    values.update((n, f[n].decode()) for n in _OUTBOX_TEXT if n in f)
+    values.update((n, int(f[n])) for n in _OUTBOX_INT if n in f)
+    values.update((n, float(f[n])) for n in _OUTBOX_FLOAT if n in f)
+    if "result" in f:
+        values["result"] = _RESULT.decode(f["result"])
+    return OutboxRecord(**values)
+
+
+def _transaction(flat: list[bytes]) -> TransactionRecord:
+    f = _fields(flat)
+    values: dict[str, Any] = {n: f[n].decode() for n in _TXN_TEXT if n in f}
+    values.update((n, float(f[n])) for n in _TXN_FLOAT)
+    return TransactionRecord(**values)
+
+
+def _resource_key(kind: str, resource_id: str) -> str:
+    if ":" in kind:
+        raise ValueError(f"a resource kind cannot contain ':' ({kind!r})")
+    return f"{kind}:{resource_id}"
+
+
+def _resource_args(r: ResourceRecord) -> list[_Value]:
+    has_txn = r.transaction_id is not None
+    return [
+        _resource_key(r.kind, r.id), r.kind, r.id, r.client_id, r.body, r.transaction_id or "",
+        "1" if has_txn else "0", _float(r.created_at), _float(r.updated_at),
+    ]  # fmt: skip
+
+
+def _filter_args(where: DeadLetterFilter) -> list[_Value]:
+    args: list[_Value] = []
+    for value in (where.target, where.error_kind, where.dead_before, where.dead_after):
+        args += ["0", "0"] if value is None else ["1", value if isinstance(value, str) else _float(value)]
+    return args
+
+
+class RedisStore:
+    """``Store`` on Redis. The client is the caller's: ``close`` leaves it open (see ``from_url``)."""
+
+    def __init__(self, client: Redis, *, prefix: str = "billing-hub:") -> None:
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("RedisStore needs a client with decode_responses=False (payloads are bytes)")
+        self._client = client
+        self._owns_client = False
+        self._prefix = prefix
+        self._pending, self._inflight = f"{prefix}pending", f"{prefix}inflight"
+        self._waiting, self._dead, self._token = f"{prefix}waiting", f"{prefix}dead", f"{prefix}lease-token"
+        self._accept = client.register_script(lua.ACCEPT)
+        self._put_resources = client.register_script(lua.PUT_RESOURCES)
+        self._claim = client.register_script(lua.CLAIM)
+        self._record = client.register_script(lua.RECORD)
+        self._release = client.register_script(lua.RELEASE)
+        self._replay = client.register_script(lua.REPLAY)
+        self._list_dead = client.register_script(lua.LIST_DEAD)
+        self._snapshot = client.register_script(lua.SNAPSHOT)
+        self._stats = client.register_script(lua.STATS)
+        self._next_due = client.register_script(lua.NEXT_DUE)
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "billing-hub:") -> RedisStore:
+        """A store with a client of its own, which ``close`` closes."""
+        store = cls(Redis.from_url(url), prefix=prefix)
+        store._owns_client = True
+        return store
+
+    async def accept(
+        self, transaction: TransactionRecord, resources: list[ResourceRecord], outbox: list[OutboxRecord]
+    ) -> None:
+        txn_pairs = _pairs(transaction, _TXN_TEXT + _TXN_FLOAT)
+        args: list[_Value] = [self._prefix, transaction.id, str(len(txn_pairs) // 2), *txn_pairs]
+        args.append(str(len(resources)))
+        for r in resources:
+            args += _resource_args(r)
+        args.append(str(len(outbox)))
+        for e in outbox:
+            pairs = _pairs(e, _OUTBOX_FIELDS)
+            args += [e.id, e.transaction_id, e.state, _float(e.next_attempt_at), _float(e.created_at)]
+            args += [str(len(pairs) // 2), *pairs]
+        await self._accept(keys=[self._pending, self._dead, self._waiting], args=args)
+
+    async def put_resources(self, resources: list[ResourceRecord]) -> None:
+        if not resources:
+            return
+        args: list[_Value] = [self._prefix]
+        for r in resources:
+            args += _resource_args(r)
+        await self._put_resources(args=args)
+
+    async def get_resource(self, kind: str, resource_id: str) -> ResourceRecord | None:
+        key = f"{self._prefix}resource:{_resource_key(kind, resource_id)}"
+        f = cast("dict[bytes, bytes]", await self._client.hgetall(key))
+        if not f:
+            return None
+        txn = f.get(b"transaction_id")
+        return ResourceRecord(
+            kind=f[b"kind"].decode(), id=f[b"id"].decode(), client_id=f[b"client_id"].decode(), body=f[b"body"],
+            transaction_id=txn.decode() if txn is not None else None, created_at=float(f[b"created_at"]),
+            updated_at=float(f[b"updated_at"]),
+        )  # fmt: skip
+
+    async def get_transaction(self, transaction_id: str) -> TransactionSnapshot | None:
+        reply = await self._snapshot(args=[self._prefix, transaction_id])
+        if reply is None:
+            return None
+        txn, entries, attempts = reply
+        records = sorted((_outbox(e) for e in entries), key=lambda e: e.id)
+        history = sorted((_ATTEMPT.decode(a) for a in attempts), key=lambda a: (a.started_at, a.outbox_id, a.number))
+        return _transaction(txn), records, history
+
+    async def claim_due(self, now: float, limit: int, lease_s: float, owner: str) -> list[OutboxRecord]:
+        reply = await self._claim(
+            keys=[self._pending, self._inflight, self._token],
+            args=[self._prefix, _float(now), str(limit), _float(now + lease_s), owner],
+        )
+        return [_outbox(e) for e in reply]
+
+    async def record_attempt(
+        self, entry: OutboxRecord, attempt: AttemptRecord, *, next_attempt_at: float | None
+    ) -> TransactionRecord:
+        if entry.state not in _RECORDED_STATES:
+            raise ValueError(f"an attempt leaves an entry pending, done or dead, not {entry.state!r}")
+        names = ("state", "attempts", "result", "error_kind", "error", "updated_at", "budget_attempts",
+                 "budget_started_at")  # fmt: skip
+        pairs = _pairs(entry, names)
+        if next_attempt_at is not None:
+            pairs += ["next_attempt_at", _float(next_attempt_at)]
+        cleared = [n for n in names if getattr(entry, n) is None]
+        reply = await self._record(
+            keys=[self._pending, self._inflight, self._dead, self._waiting],
+            args=[
+                self._prefix, entry.id, str(entry.lease_token), entry.state,
+                "" if next_attempt_at is None else _float(next_attempt_at), str(attempt.number),
+                _JSON.encode(attempt), _float(entry.updated_at), str(len(pairs) // 2), *pairs, *cleared,
+            ],
+        )  # fmt: skip
+        if reply == 0:
+            raise LeaseLost(entry.id)
+        return _transaction(reply)
+
+    async def release(self, entry: OutboxRecord, next_attempt_at: float) -> None:
+        released = await self._release(
+            keys=[self._pending, self._inflight],
+            args=[self._prefix, entry.id, str(entry.lease_token), _float(next_attempt_at)],
+        )
+        if released == 0:
+            raise LeaseLost(entry.id)
+
+    async def list_dead(self, where: DeadLetterFilter, limit: int, after_id: str | None) -> list[OutboxRecord]:
+        found: list[OutboxRecord] = []
+        start: _Value = f"({after_id}" if after_id else "-"
+        scan = max(limit, _DEAD_SCAN)
+        filters = _filter_args(where)
+        while len(found) < limit:
+            last, examined, entries = await self._list_dead(
+                keys=[self._dead], args=[self._prefix, start, str(limit - len(found)), str(scan), *filters]
+            )
+            found += [_outbox(e) for e in entries]
+            if examined < scan or last is None:
+                break
+            start = b"(" + last
+        return found
+
+    async def replay(self, entry_ids: list[str], now: float) -> list[OutboxRecord]:
+        if not entry_ids:
+            return []
+        reply = await self._replay(
+            keys=[self._pending, self._dead, self._waiting], args=[self._prefix, _float(now), *entry_ids]
+        )
+        return [_outbox(e) for e in reply]
+
+    async def outbox_stats(self, now: float) -> tuple[int, float | None, int]:
+        waiting, oldest, dead = await self._stats(keys=[self._waiting, self._dead])
+        return int(waiting), (now - float(oldest) if oldest is not None else None), int(dead)
+
+    async def next_due_at(self) -> float | None:
+        due = [float(s) for s in await self._next_due(keys=[self._pending, self._inflight]) if s is not None]
+        return min(due) if due else None
+
+    async def ping(self) -> bool:
+        return bool(await self._client.ping())
+
+    async def close(self) -> None:
+        """Closes the client only when ``from_url`` made it; a client passed in stays the caller's."""
+        if self._owns_client:
+            await self._client.aclose()

@@ -1,0 +1,260 @@
+"""The Lua scripts behind ``RedisStore``: every write (and every multi-key read) is one script.
+
+A script runs atomically on the server, so two hub instances can never interleave inside one. Redis
+does not roll a script back when it fails half-way, so the writing scripts check everything first and
+only then write. Float values travel as Python ``repr`` strings and are written back unchanged:
+Lua's ``tostring`` keeps only 14 digits, so numbers are never formatted in Lua (``tonumber`` is only
+used to compare and sort, which is exact).
+
+``ARGV[1]`` is always the key prefix. The fixed index keys arrive as ``KEYS``; per-record keys are
+``prefix .. 'outbox:' .. id`` and so on, built inside the scripts (one Redis server, not a cluster).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACCEPT",
+    "CLAIM",
+    "LIST_DEAD",
+    "NEXT_DUE",
+    "PUT_RESOURCES",
+    "RECORD",
+    "RELEASE",
+    "REPLAY",
+    "SNAPSHOT",
+    "STATS",
+]
+
+# A resource travels as 9 values: key suffix, kind, id, client_id, body, transaction_id, has
+# transaction_id ('1'/'0'), created_at, updated_at. An existing resource keeps client_id and
+# created_at (the SQLite upsert updates body, transaction_id and updated_at only).
+_PUT_RESOURCE = """
+local function put_resource(P, i)
+  local key = P .. 'resource:' .. ARGV[i]
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HSET', key, 'body', ARGV[i + 4], 'updated_at', ARGV[i + 8])
+  else
+    redis.call('HSET', key, 'kind', ARGV[i + 1], 'id', ARGV[i + 2], 'client_id', ARGV[i + 3],
+      'body', ARGV[i + 4], 'created_at', ARGV[i + 7], 'updated_at', ARGV[i + 8])
+  end
+  if ARGV[i + 6] == '1' then
+    redis.call('HSET', key, 'transaction_id', ARGV[i + 5])
+  else
+    redis.call('HDEL', key, 'transaction_id')
+  end
+end
+"""
+
+# KEYS: pending, dead, waiting.
+# ARGV: prefix, transaction id, n, n field/value pairs of the transaction, r, r resources (9 values
+# each), o, o outbox entries each as: id, transaction_id, state, next_attempt_at, created_at, m,
+# m field/value pairs.
+ACCEPT = (
+    _PUT_RESOURCE
+    + """
+local P, txn = ARGV[1], ARGV[2]
+local tkey = P .. 'txn:' .. txn
+if redis.call('EXISTS', tkey) == 1 then return redis.error_reply('ERR duplicate transaction ' .. txn) end
+local tn = tonumber(ARGV[3])
+local i = 4 + 2 * tn
+local nres = tonumber(ARGV[i])
+local rstart = i + 1
+i = rstart + 9 * nres
+local nout = tonumber(ARGV[i])
+i = i + 1
+local entries, seen = {}, {}
+for k = 1, nout do
+  local id, owner = ARGV[i], ARGV[i + 1]
+  if seen[id] or redis.call('EXISTS', P .. 'outbox:' .. id) == 1 then
+    return redis.error_reply('ERR duplicate outbox entry ' .. id)
+  end
+  if owner ~= txn and redis.call('EXISTS', P .. 'txn:' .. owner) == 0 then
+    return redis.error_reply('ERR outbox entry ' .. id .. ' names an unknown transaction')
+  end
+  seen[id] = true
+  entries[k] = i
+  i = i + 6 + 2 * tonumber(ARGV[i + 5])
+end
+redis.call('HSET', tkey, unpack(ARGV, 4, 3 + 2 * tn))
+for k = 0, nres - 1 do put_resource(P, rstart + 9 * k) end
+for _, s in ipairs(entries) do
+  local id, state = ARGV[s], ARGV[s + 2]
+  redis.call('HSET', P .. 'outbox:' .. id, unpack(ARGV, s + 6, s + 5 + 2 * tonumber(ARGV[s + 5])))
+  redis.call('SADD', P .. 'txn-outbox:' .. ARGV[s + 1], id)
+  if state == 'pending' then redis.call('ZADD', KEYS[1], ARGV[s + 3], id) end
+  if state == 'dead' then redis.call('ZADD', KEYS[2], 0, id) end
+  if state == 'pending' or state == 'in_flight' then redis.call('ZADD', KEYS[3], ARGV[s + 4], id) end
+end
+return 1
+"""
+)
+
+# ARGV: prefix, then 9 values per resource.
+PUT_RESOURCES = (
+    _PUT_RESOURCE
+    + """
+for i = 2, #ARGV, 9 do put_resource(ARGV[1], i) end
+return 1
+"""
+)
+
+# KEYS: pending, inflight, lease-token counter. ARGV: prefix, now, limit, lease_until, owner.
+# Due pending entries and expired leases, ordered by next_attempt_at (then id), one fresh token.
+CLAIM = """
+local P, now, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if limit <= 0 then return {} end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+if #due == 0 and #expired == 0 then return {} end
+local picked = {}
+for k = 1, #due, 2 do picked[#picked + 1] = {due[k], tonumber(due[k + 1])} end
+for _, id in ipairs(expired) do
+  local at = redis.call('HGET', P .. 'outbox:' .. id, 'next_attempt_at')
+  picked[#picked + 1] = {id, tonumber(at) or 0}
+end
+table.sort(picked, function(a, b)
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  return a[1] < b[1]
+end)
+local token = redis.call('INCR', KEYS[3])
+local out = {}
+for k = 1, math.min(limit, #picked) do
+  local id = picked[k][1]
+  local key = P .. 'outbox:' .. id
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], ARGV[4], id)
+  redis.call('HSET', key, 'state', 'in_flight', 'lease_until', ARGV[4], 'lease_owner', ARGV[5], 'lease_token', token)
+  out[k] = redis.call('HGETALL', key)
+end
+return out
+"""
+
+# A transaction's state from its entries', as derive_state(states, attempted=True).
+_DERIVE = """
+local function derive(P, txn)
+  local all_done, all_final = true, true
+  for _, id in ipairs(redis.call('SMEMBERS', P .. 'txn-outbox:' .. txn)) do
+    local s = redis.call('HGET', P .. 'outbox:' .. id, 'state')
+    if s ~= 'done' then all_done = false end
+    if s ~= 'done' and s ~= 'dead' then all_final = false end
+  end
+  if all_done then return 'completed' end
+  if all_final then return 'failed' end
+  return 'delivering'
+end
+"""
+
+# KEYS: pending, inflight, dead, waiting.
+# ARGV: prefix, id, lease token, new state, next_attempt_at ('' keeps it), attempt number, attempt
+# JSON, updated_at, n, n field/value pairs to set, then fields to delete.
+# Returns 0 when the lease is no longer ours, else the transaction's fields.
+RECORD = (
+    _DERIVE
+    + """
+local P, id, state = ARGV[1], ARGV[2], ARGV[4]
+local key = P .. 'outbox:' .. id
+local cur = redis.call('HMGET', key, 'lease_token', 'state', 'transaction_id', 'next_attempt_at')
+if cur[1] ~= ARGV[3] or cur[2] ~= 'in_flight' then return 0 end
+redis.call('HSET', P .. 'attempts:' .. id, ARGV[6], ARGV[7])
+local n = tonumber(ARGV[9])
+redis.call('HSET', key, unpack(ARGV, 10, 9 + 2 * n))
+redis.call('HDEL', key, 'lease_until', 'lease_owner', unpack(ARGV, 10 + 2 * n))
+redis.call('ZREM', KEYS[2], id)
+if state == 'pending' then
+  local at = ARGV[5]
+  if at == '' then at = cur[4] end
+  redis.call('ZADD', KEYS[1], at, id)
+else
+  redis.call('ZREM', KEYS[4], id)
+  if state == 'dead' then redis.call('ZADD', KEYS[3], 0, id) end
+end
+local tkey = P .. 'txn:' .. cur[3]
+redis.call('HSET', tkey, 'state', derive(P, cur[3]), 'updated_at', ARGV[8])
+return redis.call('HGETALL', tkey)
+"""
+)
+
+# KEYS: pending, inflight. ARGV: prefix, id, lease token, next_attempt_at. 0 when the lease is lost.
+RELEASE = """
+local key = ARGV[1] .. 'outbox:' .. ARGV[2]
+local cur = redis.call('HMGET', key, 'lease_token', 'state')
+if cur[1] ~= ARGV[3] or cur[2] ~= 'in_flight' then return 0 end
+redis.call('HSET', key, 'state', 'pending', 'next_attempt_at', ARGV[4])
+redis.call('HDEL', key, 'lease_until', 'lease_owner')
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+return 1
+"""
+
+# KEYS: pending, dead, waiting. ARGV: prefix, now, ids... Only dead entries; fresh budget.
+REPLAY = """
+local P, now = ARGV[1], ARGV[2]
+local out = {}
+for k = 3, #ARGV do
+  local id = ARGV[k]
+  local key = P .. 'outbox:' .. id
+  if redis.call('HGET', key, 'state') == 'dead' then
+    redis.call('HSET', key, 'state', 'pending', 'next_attempt_at', now, 'budget_attempts', '0', 'updated_at', now)
+    redis.call('HINCRBY', key, 'replays', 1)
+    redis.call('HDEL', key, 'budget_started_at', 'lease_until', 'lease_owner')
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZADD', KEYS[1], now, id)
+    redis.call('ZADD', KEYS[3], redis.call('HGET', key, 'created_at'), id)
+    local txn = redis.call('HGET', key, 'transaction_id')
+    redis.call('HSET', P .. 'txn:' .. txn, 'state', 'delivering', 'updated_at', now)
+    out[#out + 1] = redis.call('HGETALL', key)
+  end
+end
+return out
+"""
+
+# KEYS: dead. ARGV: prefix, lex start, limit, ids to examine, then for target, error_kind,
+# dead_before, dead_after a flag ('1' = filter on it) and a value.
+# Returns {last id examined, ids examined, matching entries' fields}.
+LIST_DEAD = """
+local P, limit = ARGV[1], tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, ARGV[4])
+local before, after = tonumber(ARGV[10]), tonumber(ARGV[12])
+local out, last = {}, false
+for _, id in ipairs(ids) do
+  last = id
+  local key = P .. 'outbox:' .. id
+  local f = redis.call('HMGET', key, 'state', 'target', 'error_kind', 'updated_at')
+  local at = tonumber(f[4])
+  if f[1] == 'dead'
+    and (ARGV[5] == '0' or f[2] == ARGV[6])
+    and (ARGV[7] == '0' or f[3] == ARGV[8])
+    and (ARGV[9] == '0' or at < before)
+    and (ARGV[11] == '0' or at >= after) then
+    out[#out + 1] = redis.call('HGETALL', key)
+    if #out >= limit then break end
+  end
+end
+return {last, #ids, out}
+"""
+
+# ARGV: prefix, transaction id. Returns nil, or {transaction fields, {entry fields...}, {attempt JSON...}}.
+SNAPSHOT = """
+local P = ARGV[1]
+local txn = redis.call('HGETALL', P .. 'txn:' .. ARGV[2])
+if #txn == 0 then return false end
+local entries, attempts = {}, {}
+for _, id in ipairs(redis.call('SMEMBERS', P .. 'txn-outbox:' .. ARGV[2])) do
+  entries[#entries + 1] = redis.call('HGETALL', P .. 'outbox:' .. id)
+  for _, a in ipairs(redis.call('HVALS', P .. 'attempts:' .. id)) do attempts[#attempts + 1] = a end
+end
+return {txn, entries, attempts}
+"""
+
+# KEYS: waiting, dead. Returns {waiting count, oldest created_at or nil, dead count}.
+STATS = """
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {redis.call('ZCARD', KEYS[1]), oldest[2] or false, redis.call('ZCARD', KEYS[2])}
+"""
+
+# KEYS: pending, inflight. Returns {earliest next_attempt_at or nil, earliest lease_until or nil}.
+NEXT_DUE = """
+local a = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local b = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return {a[2] or false, b[2] or false}
+"""

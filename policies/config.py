@@ -1,0 +1,164 @@
+"""The policy file: one TOML document, validated with msgspec at start-up and on every reload.
+
+An invalid file never half-applies: ``load_policy`` either returns a complete ``PolicyFile`` or raises
+``PolicyError`` whose message names the bad key (``$.rate_limits.writes.limit``) or TOML line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+__all__ = [
+    "SCOPES",
+    "ClientPolicy",
+    "IdempotencyPolicy",
+    "JwtPolicy",
+    "LimitsPolicy",
+    "PolicyError",
+    "PolicyFile",
+    "RateLimitPolicy",
+    "RoutePolicy",
+    "load_policy",
+    "parse_policy",
+]
+
+Scope = Literal[
+    "accounts:read",
+    "accounts:write",
+    "claims:read",
+    "claims:write",
+    "remittances:read",
+    "remittances:write",
+    "journals:read",
+    "journals:write",
+    "transactions:read",
+    "admin",
+]
+SCOPES: frozenset[str] = frozenset(Scope.__args__)  # type: ignore[attr-defined]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class PolicyError(ValueError):
+    """The policy file is unusable; the message says where."""
+
+
+class _Section(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class ClientPolicy(_Section, kw_only=True, frozen=True):
+    """A client system. Only SHA-256 hashes of its API keys are ever written down."""
+
+    api_key_sha256: list[Sha256Hex] = []
+    scopes: list[Scope] = []
+    description: str = ""
+
+
+class JwtPolicy(_Section, kw_only=True, frozen=True):
+    """OAuth2 client-credentials bearer tokens: the client id claim must name a client above."""
+
+    issuer: str
+    audience: str | list[str]
+    jwks_file: str | None = None
+    jwks_url: str | None = None
+    algorithms: list[Literal["RS256", "ES256"]] = msgspec.field(default_factory=lambda: ["RS256", "ES256"])
+    leeway_s: Annotated[int, msgspec.Meta(ge=0, le=600)] = 60
+
+    def __post_init__(self) -> None:
+        if (self.jwks_file is None) == (self.jwks_url is None):
+            raise ValueError("set exactly one of jwks_file or jwks_url")
+
+
+class RateLimitPolicy(_Section, kw_only=True, frozen=True):
+    limit: Positive
+    window_s: Annotated[float, msgspec.Meta(gt=0)]
+    burst: Positive | None = None
+    # When the shared store (Redis) cannot be reached: let calls through, or answer 503.
+    on_backend_error: Literal["open", "closed"] = "open"
+
+
+class RoutePolicy(_Section, kw_only=True, frozen=True):
+    """What one operation (by its OpenAPI operationId) requires."""
+
+    scope: Scope
+    rate_limit: str
+    idempotency: Literal["required", "optional", "off"] = "optional"
+    max_body_bytes: Positive | None = None  # overrides [limits] for this operation
+    content_types: list[str] | None = None  # overrides [limits] for this operation
+
+
+class LimitsPolicy(_Section, kw_only=True, frozen=True):
+    max_body_bytes: Positive = 1_048_576
+    max_json_depth: Positive = 32
+    max_array_length: Positive = 10_000
+    content_types: list[str] = msgspec.field(default_factory=lambda: ["application/json"])
+
+
+class IdempotencyPolicy(_Section, kw_only=True, frozen=True):
+    ttl_s: Annotated[float, msgspec.Meta(gt=0)] = 86_400.0
+
+
+class PolicyFile(_Section, kw_only=True, frozen=True):
+    version: Literal[1] = 1
+    clients: dict[str, ClientPolicy]
+    jwt: JwtPolicy | None = None
+    rate_limits: dict[str, RateLimitPolicy]
+    routes: dict[str, RoutePolicy]
+    limits: LimitsPolicy = LimitsPolicy()
+    idempotency: IdempotencyPolicy = IdempotencyPolicy()
+
+    def __post_init__(self) -> None:
+        for operation, route in self.routes.items():
+            if route.rate_limit not in self.rate_limits:
+                raise ValueError(
+                    f"routes.{operation}.rate_limit names {route.rate_limit!r}, which is not in rate_limits"
+                )
+        hashes = [h for c in self.clients.values() for h in c.api_key_sha256]
+        if len(hashes) != len(set(hashes)):
+            raise ValueError("the same api_key_sha256 is listed for more than one client")
+
+
+def parse_policy(text: str, source: str = "policy file") -> PolicyFile:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return msgspec.convert(raw, PolicyFile)
+    except msgspec.ValidationError as exc:
+        raise PolicyError(f"{source}: {_name_the_key(raw, exc)}") from None
+
+
+_TABLES: dict[str, type[_Section]] = {"clients": ClientPolicy, "rate_limits": RateLimitPolicy, "routes": RoutePolicy}
+
+
+def _name_the_key(raw: dict[str, object], exc: msgspec.ValidationError) -> str:
+    """msgspec writes ``$.clients[...]`` for a table entry; find which entry and say its name."""
+    message = str(exc)
+    for table, entry_type in _TABLES.items():
+        marker = f"$.{table}[...]"
+        entries = raw.get(table)
+        if marker not in message or not isinstance(entries, dict):
+            continue
+        for key, value in entries.items():
+            try:
+                msgspec.convert(value, entry_type)
+            except msgspec.ValidationError as entry_exc:
+                text = str(entry_exc)
+                if "- at `$" in text:
+                    return text.replace("- at `$", f"- at `$.{table}.{key}", 1)
+                return f"{text} - at `$.{table}.{key}`"
+    return message
+
+
+def load_policy(path: Path) -> PolicyFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    return parse_policy(text, str(path))

@@ -1,0 +1,95 @@
+"""The policy chain against the running hub: every refusal status and the replay behaviour."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests import factories
+from tests.conftest import BETA_KEY, READER_KEY
+from tests.processes import Service
+
+pytestmark = pytest.mark.integration
+
+
+def _problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    return body
+
+
+def test_401_without_or_with_a_wrong_credential(hub: Service) -> None:
+    for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer not-a-jwt"}):
+        response = httpx.get(f"{hub.url}/v1/transactions/txn_00000000000000000000000000", headers=headers)
+        _problem(response, 401)
+        assert "ApiKey" in response.headers["www-authenticate"]
+        assert "Bearer" in response.headers["www-authenticate"]
+
+
+def test_403_without_the_scope(hub: Service) -> None:
+    response = httpx.post(f"{hub.url}/v1/journals", json=factories.journal(), headers={"X-API-Key": READER_KEY})
+    assert "journals:write" in str(_problem(response, 403)["detail"])
+    admin = httpx.get(f"{hub.url}/v1/admin/audit", headers={"X-API-Key": BETA_KEY})
+    _problem(admin, 403)
+
+
+def test_another_clients_ids_answer_404(api: httpx.Client, hub: Service) -> None:
+    accepted = api.post("/v1/journals", json=factories.journal())
+    assert accepted.status_code == 202
+    transaction = accepted.json()
+    beta = {"X-API-Key": BETA_KEY}
+    _problem(httpx.get(f"{hub.url}{accepted.headers['location']}", headers=beta), 404)
+    _problem(httpx.get(f"{hub.url}{transaction['resource']['href']}", headers=beta), 404)
+    assert api.get(transaction["resource"]["href"]).status_code == 200
+
+
+def test_413_415_and_json_shape_limits(api: httpx.Client) -> None:
+    _problem(api.post("/v1/journals", content=b"x" * 300_000, headers={"content-type": "application/json"}), 413)
+    _problem(api.post("/v1/journals", content=b"{}", headers={"content-type": "text/csv"}), 415)
+    deep: object = 1
+    for _ in range(40):
+        deep = [deep]
+    _problem(api.post("/v1/journals", json={"x": deep}), 400)
+    _problem(api.post("/v1/journals", json={"lines": list(range(500))}), 413)
+
+
+def test_idempotency_replays_conflicts_and_mismatches(api: httpx.Client) -> None:
+    key = str(uuid.uuid4())
+    body = factories.journal()
+    first = api.post("/v1/journals", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 202
+    again = api.post("/v1/journals", json=body, headers={"Idempotency-Key": key})
+    assert again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["location"] == first.headers["location"]
+    other = api.post("/v1/journals", json=factories.journal(), headers={"Idempotency-Key": key})
+    _problem(other, 422)
+
+
+def test_rate_limit_headers_on_every_governed_response(api: httpx.Client) -> None:
+    response = api.get("/v1/transactions/txn_00000000000000000000000000")
+    assert response.status_code == 404
+    assert response.headers["ratelimit-policy"].startswith('"reads";q=')
+    assert response.headers["ratelimit"].startswith('"reads";r=')
+
+
+def test_audit_trail_records_calls_without_phi(api: httpx.Client) -> None:
+    family = f"Sentinel{uuid.uuid4().hex[:8]}"
+    response = api.put(
+        "/v1/accounts/ACC-AUDIT-1", json=factories.account_details(family=family), headers={"Prefer": "wait=10"}
+    )
+    assert response.status_code == 200
+    records = api.get("/v1/admin/audit", params={"operation": "putAccount", "limit": 500}).json()["records"]
+    assert records, "the call was not audited"
+    record = records[-1]
+    assert record["client_id"] == "alpha"
+    assert record["status"] == 200
+    assert record["resource_id"] != "ACC-AUDIT-1"  # account numbers are audited as hashes
+    deliveries = api.get("/v1/admin/audit", params={"operation": "deliver:sync_account", "limit": 500}).json()
+    assert any(r["transaction_id"] == response.json()["id"] for r in deliveries["records"])
+    assert family not in api.get("/v1/admin/audit", params={"limit": 500}).text
