@@ -10,7 +10,6 @@ from litestar.testing import TestClient
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests import factories
-
 from tests.conftest import KEY, TEST_POLICY
 
 
