@@ -93,6 +93,38 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def keys_new(args: argparse.Namespace) -> int:
+    from policies.keys import new_api_key
+
+    key, digest = new_api_key()
+    print(f"API key (give it to the client, store it nowhere else): {key}")
+    print(f"SHA-256 for the policy file:                             {digest}")
+    print(f'\n[clients.{args.client}]\napi_key_sha256 = ["{digest}"]\nscopes = []')
+    return 0
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.governance_state import open_audit_log
+    from gateway.settings import load_settings
+    from policies.audit import verify_log
+
+    async def verify() -> int:
+        log, close = open_audit_log(load_settings())
+        try:
+            result = await verify_log(log)
+        finally:
+            await close()
+        if result.ok:
+            print(f"audit chain intact: {result.checked} records verified")
+            return 0
+        print(f"audit chain BROKEN at record {result.first_bad_seq}: {result.reason} ({result.checked} good before it)")
+        return 1
+
+    return asyncio.run(verify())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="billing-hub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +136,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--only", action="append", choices=sorted(STUBS))
     p.set_defaults(func=stubs)
+    p = commands.add_parser("keys", help="API keys")
+    key_commands = p.add_subparsers(dest="keys_command", required=True)
+    k = key_commands.add_parser("new", help="print a fresh API key and the SHA-256 to put in the policy file")
+    k.add_argument("--client", default="new-client", help="client id for the printed policy snippet")
+    k.set_defaults(func=keys_new)
+    p = commands.add_parser("audit", help="the audit trail")
+    audit_commands = p.add_subparsers(dest="audit_command", required=True)
+    a = audit_commands.add_parser("verify", help="check the hash chain; names the first changed/removed/moved record")
+    a.set_defaults(func=audit_verify)
     p = commands.add_parser("openapi", help="write the v1 OpenAPI document")
     p.add_argument("--out", default="openapi/v1.json")
     p.set_defaults(func=openapi)

@@ -24,7 +24,7 @@ from gateway.problems import PROBLEM_JSON, Problem, problem_type
 from gateway.tracing import current_trace_id
 from policies.audit import AuditEntry
 from policies.config import RoutePolicy
-from policies.engine import AuthFailure, Caller, CompiledPolicy
+from policies.engine import AuthFailure, AuthUnavailable, Caller, CompiledPolicy
 from policies.idempotency import (
     IdempotencyUnavailable,
     InFlight,
@@ -36,6 +36,7 @@ from policies.idempotency import (
 )
 from policies.limits import ShapeViolation, check_json_shape
 from policies.ratelimit import RateLimiterUnavailable, rate_limit_headers
+from policies.redaction import PhiHasher
 
 __all__ = ["governance_middleware"]
 
@@ -136,7 +137,7 @@ def governance_middleware(app: ASGIApp) -> ASGIApp:
             call.status = refusal.status
             await _send_problem(send, scope, refusal, call.extra_headers or [])
         finally:
-            await governance.audit(_audit_entry(call, scope))
+            await governance.audit(_audit_entry(call, scope, governance.phi_hasher))
 
     wrapped: ASGIApp = middleware
     return wrapped
@@ -177,6 +178,13 @@ async def _authorize(policy: CompiledPolicy, route: RoutePolicy, scope: Scope) -
         caller = await policy.authenticate(_header(scope, b"x-api-key"), _header(scope, b"authorization"))
     except AuthFailure as failure:
         raise Refusal(401, "unauthorized", failure.reason, {"WWW-Authenticate": _WWW_AUTHENTICATE}) from None
+    except AuthUnavailable:
+        raise Refusal(
+            503,
+            "upstream-unavailable",
+            "the token issuer's keys cannot be fetched; retry shortly",
+            {"Retry-After": "5"},
+        ) from None
     if route.scope not in caller.scopes:
         raise Refusal(403, "forbidden", f"this operation needs the {route.scope} scope")
     return caller
@@ -313,9 +321,7 @@ def _with_headers(send: Send, call: _Call) -> Send:
     return sender
 
 
-def _audit_entry(call: _Call, scope: Scope) -> AuditEntry:
-    from policies.redaction import phi_hash  # the one place that turns identifiers into tags
-
+def _audit_entry(call: _Call, scope: Scope, phi_hash: PhiHasher) -> AuditEntry:
     params: dict[str, Any] = scope.get("path_params") or {}
     resource_id: str | None = None
     for name, value in params.items():

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from policies.audit import AuditEntry, AuditLog, RedisAuditLog, SqliteAuditLog
 
 from gateway.settings import Settings
+from policies.audit import AuditEntry, AuditLog, RedisAuditLog, SqliteAuditLog
 from policies.engine import PolicyHolder
 from policies.idempotency import IdempotencyStore, RedisIdempotencyStore, SqliteIdempotencyStore
 from policies.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from policies.redaction import PhiHasher
 
-__all__ = ["Governance", "default_policy_path"]
+__all__ = ["Governance", "default_policy_path", "open_audit_log"]
 
 log = logging.getLogger("billing_hub.governance")
 
@@ -24,25 +27,42 @@ def default_policy_path() -> Path:
     return Path(str(resources.files("policies") / "default.toml"))
 
 
+def _redis(settings: Settings) -> aioredis.Redis:
+    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+def open_audit_log(settings: Settings) -> tuple[AuditLog, Callable[[], Awaitable[None]]]:
+    """The audit log of these settings' backend, and how to close it (for the CLI)."""
+    if settings.state_backend == "redis":
+        client = _redis(settings)
+        return RedisAuditLog(client, prefix=f"{settings.redis_prefix}audit:"), client.aclose
+    log = SqliteAuditLog(Path(settings.data_dir) / "audit.sqlite3")
+    return log, log.aclose
+
+
 @dataclass(slots=True)
 class Governance:
     holder: PolicyHolder
     limiter: RateLimiter
     idempotency: IdempotencyStore
     audit_log: AuditLog
+    phi_hasher: PhiHasher
     redis: aioredis.Redis | None = None
 
     @classmethod
     def open(cls, settings: Settings, operations: frozenset[str]) -> Governance:
         holder = PolicyHolder(Path(settings.policy_file) if settings.policy_file else default_policy_path(), operations)
+        # Without a configured key, tags correlate within this process only.
+        hasher = PhiHasher(settings.phi_hash_key.encode() if settings.phi_hash_key else secrets.token_bytes(32))
         if settings.state_backend == "redis":
-            client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+            client = _redis(settings)
             prefix = settings.redis_prefix
             return cls(
                 holder=holder,
                 limiter=RedisRateLimiter(client, prefix=f"{prefix}rl:"),
                 idempotency=RedisIdempotencyStore(client, prefix=f"{prefix}idem:"),
                 audit_log=RedisAuditLog(client, prefix=f"{prefix}audit:"),
+                phi_hasher=hasher,
                 redis=client,
             )
         data = Path(settings.data_dir)
@@ -52,6 +72,7 @@ class Governance:
             limiter=MemoryRateLimiter(),
             idempotency=SqliteIdempotencyStore(data / "idempotency.sqlite3"),
             audit_log=SqliteAuditLog(data / "audit.sqlite3"),
+            phi_hasher=hasher,
         )
 
     async def audit(self, entry: AuditEntry) -> None:

@@ -55,10 +55,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     state_backend: Literal["embedded", "redis"] = "embedded"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "billing-hub:"
+    # Key for the tags that stand in for identifiers in audit records (>= 16 bytes); share it
+    # between instances to correlate across them. Empty: a random key per process.
+    phi_hash_key: str = ""
 
     def __post_init__(self) -> None:
         if self.retry_max_attempts < 1:
             raise ValueError("retry_max_attempts must be at least 1")
+        if self.phi_hash_key and len(self.phi_hash_key.encode()) < 16:
+            raise ValueError("phi_hash_key must be at least 16 bytes")
         if not 0 < self.max_wait_s <= 30:
             raise ValueError("max_wait_s must be in (0, 30]")
 

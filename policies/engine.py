@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 
 from policies.config import PolicyError, PolicyFile, RoutePolicy, load_policy
-from policies.jwt import InvalidToken, JwtSettings, JwtVerifier
+from policies.jwt import InvalidToken, JwtSettings, JwtVerifier, KeySetUnavailable
 from policies.keys import KeyRing
 from policies.ratelimit import RateLimitRule
 
-__all__ = ["AuthFailure", "Caller", "CompiledPolicy", "PolicyHolder", "compile_policy"]
+__all__ = ["AuthFailure", "AuthUnavailable", "Caller", "CompiledPolicy", "PolicyHolder", "compile_policy"]
 
 log = logging.getLogger("billing_hub.policies")
 
@@ -35,6 +35,10 @@ class AuthFailure(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class AuthUnavailable(Exception):
+    """The token may be fine but its issuer's keys cannot be had right now (a 503, not a 401)."""
 
 
 @dataclass(slots=True)
@@ -68,6 +72,8 @@ class CompiledPolicy:
             principal = await self.jwt.verify(token)
         except InvalidToken as exc:
             raise AuthFailure(f"the bearer token is not valid ({exc.reason})") from None
+        except KeySetUnavailable:
+            raise AuthUnavailable from None
         client = self.file.clients.get(principal.client_id)
         if client is None:
             raise AuthFailure("the bearer token names an unknown client")
