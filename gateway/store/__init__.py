@@ -12,6 +12,7 @@ from gateway.store._records import (
     TransactionState,
     derive_state,
 )
+from gateway.store._redis import RedisStore
 from gateway.store._sqlite import SqliteStore
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "LeaseLost",
     "OutboxRecord",
     "ResourceRecord",
+    "RedisStore",
     "SqliteStore",
     "Store",
     "TransactionRecord",

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import random
+import socket
 import time
+import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
+import redis.exceptions
+from redis.asyncio import Redis
 
 from gateway.ids import new_id
 from gateway.store import (
@@ -19,13 +28,77 @@ from gateway.store import (
     Store,
     TransactionRecord,
 )
+from gateway.store._redis import RedisStore
+
+Outcome = Literal["success", "retry", "reject", "misconfigured"]
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture(params=["sqlite"])
+class RedisStores:
+    """Redis stores for one test: a fresh key prefix, one client per store; deletes its keys after.
+
+    The Redis backend runs against the real server at ``REDIS_URL``; when it does not answer the
+    test *fails* (never skips): CI must exercise the shared backend.
+    """
+
+    def __init__(self) -> None:
+        self.prefix = f"test:store:{uuid.uuid4().hex}:"
+        self.clients: list[Redis] = []
+
+    def client(self, url: str = REDIS_URL) -> Redis:
+        client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=1)
+        self.clients.append(client)
+        return client
+
+    def new(self) -> RedisStore:
+        return RedisStore(self.client(), prefix=self.prefix)
+
+    async def keys(self) -> set[str]:
+        return {k.decode() async for k in self.clients[0].scan_iter(match=f"{self.prefix}*")}
+
+    async def require(self) -> None:
+        try:
+            await self.client().ping()
+        except redis.exceptions.RedisError as exc:
+            await self.close()
+            pytest.fail(
+                f"Redis at {REDIS_URL} did not answer ({type(exc).__name__}). The Redis store tests need a "
+                "real Redis server: start redis-server or point REDIS_URL at one. They are never skipped.",
+                pytrace=False,
+            )
+
+    async def close(self) -> None:
+        try:
+            if self.clients:
+                keys = [k async for k in self.clients[0].scan_iter(match=f"{self.prefix}*")]
+                if keys:
+                    await self.clients[0].delete(*keys)
+        finally:
+            for client in self.clients:
+                await client.aclose()
+
+
+@pytest.fixture
+async def redis_stores() -> AsyncIterator[RedisStores]:
+    stores = RedisStores()
+    await stores.require()
+    yield stores
+    await stores.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: Store = SqliteStore(tmp_path / "hub.sqlite3", durability="normal")
+    if request.param == "sqlite":
+        backend: Store = SqliteStore(tmp_path / "hub.sqlite3", durability="normal")
+        yield backend
+        await backend.close()
+        return
+    stores = RedisStores()
+    await stores.require()
+    backend = stores.new()
     yield backend
     await backend.close()
+    await stores.close()
 
 
 def _transaction(now: float, deliveries: int = 2) -> tuple[TransactionRecord, ResourceRecord, list[OutboxRecord]]:
@@ -64,10 +137,10 @@ def _transaction(now: float, deliveries: int = 2) -> tuple[TransactionRecord, Re
     return txn, resource, outbox
 
 
-def _attempt(entry: OutboxRecord, outcome: str = "success") -> AttemptRecord:
+def _attempt(entry: OutboxRecord, outcome: Outcome = "success") -> AttemptRecord:
     return AttemptRecord(
         outbox_id=entry.id, number=entry.attempts, started_at=time.time(), duration_ms=1.0, outcome=outcome
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_accept_is_readable_back(store: Store) -> None:
@@ -183,10 +256,11 @@ async def test_dead_letters_are_listed_by_filter_and_replayed_with_a_fresh_budge
         entry.budget_attempts = 3
         await store.record_attempt(entry, _attempt(entry, "reject"), next_attempt_at=None)
         ids.append(entry.id)
-    assert [e.id for e in await store.list_dead(DeadLetterFilter(), 10, None)] == ids
+    by_id = sorted(ids)  # ids made in the same millisecond sort by their random part
+    assert [e.id for e in await store.list_dead(DeadLetterFilter(), 10, None)] == by_id
     assert [e.id for e in await store.list_dead(DeadLetterFilter(error_kind="retriable"), 10, None)] == ids[1:]
     assert await store.list_dead(DeadLetterFilter(target="other"), 10, None) == []
-    assert [e.id for e in await store.list_dead(DeadLetterFilter(), 10, ids[0])] == ids[1:]
+    assert [e.id for e in await store.list_dead(DeadLetterFilter(), 10, by_id[0])] == by_id[1:]
     assert await store.outbox_stats(now) == (0, None, 2)
 
     (replayed,) = await store.replay([ids[0], "dlv_missing"], now + 1)
@@ -198,3 +272,218 @@ async def test_dead_letters_are_listed_by_filter_and_replayed_with_a_fresh_budge
     assert (waiting, dead) == (1, 1)
     assert oldest == pytest.approx(2)
     assert await store.replay([ids[0]], now + 1) == []  # no longer dead
+
+
+async def test_records_round_trip_exactly(store: Store) -> None:
+    now = time.time() + 0.1 + 0.2  # a float with all 17 digits in use
+    txn, resource, outbox = _transaction(now, deliveries=1)
+    txn.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    resource.body = bytes(range(256))
+    outbox[0].payload = b"\x00\xff\x80binary\r\n" + bytes(range(256))
+    await store.accept(txn, [resource], outbox)
+    (entry,) = await store.claim_due(now, 10, lease_s=30, owner="a")
+    assert (entry.payload, entry.next_attempt_at, entry.created_at) == (outbox[0].payload, now, now)
+    assert (entry.result, entry.error_kind, entry.error, entry.budget_started_at) == (None, None, None, None)
+    entry.state, entry.attempts, entry.budget_attempts, entry.budget_started_at = "done", 1, 1, now + 1e-7
+    entry.result, entry.updated_at = {"reference": "R-ü", "status": ""}, now + 1 / 3
+    attempt = AttemptRecord(
+        outbox_id=entry.id, number=1, started_at=now, duration_ms=0.125, outcome="success", status=201, error=None
+    )
+    await store.record_attempt(entry, attempt, next_attempt_at=None)
+    snapshot = await store.get_transaction(txn.id)
+    assert snapshot is not None
+    stored_txn, (stored,), attempts = snapshot
+    assert stored_txn.trace_id == txn.trace_id
+    assert stored_txn.updated_at == entry.updated_at
+    assert attempts == [attempt]
+    assert stored.payload == outbox[0].payload
+    assert (stored.result, stored.budget_started_at, stored.updated_at) == (entry.result, now + 1e-7, now + 1 / 3)
+    assert stored.lease_token == entry.lease_token
+    assert await store.get_resource("journal", txn.resource_id) == resource
+
+    # An upsert keeps client_id and created_at, replaces the rest (a null transaction id included).
+    changed = ResourceRecord(
+        kind="journal", id=resource.id, client_id="other", body=b"new", created_at=now + 5, updated_at=now + 5
+    )
+    await store.put_resources([changed])
+    assert await store.get_resource("journal", resource.id) == ResourceRecord(
+        kind="journal", id=resource.id, client_id="c1", body=b"new", created_at=now, updated_at=now + 5
+    )
+
+
+# Redis only: several hub instances sharing one outbox.
+
+
+async def _accept_all(store: Store, made: list[tuple[TransactionRecord, ResourceRecord, list[OutboxRecord]]]) -> None:
+    for start in range(0, len(made), 50):  # a client's pool holds 100 connections by default
+        await asyncio.gather(*(store.accept(t, [r], o) for t, r, o in made[start : start + 50]))
+
+
+async def _accept_many(store: Store, now: float, count: int) -> list[str]:
+    made = [_transaction(now - i * 0.001, deliveries=1) for i in range(count)]
+    await _accept_all(store, made)
+    return [outbox[0].id for _, _, outbox in made]
+
+
+@pytest.mark.redis
+async def test_two_instances_claim_every_entry_exactly_once(redis_stores: RedisStores) -> None:
+    first, second = redis_stores.new(), redis_stores.new()  # two clients, two connection pools
+    now = time.time()
+    ids = await _accept_many(first, now, 200)
+    rng = random.Random(5)
+    claims: Counter[str] = Counter()
+    owners: dict[str, str] = {}
+    for _ in range(200):
+        calls = [(s, name) for s, name in ((first, "a"), (second, "b")) for _ in range(3)]
+        rounds = await asyncio.gather(
+            *(s.claim_due(now, rng.randint(1, 5), lease_s=60, owner=name) for s, name in calls)
+        )
+        for (_, name), entries in zip(calls, rounds, strict=True):
+            for entry in entries:
+                claims[entry.id] += 1
+                owners[entry.id] = name
+        if not any(rounds):
+            break
+    assert sorted(claims) == sorted(ids)
+    assert set(claims.values()) == {1}
+    assert set(owners.values()) == {"a", "b"}  # both instances got work
+    assert await first.claim_due(now + 59, 500, lease_s=60, owner="a") == []
+    waiting, oldest, dead = await first.outbox_stats(now)
+    assert (waiting, dead) == (200, 0)
+    assert oldest == pytest.approx(0.199)
+
+
+@pytest.mark.redis
+async def test_an_expired_lease_is_taken_over_by_another_instance(redis_stores: RedisStores) -> None:
+    first, second = redis_stores.new(), redis_stores.new()
+    now = time.time()
+    txn, resource, outbox = _transaction(now, deliveries=2)
+    await first.accept(txn, [resource], outbox)
+    mine = await first.claim_due(now, 10, lease_s=5, owner="a")
+    assert await second.claim_due(now + 4.9, 10, lease_s=5, owner="b") == []
+    # Instance a stalls (or died); its leases run out and b takes the work over with a newer token.
+    theirs = await second.claim_due(now + 5, 10, lease_s=5, owner="b")
+    assert sorted(e.id for e in theirs) == sorted(e.id for e in mine)
+    assert min(e.lease_token for e in theirs) > max(e.lease_token for e in mine)
+    client = redis_stores.clients[0]
+    assert await client.hget(f"{redis_stores.prefix}outbox:{theirs[0].id}", "lease_owner") == b"b"
+    for entry in mine:
+        entry.state, entry.attempts, entry.updated_at = "done", 1, now
+        with pytest.raises(LeaseLost):
+            await first.record_attempt(entry, _attempt(entry), next_attempt_at=None)
+        with pytest.raises(LeaseLost):
+            await first.release(entry, now)
+    for entry in theirs:
+        entry.state, entry.attempts, entry.updated_at = "done", 1, now + 6
+        transaction = await second.record_attempt(entry, _attempt(entry), next_attempt_at=None)
+    assert transaction.state == "completed"
+    snapshot = await first.get_transaction(txn.id)
+    assert snapshot is not None
+    assert len(snapshot[2]) == 2  # only b's attempts were recorded
+    assert await first.outbox_stats(now + 6) == (0, None, 0)
+    assert await first.next_due_at() is None
+
+
+@pytest.mark.redis
+async def test_outbox_stats_and_next_due_follow_pending_and_leased_entries(redis_stores: RedisStores) -> None:
+    store = redis_stores.new()
+    now = time.time()
+    assert await store.outbox_stats(now) == (0, None, 0)
+    assert await store.next_due_at() is None
+    made = [_transaction(now - age, deliveries=1) for age in (30.0, 20.0, 10.0)]
+    for (txn, resource, outbox), due_in in zip(made, (0.0, 100.0, 200.0), strict=True):
+        outbox[0].next_attempt_at = now + due_in
+        await store.accept(txn, [resource], outbox)
+    assert await store.next_due_at() == now
+    assert await store.outbox_stats(now) == (3, 30.0, 0)
+    (oldest,) = await store.claim_due(now, 10, lease_s=50, owner="a")
+    assert await store.next_due_at() == now + 50  # the lease ends before the next entry is due
+    assert await store.outbox_stats(now) == (3, 30.0, 0)  # in flight still counts as waiting
+    oldest.state, oldest.attempts, oldest.error_kind, oldest.updated_at = "dead", 1, "rejected", now
+    await store.record_attempt(oldest, _attempt(oldest, "reject"), next_attempt_at=None)
+    assert await store.next_due_at() == now + 100
+    assert await store.outbox_stats(now) == (2, 20.0, 1)
+    await store.replay([oldest.id], now + 1)
+    assert await store.next_due_at() == now + 1
+    assert await store.outbox_stats(now) == (3, 30.0, 0)
+
+
+@pytest.mark.redis
+async def test_accept_refuses_an_existing_id_and_writes_nothing(redis_stores: RedisStores) -> None:
+    store = redis_stores.new()
+    now = time.time()
+    txn, resource, outbox = _transaction(now, deliveries=1)
+    await store.accept(txn, [resource], outbox)
+    before = await redis_stores.keys()
+    with pytest.raises(redis.exceptions.ResponseError, match="duplicate transaction"):
+        await store.accept(txn, [], [])
+    other, other_resource, other_outbox = _transaction(now, deliveries=2)
+    other_outbox[1].id = outbox[0].id  # already stored under txn
+    with pytest.raises(redis.exceptions.ResponseError, match="duplicate outbox entry"):
+        await store.accept(other, [other_resource], other_outbox)
+    assert await redis_stores.keys() == before
+    assert await store.get_transaction(other.id) is None
+    with pytest.raises(ValueError, match="cannot contain"):
+        await store.get_resource("a:b", "c")
+
+
+@pytest.mark.redis
+async def test_dead_letters_page_by_id_past_one_scan(redis_stores: RedisStores) -> None:
+    store = redis_stores.new()
+    now = time.time()
+    made = [_transaction(now, deliveries=1) for _ in range(1200)]
+    for i, (_, _, outbox) in enumerate(made):
+        outbox[0].state, outbox[0].target, outbox[0].updated_at = "dead", f"t{i % 4}", now + i
+        outbox[0].error_kind = "rejected"
+    await _accept_all(store, made)
+    wanted = sorted(o[0].id for _, _, o in made if o[0].target == "t3" and o[0].updated_at < now + 1000)
+    where = DeadLetterFilter(target="t3", error_kind="rejected", dead_before=now + 1000)
+    assert [e.id for e in await store.list_dead(where, 1000, None)] == wanted
+    assert [e.id for e in await store.list_dead(where, 10, wanted[99])] == wanted[100:110]
+    assert await store.list_dead(DeadLetterFilter(dead_after=now + 1200), 10, None) == []
+    assert len(await store.list_dead(DeadLetterFilter(dead_after=now + 1199), 10, None)) == 1
+    assert (await store.outbox_stats(now))[2] == 1200
+
+
+@pytest.mark.redis
+async def test_keys_stay_under_the_prefix(redis_stores: RedisStores) -> None:
+    store = redis_stores.new()
+    now = time.time()
+    txn, resource, outbox = _transaction(now, deliveries=1)
+    await store.accept(txn, [resource], outbox)
+    (entry,) = await store.claim_due(now, 10, lease_s=30, owner="a")
+    entry.state, entry.attempts, entry.updated_at = "done", 1, now
+    await store.record_attempt(entry, _attempt(entry), next_attempt_at=None)
+    p = redis_stores.prefix
+    assert await redis_stores.keys() == {
+        f"{p}txn:{txn.id}",
+        f"{p}txn-outbox:{txn.id}",
+        f"{p}outbox:{entry.id}",
+        f"{p}attempts:{entry.id}",
+        f"{p}resource:journal:{resource.id}",
+        f"{p}lease-token",
+    }  # the sorted sets emptied out, so Redis dropped them
+
+
+@pytest.mark.redis
+async def test_close_leaves_a_passed_in_client_open(redis_stores: RedisStores) -> None:
+    store = redis_stores.new()
+    await store.close()
+    assert await store.ping()
+    owned = RedisStore.from_url(REDIS_URL, prefix=redis_stores.prefix)
+    assert await owned.ping()
+    await owned.close()
+    with pytest.raises(ValueError, match="decode_responses"):
+        RedisStore(Redis.from_url(REDIS_URL, decode_responses=True))
+
+
+@pytest.mark.redis
+async def test_an_unreachable_redis_raises_connection_error(redis_stores: RedisStores) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = RedisStore(redis_stores.client(f"redis://127.0.0.1:{port}/0"), prefix=redis_stores.prefix)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await store.claim_due(time.time(), 10, lease_s=30, owner="a")
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await store.ping()
