@@ -20,6 +20,7 @@ from gateway.ids import new_id
 from gateway.settings import Settings
 from gateway.store import (
     OutboxRecord,
+    RedisStore,
     ResourceRecord,
     SqliteStore,
     Store,
@@ -65,6 +66,12 @@ class Hub:
 
     @classmethod
     def open(cls, settings: Settings, store: Store | None = None) -> Hub:
+        if store is None and settings.state_backend == "redis":
+            store = RedisStore.from_url(
+                settings.redis_url,
+                prefix=f"{settings.redis_prefix}store:",
+                max_connections=settings.dispatch_concurrency + 64,
+            )
         store = store or SqliteStore(Path(settings.data_dir) / "hub.sqlite3", durability=settings.durability)
         return cls(settings=settings, store=store, connectors=build_connectors(settings))
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from gateway.store import _redis_lua as lua
 from gateway.store._base import TransactionSnapshot
@@ -152,9 +152,14 @@ class RedisStore:
         self._next_due = client.register_script(lua.NEXT_DUE)
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "billing-hub:") -> RedisStore:
-        """A store with a client of its own, which ``close`` closes."""
-        store = cls(Redis.from_url(url), prefix=prefix)
+    def from_url(cls, url: str, *, prefix: str = "billing-hub:", max_connections: int = 200) -> RedisStore:
+        """A store with a client of its own, which ``close`` closes.
+
+        The pool blocks when all connections are busy instead of failing (redis-py's default pool
+        raises), so a burst of deliveries queues for a connection rather than erroring.
+        """
+        pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
+        store = cls(Redis(connection_pool=pool), prefix=prefix)
         store._owns_client = True
         return store
 
