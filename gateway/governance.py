@@ -20,7 +20,7 @@ import msgspec
 from litestar.types import ASGIApp
 
 from gateway.governance_state import Governance
-from gateway.problems import PROBLEM_JSON, Problem, problem_type
+from gateway.problems import PROBLEM_JSON, Problem, problem_type, route_template
 from gateway.tracing import current_trace_id
 from policies.audit import AuditEntry
 from policies.config import RoutePolicy
@@ -84,7 +84,7 @@ async def _send_problem(send: Send, scope: Scope, refusal: Refusal, extra: list[
             title=refusal.kind.replace("-", " ").capitalize(),
             status=refusal.status,
             detail=refusal.detail,
-            instance=scope["path"],
+            instance=route_template(scope),
             trace_id=current_trace_id(),
         )
     )
@@ -159,7 +159,8 @@ async def _govern(
     await _rate_limit(governance, policy, route, call)
     scope.setdefault("state", {})["client_id"] = call.caller.client_id
     downstream: Any = app
-    if scope["method"] not in _BODY_METHODS:
+    expects_body = getattr(scope["route_handler"], "parsed_data_field", None) is not None
+    if scope["method"] not in _BODY_METHODS or not expects_body:
         await downstream(scope, receive, _with_headers(send, call))
         return
     body, key = await _checked_body(policy, route, scope, receive), _header(scope, b"idempotency-key")

@@ -6,6 +6,7 @@ echoed (it can carry PHI). Validation problems list each failing field by JSON p
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from typing import Any
@@ -56,6 +57,13 @@ _STATUS_KINDS = {
     429: "too-many-requests",
     503: "upstream-unavailable",
 }
+
+
+def route_template(scope: Any) -> str | None:
+    """The matched route's template (``/v1/accounts/{account_number}``), never the concrete path:
+    a path can carry a client's account number or member id."""
+    template = scope.get("path_template")
+    return str(template).replace(":str}", "}") if template else None
 
 
 def problem_type(kind: str) -> str:
@@ -113,19 +121,51 @@ def problem_response(
         title=_TITLES.get(kind, "Error"),
         status=status,
         detail=detail,
-        instance=request.url.path,
+        instance=route_template(request.scope),
         trace_id=trace_id,
         errors=errors or [],
     )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-# msgspec quotes the offending value for enum (Literal) mismatches; values can be PHI, so drop them.
+# msgspec quotes the offending value for enum (Literal) mismatches, and the name of an unknown field;
+# either can be PHI (a client that sends a patient's name as a key), so neither is echoed as such.
 _QUOTED_VALUE = re.compile(r"(Invalid enum value) '.*?'")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]*)`")
 _AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
-def _field_errors(exc: ValidationException) -> list[FieldError]:
+def _safe_message(message: str, known_fields: frozenset[str]) -> str:
+    """Keep an unknown field's name only as a typo hint: when it is close to a field we do know."""
+    match = _UNKNOWN_FIELD.search(message)
+    if match is None:
+        return message
+    close = difflib.get_close_matches(match.group("name"), known_fields, n=1, cutoff=0.8)
+    hint = f" (did you mean `{close[0]}`?)" if close else ""
+    return f"object contains a field this schema does not have{hint}"
+
+
+def _known_field_names(request: Request[Any, Any, Any]) -> frozenset[str]:
+    handler = request.scope.get("route_handler")
+    data_type = getattr(getattr(handler, "parsed_data_field", None), "annotation", None)
+    return _struct_field_names(data_type) if data_type is not None else frozenset()
+
+
+def _struct_field_names(root: Any) -> frozenset[str]:
+    names: set[str] = set()
+    pending, seen = [root], set()
+    while pending:
+        current = pending.pop()
+        for candidate in (*getattr(current, "__args__", ()), current):
+            if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct) and candidate not in seen:
+                seen.add(candidate)
+                for field in msgspec.structs.fields(candidate):
+                    names.add(field.encode_name)
+                    pending.append(field.type)
+    return frozenset(names)
+
+
+def _field_errors(exc: ValidationException, known_fields: frozenset[str]) -> list[FieldError]:
     errors = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if not isinstance(item, dict):
@@ -136,12 +176,12 @@ def _field_errors(exc: ValidationException) -> list[FieldError]:
         key = match.group("path") if match and match.group("path") else str(item.get("key") or "$")
         # Litestar names the whole body "data"; a Struct-level check failing there is about the root.
         path = "$" if key == "data" else key if key.startswith("$") else f"$.{key}"
-        errors.append(FieldError(path=path, message=_QUOTED_VALUE.sub(r"\1", message)))
+        errors.append(FieldError(path=path, message=_safe_message(_QUOTED_VALUE.sub(r"\1", message), known_fields)))
     return errors
 
 
 def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
-    errors = _field_errors(exc)
+    errors = _field_errors(exc, _known_field_names(request))
     if not errors:
         return problem_response(request, 400, "malformed-request", "the request body is not valid JSON")
     return problem_response(request, 400, "validation-error", f"{len(errors)} field(s) failed validation", errors)

@@ -93,7 +93,7 @@ class AdminController(Controller):
         outcome: OptionalText = None,
         since: Seconds = None,
         until: Seconds = None,
-        after_seq: Annotated[int, QueryParameter(ge=0)] = 0,
+        after_seq: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
         limit: Limit = 100,
     ) -> AuditPage:
         log = request.app.state.governance.audit_log

@@ -53,7 +53,8 @@ def test_wrong_content_type_is_415(client: TestClient[Any]) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "field", "message"),
     [
-        ("/v1/journals", {**factories.journal(), "extra": 1}, "$", "unknown field `extra`"),
+        ("/v1/journals", {**factories.journal(), "extra": 1}, "$", "a field this schema does not have"),
+        ("/v1/journals", {**factories.journal(), "ledgr": 1}, "$", "did you mean `ledger`?"),
         (
             "/v1/journals",
             {
@@ -137,3 +138,16 @@ def test_remittance_updates_claims_it_pays_and_reports_findings(client: TestClie
     assert response.headers["preference-applied"] == "wait=1"
     remittance = client.get(response.json()["resource"]["href"]).json()
     assert [(f["level"], f["difference"]) for f in remittance["findings"]] == [("transaction", "-1.00")]
+
+
+def test_problem_instance_is_the_route_template_never_the_path(client: TestClient[Any]) -> None:
+    problem = _problem(client.get("/v1/accounts/SECRET-MEMBER-1"), 404, "not-found")
+    assert problem["instance"] == "/v1/accounts/{account_number}"
+    assert "SECRET" not in str(problem)
+
+
+def test_unknown_field_names_are_not_echoed(client: TestClient[Any]) -> None:
+    problem = _problem(
+        client.post("/v1/journals", json={**factories.journal(), "SMITH-JOHN": 1}), 400, "validation-error"
+    )
+    assert "SMITH" not in str(problem)
