@@ -51,12 +51,20 @@ class HttpConnector:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         error_code: Any = None,
+        timeout_s: float | None = None,
     ) -> httpx.Response:
         """Send one request; return a 2xx response or raise from the error tree."""
         body = content if content is not None else (msgspec.json.encode(json) if json is not None else None)
         merged = {"content-type": "application/json", **(headers or {})} if body is not None else headers
         try:
-            response = await self.client.request(method, url, content=body, headers=merged, params=params)
+            response = await self.client.request(
+                method,
+                url,
+                content=body,
+                headers=merged,
+                params=params,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s,
+            )
         except httpx.HTTPError as exc:
             raise error_for_transport(self.kind, exc) from None
         if outcome_for_status(response.status_code) is not Outcome.SUCCESS:
@@ -81,6 +89,4 @@ def decode_body(target: str, response: httpx.Response, type_: type[T]) -> T:
     try:
         return msgspec.json.decode(response.content, type=type_)
     except msgspec.DecodeError:
-        raise RejectedError(
-            f"{target} answered with an unexpected body", status=response.status_code
-        ) from None
+        raise RejectedError(f"{target} answered with an unexpected body", status=response.status_code) from None

@@ -37,9 +37,7 @@ class BreakerSnapshot(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class CircuitBreaker:
-    def __init__(
-        self, settings: BreakerSettings | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, settings: BreakerSettings | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings or BreakerSettings()
         self._clock = clock
         self._state: BreakerState = "closed"

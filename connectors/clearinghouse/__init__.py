@@ -1,0 +1,5 @@
+"""Clearinghouse connector (X12 5010 on the wire), its stub server, and the X12 codec (``x12``)."""
+
+from connectors.clearinghouse._connector import X12ClearinghouseConfig, X12ClearinghouseConnector
+
+__all__ = ["X12ClearinghouseConfig", "X12ClearinghouseConnector"]

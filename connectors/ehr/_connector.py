@@ -40,10 +40,7 @@ def _issue_code(response: httpx.Response) -> str | None:
     issues = body.get("issue") if isinstance(body, dict) else None
     if not isinstance(issues, list):
         return None
-    return (
-        ",".join(sorted({str(i.get("code")) for i in issues if isinstance(i, dict) and i.get("code")}))
-        or None
-    )
+    return ",".join(sorted({str(i.get("code")) for i in issues if isinstance(i, dict) and i.get("code")})) or None
 
 
 class FhirEhrConnector(HttpConnector):

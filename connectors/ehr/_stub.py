@@ -242,9 +242,7 @@ class FhirStore:
         with self._lock:
             return self._put(rtype, rid, body, expected)
 
-    def conditional_put(
-        self, rtype: str, token: Token, body: Resource, expected: int | None
-    ) -> tuple[Resource, bool]:
+    def conditional_put(self, rtype: str, token: Token, body: Resource, expected: int | None) -> tuple[Resource, bool]:
         with self._lock:
             found = self._search(rtype, token)
             if len(found) > 1:
@@ -398,9 +396,7 @@ def search_resources(request: AnyRequest, store: Store, resource_type: FromPath[
 
 
 @put("/{resource_type:str}")
-async def conditional_update(
-    request: AnyRequest, store: Store, resource_type: FromPath[str]
-) -> Response[bytes]:
+async def conditional_update(request: AnyRequest, store: Store, resource_type: FromPath[str]) -> Response[bytes]:
     rtype = _checked_type(resource_type)
     token = _criteria(request)
     expected = _expected_version(request)
