@@ -7,6 +7,7 @@ from litestar import Router
 from gateway.api._common import SECURITY
 from gateway.api.accounts import AccountController
 from gateway.api.admin import AdminController
+from gateway.api.claims import ClaimController
 from gateway.api.journals import JournalController
 from gateway.api.remittances import RemittanceController
 from gateway.api.transactions import TransactionController
@@ -14,7 +15,14 @@ from gateway.governance import governance_middleware
 
 __all__ = ["V1_CONTROLLERS", "v1_router"]
 
-V1_CONTROLLERS = [AccountController, AdminController, JournalController, RemittanceController, TransactionController]
+V1_CONTROLLERS = [
+    AccountController,
+    AdminController,
+    ClaimController,
+    JournalController,
+    RemittanceController,
+    TransactionController,
+]
 
 
 def v1_router() -> Router:
