@@ -14,7 +14,7 @@ KEY = "alpha-key-0123456789"  # client "alpha", every scope (tests/fixtures/poli
 BETA_KEY = "beta-key-0123456789"  # client "beta", every scope but admin
 READER_KEY = "reader-key-0123456789"  # client "reader", read scopes only
 TEST_POLICY = Path(__file__).parent / "fixtures" / "policy.toml"
-READY_PATHS = {"ehr": "/fhir/metadata", "erp": "/erp/health", "clearinghouse": "/_control/faults"}
+READY_PATHS = {"ehr": "/fhir/metadata", "erp": "/erp/health", "clearinghouse": "/x12/health"}
 
 
 def _available_stubs() -> list[str]:

@@ -25,9 +25,7 @@ def journal(reference: str | None = None, amount: str = "125.00", account: str =
     }
 
 
-def account_details(
-    family: str = "Rivera", given: str = "Ana", member_id: str = "MBR123456"
-) -> dict[str, Any]:
+def account_details(family: str = "Rivera", given: str = "Ana", member_id: str = "MBR123456") -> dict[str, Any]:
     return {
         "facility": "MAIN",
         "patient": {
@@ -50,9 +48,7 @@ def account_details(
     }
 
 
-def claim(
-    claim_id: str | None = None, member_id: str = "MBR123456", family: str = "Rivera"
-) -> dict[str, Any]:
+def claim(claim_id: str | None = None, member_id: str = "MBR123456", family: str = "Rivera") -> dict[str, Any]:
     return {
         "claim_id": claim_id or f"PCN{next(_counter):06d}",
         "account_number": "ACC-1001",

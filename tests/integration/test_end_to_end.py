@@ -96,3 +96,54 @@ def test_transaction_is_readable_while_accepted(api: httpx.Client) -> None:
     location = response.headers["location"]
     transaction = api.get(location).json()
     assert transaction["state"] in {"accepted", "delivering", "completed"}
+
+
+def test_claim_goes_out_as_837p_and_its_status_comes_back_live(api: httpx.Client, stubs: dict[str, Service]) -> None:
+    body = factories.claim()
+    response = api.post("/v1/claims", json=body, headers={"Prefer": "wait=10"})
+    assert response.status_code == 200, response.text
+    transaction = response.json()
+    assert transaction["state"] == "completed", transaction
+    (delivery,) = transaction["deliveries"]
+    assert delivery["details"]["category_code"] == "A2"  # 277CA: accepted for processing
+    assert delivery["reference"].startswith("PCN")  # the payer claim number
+
+    claim = api.get(f"/v1/claims/{body['claim_id']}").json()
+    assert claim["status"]["source"] == "277CA"
+    assert claim["claim"]["total_charge"] == "125.50"
+
+    house = stubs["clearinghouse"].url
+    adjudicated = {"category_code": "F1", "status_code": "65", "paid_amount": "80.00"}
+    httpx.put(f"{house}/_control/claims/{body['claim_id']}/status", json=adjudicated).raise_for_status()
+    live = api.get(f"/v1/claims/{body['claim_id']}/status")
+    assert live.status_code == 200, live.text
+    assert live.headers["x-status-source"] == "live"
+    status = live.json()
+    assert (status["category_code"], status["status_code"], status["paid_amount"], status["source"]) == (
+        "F1", "65", "80.00", "277",
+    )  # fmt: skip
+    cached = api.get(f"/v1/claims/{body['claim_id']}/status")
+    assert cached.headers["x-status-source"] == "cache"
+
+    # The same claim again is a conflict at the hub; a replacement (frequency 7) goes through once.
+    assert api.post("/v1/claims", json=body).status_code == 409
+    replaced = api.post("/v1/claims", json={**body, "frequency_code": "7"}, headers={"Prefer": "wait=10"})
+    assert replaced.json()["state"] == "completed"
+    listed = httpx.get(f"{house}/x12/claims").json()
+    assert [c["claim_id"] for c in listed["items"]].count(body["claim_id"]) == 1
+
+
+def test_claim_the_clearinghouse_rejects_is_dead_lettered(api: httpx.Client) -> None:
+    body = factories.claim()
+    body["payer"]["payer_id"] = "UNKNOWN"
+    transaction = api.post("/v1/claims", json=body, headers={"Prefer": "wait=10"}).json()
+    assert transaction["state"] == "failed"
+    (delivery,) = transaction["deliveries"]
+    assert delivery["error_kind"] == "rejected"
+    assert "A7" in delivery["error"]
+    dead = api.get("/v1/admin/dead-letters", params={"target": "clearinghouse"}).json()["items"]
+    assert any(d["transaction_id"] == transaction["id"] for d in dead)
+
+
+def test_status_of_an_unknown_claim_is_404(api: httpx.Client) -> None:
+    assert api.get("/v1/claims/NO-SUCH-CLAIM/status").status_code == 404

@@ -14,9 +14,7 @@ amounts = st.integers(min_value=1, max_value=10**9).map(lambda c: f"{Decimal(c).
 
 
 def _journal_bytes(debits: list[str], credits: list[str]) -> bytes:
-    lines = [{"account": "1000", "debit": d} for d in debits] + [
-        {"account": "4000", "credit": c} for c in credits
-    ]
+    lines = [{"account": "1000", "debit": d} for d in debits] + [{"account": "4000", "credit": c} for c in credits]
     return msgspec.json.encode({**factories.journal(), "lines": lines})
 
 

@@ -32,9 +32,7 @@ from connectors.erp._stub import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-CONFIG = ErpStubConfig(
-    open_periods=["2026-10", "2026-11"], chart_of_accounts=["1000", "1100", "4000", "4100"]
-)
+CONFIG = ErpStubConfig(open_periods=["2026-10", "2026-11"], chart_of_accounts=["1000", "1100", "4000", "4100"])
 Client = TestClient[Litestar]
 
 

@@ -189,9 +189,7 @@ def test_unmatched_routes_are_faulted_and_journaled(client: TestClient[Litestar]
 
 
 @pytest.mark.parametrize(("plan", "minimum"), [({"latency_ms": 150}, 0.15), ({"hang_seconds": 0.2}, 0.2)])
-def test_latency_and_hang_delay_the_answer(
-    client: TestClient[Litestar], plan: dict[str, Any], minimum: float
-) -> None:
+def test_latency_and_hang_delay_the_answer(client: TestClient[Litestar], plan: dict[str, Any], minimum: float) -> None:
     set_faults(client, **plan)
     started = time.perf_counter()
     response = client.get("/svc/ping")

@@ -1,0 +1,347 @@
+"""Delivery resilience against real processes: SIGKILL chaos, an ERP outage, graceful shutdown.
+
+The hub runs as ``billing-hub serve`` with the embedded SQLite store in a temporary data directory,
+the ERP stub as its only target; both are killed, stopped and restarted on the same ports. The
+client side retries exactly as a careful client would (same Idempotency-Key, same bytes), so every
+journal is eventually accepted, and the ERP stub's ledger is the ground truth for "exactly once".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import factories
+from tests.conftest import KEY
+from tests.integration._harness import (
+    Proc,
+    cleanup,
+    clear_faults,
+    erp_references,
+    erp_requests,
+    hub_env,
+    poll,
+    set_faults,
+)
+
+pytestmark = pytest.mark.integration
+
+SEED = 20261128
+RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    reference: str
+    key: str
+    body: bytes
+
+
+def _jobs(rng: random.Random, prefix: str, count: int) -> list[Job]:
+    jobs = []
+    for i in range(count):
+        reference = f"{prefix}-{i:04d}"
+        body = json.dumps(factories.journal(reference, amount=f"{rng.randint(1, 99999) / 100:.2f}")).encode()
+        jobs.append(Job(reference, str(uuid.UUID(int=rng.getrandbits(128), version=4)), body))
+    return jobs
+
+
+@dataclass
+class ClientLog:
+    """What the client saw: the accepted transaction per reference, and every retry cause."""
+
+    accepted: dict[str, str] = field(default_factory=dict)
+    replayed: int = 0
+    retries: Counter[str] = field(default_factory=Counter)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _submit_until_accepted(
+    client: httpx.AsyncClient, job: Job, log: ClientLog, slots: asyncio.Semaphore, rng: random.Random
+) -> None:
+    """POST until a 2xx, retrying connection errors, 409 (first attempt still in flight) and 5xx."""
+    delay = 0.05
+    headers = {"Idempotency-Key": job.key, "content-type": "application/json"}
+    while True:
+        async with slots:
+            try:
+                response: httpx.Response | None = await client.post("/v1/journals", content=job.body, headers=headers)
+            except httpx.TransportError as exc:
+                response = None
+                log.retries[type(exc).__name__] += 1
+        if response is not None:
+            if response.status_code in (200, 202):
+                log.accepted[job.reference] = response.json()["id"]
+                log.replayed += response.headers.get("idempotent-replayed") == "true"
+                log.progress.set()
+                return
+            assert response.status_code in RETRY_STATUSES, response.text
+            log.retries[str(response.status_code)] += 1
+        await asyncio.sleep(delay * rng.uniform(0.5, 1.0))  # client back-off, not waiting for an event
+        delay = min(delay * 2, 1.0)
+
+
+async def _kill_at(hub: Proc, log: ClientLog, points: list[int], rng: random.Random) -> list[int]:
+    """SIGKILL the hub once the client has had ``point`` journals accepted, for each point; restart it."""
+    killed_at = []
+    for point in points:
+        while len(log.accepted) < point:
+            log.progress.clear()
+            await log.progress.wait()
+        await asyncio.sleep(rng.uniform(0.0, 0.05))  # a random moment inside the following work
+        assert hub.alive(), hub.log_tail()
+        hub.kill()
+        killed_at.append(len(log.accepted))
+        await asyncio.to_thread(hub.start)
+    return killed_at
+
+
+async def _chaos(hub: Proc, jobs: list[Job], points: list[int], rng: random.Random) -> tuple[ClientLog, list[int]]:
+    log = ClientLog()
+    slots = asyncio.Semaphore(8)
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    async with httpx.AsyncClient(base_url=hub.url, headers={"X-API-Key": KEY}, timeout=10, limits=limits) as client:
+        clients = [_submit_until_accepted(client, job, log, slots, random.Random(rng.random())) for job in jobs]
+        killer = asyncio.create_task(_kill_at(hub, log, points, random.Random(rng.random())))
+        await asyncio.wait_for(asyncio.gather(*clients), timeout=150)
+        killed_at = await asyncio.wait_for(killer, timeout=60)
+    return log, killed_at
+
+
+def _transaction_states(hub: Proc, ids: list[str]) -> Counter[str]:
+    with hub.client() as api:
+        return Counter(api.get(f"/v1/transactions/{txn}").json()["state"] for txn in ids)
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_posts_nothing_twice(tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    count, kills = 500, 6
+    erp = Proc.erp(tmp_path)
+    hub = Proc.hub("hub", tmp_path, hub_env(erp.url, tmp_path / "data"))
+    with cleanup(hub, erp):
+        erp.start()
+        hub.start()
+        jobs = _jobs(rng, f"chaos-{SEED}", count)
+        points = sorted(rng.sample(range(count // 20, count - count // 10), kills))
+        started = time.monotonic()
+        log, killed_at = asyncio.run(_chaos(hub, jobs, points, rng))
+        sent_s = time.monotonic() - started
+
+        assert len(killed_at) == kills
+        assert set(log.accepted) == {job.reference for job in jobs}  # every journal got its 2xx
+        references = poll(
+            f"the ERP to hold {count} journals",
+            lambda: (refs := erp_references(erp)) and len(refs) >= count and refs,
+            timeout_s=60,
+            every_s=0.25,
+        )
+        drained_s = time.monotonic() - started
+        posted = Counter(references)
+        assert [ref for ref, n in posted.items() if n > 1] == []  # nothing posted twice
+        assert set(posted) == set(log.accepted)  # nothing missing, nothing the hub did not accept
+        states = _transaction_states(hub, list(log.accepted.values()))
+        assert states == Counter({"completed": count})
+        redelivered = sum(1 for r in erp_requests(erp) if r["path"] == "/erp/journals" and r["status"] == 200)
+        print(
+            f"\nchaos: {count} journals, SIGKILL after {killed_at} accepted; all accepted in {sent_s:.1f} s, "
+            f"in the ERP after {drained_s:.1f} s; client retries {dict(log.retries)}, "
+            f"replayed answers {log.replayed}; redeliveries the ERP answered as duplicates {redelivered}"
+        )
+
+
+# --- outage -------------------------------------------------------------------------------------
+
+OUTAGE_PHASES: list[tuple[str, dict[str, Any] | None, str]] = [
+    # (name, the ERP stub's fault plan or None for "stub stopped", what the hub records for it)
+    ("503", {"error_status": 503, "error_rate": 1.0}, "HTTP 503"),
+    # The stub hangs past the hub's 1 s timeout; the 503 after the hang keeps it from posting late.
+    ("timeout", {"hang_seconds": 5, "error_status": 503}, "timed out"),
+    ("drop", {"drop_rate": 1.0}, "erp: "),
+    ("refused", None, "connection refused"),
+]
+
+
+def _histories(api: httpx.Client, ids: list[str]) -> list[dict[str, Any]]:
+    return [api.get(f"/v1/transactions/{txn}").json() for txn in ids]
+
+
+def _errors(transactions: list[dict[str, Any]]) -> list[str]:
+    return [a["error"] or "" for t in transactions for d in t["deliveries"] for a in d["history"]]
+
+
+def test_erp_outage_keeps_work_queued_opens_the_circuit_and_delivers_everything_after(tmp_path: Path) -> None:
+    rng = random.Random(SEED + 1)
+    per_phase = 25
+    erp = Proc.erp(tmp_path)
+    hub = Proc.hub("hub", tmp_path, hub_env(erp.url, tmp_path / "data"))
+    accepted: dict[str, str] = {}
+    breaker_states: set[str] = set()
+    ready_details: dict[str, str] = {}
+    seen_errors: Counter[str] = Counter()
+    with cleanup(hub, erp), hub.client() as api:
+        erp.start()
+        hub.start()
+        assert api.get("/ready").status_code == 200
+        outage_started = time.monotonic()
+        for name, faults, signature in OUTAGE_PHASES:
+            if faults is None:
+                erp.stop()  # nothing was posted during the earlier phases, so the stub loses nothing
+            else:
+                set_faults(erp, **faults, seed=rng.randrange(2**31))
+            for job in _jobs(rng, f"outage-{name}", per_phase):
+                response = api.post("/v1/journals", content=job.body, headers={"content-type": "application/json"})
+                assert response.status_code == 202, response.text
+                accepted[job.reference] = response.json()["id"]
+
+            ready = api.get("/ready")
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["status"] == "degraded"
+            assert ready.json()["connectors"]["erp"]["ok"] is False
+            ready_details[name] = ready.json()["connectors"]["erp"]["detail"]
+
+            def attempted_under_this_fault(sig: str = signature) -> list[dict[str, Any]] | None:
+                breaker_states.add(api.get("/v1/admin/connectors").json()["erp"]["state"])
+                transactions = _histories(api, list(accepted.values()))
+                seen_errors.update(e.split(" (")[0] for e in _errors(transactions))
+                return transactions if any(sig in e for e in _errors(transactions)) else None
+
+            # The phase lasts until the dispatcher has spent an attempt on this kind of failure.
+            transactions = poll(
+                f"an attempt failing with {signature!r} (seen so far: {seen_errors})", attempted_under_this_fault, 20, 0.2
+            )
+            assert {t["state"] for t in transactions} <= {"accepted", "delivering"}, "accepted work failed"
+            assert api.get("/v1/admin/dead-letters").json()["items"] == []
+        outage_s = time.monotonic() - outage_started
+
+        assert breaker_states & {"open", "half_open"}, f"the circuit never opened: {breaker_states}"
+        erp.start()  # recovery: a fresh stub on the same port, no faults
+        recovered = time.monotonic()
+        references = poll(
+            f"the ERP to hold {len(accepted)} journals",
+            lambda: (refs := erp_references(erp)) and len(refs) >= len(accepted) and refs,
+            timeout_s=30,
+            every_s=0.2,
+        )
+        delivered_s = time.monotonic() - recovered
+        posted = Counter(references)
+        assert len(accepted) == 4 * per_phase
+        assert len(references) == len(accepted)
+        assert set(posted) == set(accepted) and max(posted.values()) == 1
+        transactions = _histories(api, list(accepted.values()))
+        assert Counter(t["state"] for t in transactions) == Counter({"completed": len(accepted)})
+        assert api.get("/ready").status_code == 200
+        assert poll("the circuit to close", lambda: api.get("/v1/admin/connectors").json()["erp"]["state"] == "closed", 10)
+        attempts = [d["attempts"] for t in transactions for d in t["deliveries"]]
+        kinds = Counter(e.split(" (")[0] for e in _errors(transactions) if e)
+        print(
+            f"\noutage: {len(accepted)} accepted over {outage_s:.1f} s of outage; breaker states seen "
+            f"{sorted(breaker_states)}; /ready said {ready_details}; all delivered {delivered_s:.1f} s after "
+            f"recovery; attempts per delivery max {max(attempts)}, total {sum(attempts)}; errors {dict(kinds)}"
+        )
+
+
+# --- graceful shutdown --------------------------------------------------------------------------
+
+
+def test_sigterm_releases_in_flight_deliveries_and_exits_within_the_bound(tmp_path: Path) -> None:
+    grace_s, lease_s = 2.0, 60.0
+    erp = Proc.erp(tmp_path)
+    env = hub_env(
+        erp.url,
+        tmp_path / "data",
+        BILLING_HUB_SHUTDOWN_GRACE_S=str(grace_s),
+        BILLING_HUB_CONNECTOR_TIMEOUT_S="60",  # the hung calls stay in flight until shutdown
+        BILLING_HUB_LEASE_S=str(lease_s),  # a redelivery after restart proves a release, not an expiry
+    )
+    hub = Proc.hub("hub", tmp_path, env)
+    rng = random.Random(SEED + 2)
+    jobs = _jobs(rng, "graceful", 11)
+    with cleanup(hub, erp):
+        erp.start()
+        hub.start()
+        set_faults(erp, hang_seconds=30, path_prefix="/erp/journals")
+        with hub.client() as api:
+            ids = [
+                api.post("/v1/journals", content=job.body, headers={"content-type": "application/json"}).json()["id"]
+                for job in jobs[:10]
+            ]
+        poll(
+            "10 deliveries in flight at the ERP",
+            lambda: sum(r["path"] == "/erp/journals" for r in erp_requests(erp)) >= 10,
+            timeout_s=10,
+        )
+
+        # One client is still waiting on its answer (Prefer: wait) when the SIGTERM comes.
+        async def waiting_client() -> httpx.Response | Exception:
+            async with httpx.AsyncClient(base_url=hub.url, headers={"X-API-Key": KEY}, timeout=60) as client:
+                try:
+                    return await client.post(
+                        "/v1/journals",
+                        content=jobs[10].body,
+                        headers={"content-type": "application/json", "Prefer": "wait=30"},
+                    )
+                except httpx.TransportError as exc:
+                    return exc
+
+        async def sigterm_while_waiting() -> tuple[float, httpx.Response | Exception, bool]:
+            waiter = asyncio.create_task(waiting_client())
+            await asyncio.to_thread(
+                poll,
+                "the 11th delivery in flight",
+                lambda: sum(r["path"] == "/erp/journals" for r in erp_requests(erp)) >= 11,
+                10,
+            )
+            exit_task = asyncio.create_task(asyncio.to_thread(hub.terminate, 60))
+            await asyncio.sleep(0.3)  # inside the shutdown window: new connections must be refused
+            try:
+                httpx.get(f"{hub.url}/health", timeout=1)
+                refused = False
+            except httpx.ConnectError:
+                refused = True
+            return await exit_task, await waiter, refused
+
+        exit_s, answer, refused = asyncio.run(sigterm_while_waiting())
+        assert refused, "the hub still accepted connections after SIGTERM"
+        # uvicorn's graceful timeout for the open request, then the dispatcher's grace, plus start-up slack.
+        bound_s = 2 * grace_s + 2.5
+        assert exit_s <= bound_s, f"exit took {exit_s:.1f} s, bound {bound_s} s:\n{hub.log_tail()}"
+        assert exit_s >= grace_s  # the in-flight deliveries were given their grace
+        assert erp_references(erp) == []  # nothing finished: the stub was still hanging
+
+        clear_faults(erp)
+        restarted = time.monotonic()
+        hub.start()
+        references = poll(
+            "the ERP to hold all 11 journals",
+            lambda: (refs := erp_references(erp)) and len(refs) >= 11 and refs,
+            timeout_s=20,
+            every_s=0.1,
+        )
+        redelivered_s = time.monotonic() - restarted
+        assert redelivered_s < lease_s / 2  # released at shutdown: nobody waited for the lease to run out
+        assert sorted(references) == sorted(job.reference for job in jobs)
+        with hub.client() as api:
+            for txn in ids:
+                transaction = poll(
+                    f"{txn} completed", lambda t=txn: (v := api.get(f"/v1/transactions/{t}").json())["state"] == "completed" and v, 10
+                )
+                (delivery,) = transaction["deliveries"]
+                # The attempt cut short by the shutdown does not count: one attempt, a success.
+                assert delivery["attempts"] == 1, delivery
+                assert [a["outcome"] for a in delivery["history"]] == ["success"]
+        print(
+            f"\ngraceful: SIGTERM with 11 deliveries hung and one Prefer: wait request open -> exit in "
+            f"{exit_s:.2f} s (bound {bound_s} s); the waiting client got "
+            f"{answer.status_code if isinstance(answer, httpx.Response) else type(answer).__name__}; "
+            f"all 11 in the ERP {redelivered_s:.1f} s after restart"
+        )
