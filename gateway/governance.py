@@ -159,7 +159,9 @@ async def _govern(
     await _rate_limit(governance, policy, route, call)
     scope.setdefault("state", {})["client_id"] = call.caller.client_id
     downstream: Any = app
-    expects_body = getattr(scope["route_handler"], "parsed_data_field", None) is not None
+    handler = scope["route_handler"]
+    # A handler reading its body itself (several media types) says so with opt={"body": True}.
+    expects_body = getattr(handler, "parsed_data_field", None) is not None or bool(handler.opt.get("body"))
     if scope["method"] not in _BODY_METHODS or not expects_body:
         await downstream(scope, receive, _with_headers(send, call))
         return

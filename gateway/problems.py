@@ -25,7 +25,16 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from gateway.tracing import current_trace_id, trace_id_from_traceparent
 
-__all__ = ["PROBLEM_JSON", "FieldError", "Problem", "ProblemError", "exception_handlers", "problem_type"]
+__all__ = [
+    "PROBLEM_JSON",
+    "FieldError",
+    "Problem",
+    "ProblemError",
+    "exception_handlers",
+    "problem_type",
+    "route_template",
+    "validation_problem",
+]
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("billing_hub.problems")
@@ -40,6 +49,8 @@ _TITLES = {
     "method-not-allowed": "Method not allowed",
     "conflict": "Conflict",
     "payload-too-large": "Payload too large",
+    "malformed-x12": "X12 interchange could not be read",
+    "rejected-x12": "Every transaction set was rejected",
     "too-many-requests": "Too many requests",
     "upstream-unavailable": "Upstream system unavailable",
     "internal-error": "Internal error",
@@ -163,6 +174,17 @@ def _struct_field_names(root: Any) -> frozenset[str]:
                     names.add(field.encode_name)
                     pending.append(field.type)
     return frozenset(names)
+
+
+def validation_problem(exc: msgspec.ValidationError, body_type: Any) -> ProblemError:
+    """The same 400 problem as Litestar's body validation gives, for bodies we decode ourselves."""
+    match = _AT_PATH.match(str(exc))
+    message = (match.group("message") if match else str(exc)) or "invalid value"
+    path = (match.group("path") if match else None) or "$"
+    error = FieldError(
+        path=path, message=_safe_message(_QUOTED_VALUE.sub(r"\1", message), _struct_field_names(body_type))
+    )
+    return ProblemError(400, "validation-error", "1 field(s) failed validation", errors=[error])
 
 
 def _field_errors(exc: ValidationException, known_fields: frozenset[str]) -> list[FieldError]:

@@ -75,6 +75,7 @@ _RESOURCE_PATHS = {
     "claim": "/v1/claims/{}",
     "remittance": "/v1/remittances/{}",
     "journal": "/v1/journals/{}",
+    "acknowledgement": "/v1/remittances/acknowledgements/{}",
 }
 
 

@@ -5,18 +5,35 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import JSONBody, Parameter
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
+from litestar.params import Parameter
 
-from canonical.v1 import ClaimPayment, ClaimStatus, Remittance, check_balancing
-from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, HubDep, PreferHeader, accepted, caller_id
+from canonical import decode
+from canonical.v1 import BalancingFinding, ClaimPayment, ClaimStatus, Remittance, check_balancing
+from gateway.api._common import (
+    FINAL_200,
+    READ_PROBLEMS,
+    WRITE_PROBLEMS,
+    HubDep,
+    PreferHeader,
+    accepted,
+    caller_id,
+    problems,
+)
+from gateway.api._remit_x12 import X12_MEDIA_TYPE, AckRecord, IngestedSet, RejectedSet, ingest_835
 from gateway.api._resources import load_owned, new_resource
+from gateway.hub import Hub
 from gateway.ids import new_id
+from gateway.problems import ProblemError, validation_problem
 from gateway.store import ResourceRecord
-from gateway.views import RemittanceView, TransactionView, timestamp
+from gateway.views import RemittanceView, timestamp
 
 __all__ = ["RemittanceController", "remittance_statuses"]
 
+AckId = Annotated[str, Parameter(pattern=r"^ack_[0-9a-z]{26}$", description="Acknowledgement id")]
 RemittanceId = Annotated[str, Parameter(pattern=r"^rmt_[0-9a-z]{26}$", description="Remittance id")]
 
 # CLP02 -> 277 status category: paid or processed (F1), denied (F2), reversed/revised (F3).
@@ -52,6 +69,80 @@ async def remittance_statuses(
     return records, updated
 
 
+class X12Accepted(msgspec.Struct, kw_only=True, frozen=True):
+    """The answer to a raw 835: the remittances created, the sets rejected, and the 999."""
+
+    transaction_id: str
+    acknowledgement_id: str
+    acknowledgement_href: str
+    remittances: list[IngestedSet]
+    rejected: list[RejectedSet]
+
+
+X12_ACCEPTED = ResponseSpec(
+    X12Accepted, description="A raw 835 was read: its remittances and the 999 answering it", generate_examples=False
+)
+
+
+class RemittanceOperation(Operation):
+    """The request body is canonical JSON or a raw X12 835; Litestar can describe only one of them."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "application/json": OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Remittance")),
+                X12_MEDIA_TYPE: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, min_length=106)),
+            },
+        )
+
+
+async def _remittance_view(
+    hub: Hub,
+    remittance_id: str,
+    remittance: Remittance,
+    findings: list[BalancingFinding] | None,
+    client_id: str,
+    transaction_id: str,
+) -> tuple[RemittanceView, list[ResourceRecord]]:
+    statuses, updated = await remittance_statuses(hub, remittance, client_id, transaction_id)
+    view = RemittanceView(
+        id=remittance_id,
+        remittance=remittance,
+        findings=findings if findings is not None else check_balancing(remittance),
+        claims_updated=updated,
+        transaction_id=transaction_id,
+        received_at=timestamp(time.time()),
+    )
+    return view, statuses
+
+
+async def _post_x12(hub: Hub, body: bytes, client_id: str, transaction_id: str) -> Response[Any]:
+    ingest = ingest_835(body, new_id)
+    resources: list[ResourceRecord] = []
+    for remittance_id, read in ingest.remittances:
+        assert read.remittance is not None
+        view, statuses = await _remittance_view(hub, remittance_id, read.remittance, read.findings, client_id,
+                                                transaction_id)  # fmt: skip
+        resources += [new_resource("remittance", remittance_id, client_id, view, transaction_id), *statuses]
+    ack = ingest.ack
+    await hub.submit(
+        client_id=client_id,
+        kind="remittance.ingest.x12",
+        resource=new_resource("acknowledgement", ack.id, client_id, ack, transaction_id),
+        deliveries=[],
+        extra_resources=resources,
+    )
+    answer = X12Accepted(
+        transaction_id=transaction_id,
+        acknowledgement_id=ack.id,
+        acknowledgement_href=f"/v1/remittances/acknowledgements/{ack.id}",
+        remittances=ack.accepted,
+        rejected=ack.rejected,
+    )
+    return Response(answer, status_code=201, headers={"Location": f"/v1/transactions/{transaction_id}"})
+
+
 class RemittanceController(Controller):
     path = "/remittances"
     tags = ["remittances"]
@@ -59,36 +150,46 @@ class RemittanceController(Controller):
     @post(
         "/",
         operation_id="postRemittance",
-        responses={**WRITE_PROBLEMS, **FINAL_200},
+        responses={**WRITE_PROBLEMS, **problems(422), **FINAL_200, 201: X12_ACCEPTED},
         status_code=202,
-        summary="Ingest a remittance (canonical JSON)",
+        operation_class=RemittanceOperation,
+        opt={"body": True},
+        summary="Ingest a remittance: canonical JSON, or a raw X12 835 (application/edi-x12)",
     )
     async def post_remittance(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[Remittance],
-        hub: HubDep,
-        prefer: PreferHeader = None,
-    ) -> Response[TransactionView]:
+        self, request: Request[Any, Any, Any], hub: HubDep, prefer: PreferHeader = None
+    ) -> Response[Any]:
         client_id = caller_id(request)
-        remittance_id, transaction_id = new_id("rmt"), new_id("txn")
-        statuses, updated = await remittance_statuses(hub, data, client_id, transaction_id)
-        view = RemittanceView(
-            id=remittance_id,
-            remittance=data,
-            findings=check_balancing(data),
-            claims_updated=updated,
-            transaction_id=transaction_id,
-            received_at=timestamp(time.time()),
-        )
+        body = await request.body()
+        transaction_id = new_id("txn")
+        if request.content_type[0] == X12_MEDIA_TYPE:
+            return await _post_x12(hub, body, client_id, transaction_id)
+        try:
+            remittance = decode(body, Remittance)
+        except msgspec.ValidationError as exc:
+            raise validation_problem(exc, Remittance) from None
+        except msgspec.DecodeError:
+            raise ProblemError(400, "malformed-request", "the request body is not valid JSON") from None
+        view, statuses = await _remittance_view(hub, new_id("rmt"), remittance, None, client_id, transaction_id)
         stored = await hub.submit(
             client_id=client_id,
             kind="remittance.ingest",
-            resource=new_resource("remittance", remittance_id, client_id, view, transaction_id),
+            resource=new_resource("remittance", view.id, client_id, view, transaction_id),
             deliveries=[],
             extra_resources=statuses,
         )
         return await accepted(hub, stored, prefer)
+
+    @get(
+        "/acknowledgements/{ack_id:str}",
+        operation_id="getRemittanceAcknowledgement",
+        responses=READ_PROBLEMS,
+        media_type=X12_MEDIA_TYPE,
+        summary="The 999 the hub answered a received 835 interchange with",
+    )
+    async def get_acknowledgement(self, request: Request[Any, Any, Any], ack_id: AckId, hub: HubDep) -> Response[str]:
+        _, ack = await load_owned(hub, "acknowledgement", ack_id, caller_id(request), AckRecord)
+        return Response(ack.ack_999, media_type=X12_MEDIA_TYPE)
 
     @get(
         "/{remittance_id:str}",

@@ -1,0 +1,116 @@
+"""Raw X12 835 remittance files in: each accepted transaction set becomes a canonical Remittance;
+a 999 acknowledges the interchange (accepted, or rejected with IK3/IK4 naming segment and element).
+
+Problems name segment positions and codes only: an 835 is full of patient names.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from canonical.v1 import BalancingFinding
+from connectors.clearinghouse.x12 import (
+    ControlCounter,
+    Envelope,
+    Read835,
+    SegmentIssue,
+    X12Error,
+    acknowledge,
+    read_835,
+    write_999,
+)
+from gateway.problems import FieldError, ProblemError
+
+__all__ = ["X12_MEDIA_TYPE", "AckRecord", "IngestedSet", "RejectedSet", "X12Ingest", "ingest_835"]
+
+X12_MEDIA_TYPE = "application/edi-x12"
+
+_CONTROL = ControlCounter(start=int(time.time()) % 999_999_999 + 1)
+
+
+class IngestedSet(msgspec.Struct, kw_only=True, frozen=True):
+    control_number: str
+    remittance_id: str
+    href: str
+    claims: int
+    findings: list[BalancingFinding]
+
+
+class RejectedSet(msgspec.Struct, kw_only=True, frozen=True):
+    control_number: str
+    issues: list[SegmentIssue]
+
+
+class AckRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """What the hub keeps of a received interchange: the 999 it answered with, and the outcome."""
+
+    id: str
+    interchange_control_number: str
+    ack_999: str
+    accepted: list[IngestedSet]
+    rejected: list[RejectedSet]
+
+
+class X12Ingest(msgspec.Struct, kw_only=True):
+    ack: AckRecord
+    remittances: list[tuple[str, Read835]]  # (remittance id, the accepted set)
+
+
+def _issues_problem(reads: list[Read835]) -> ProblemError:
+    issues = [i for read in reads for i in (*read.issues, *read.group.issues)][:20]
+    errors = [
+        FieldError(path=f"segment {i.position} ({i.segment_id})", message=f"{i.code}: {i.message}") for i in issues
+    ]
+    return ProblemError(422, "rejected-x12", "no transaction set of the 835 could be accepted", errors=errors)
+
+
+def ingest_835(body: bytes, new_id: Callable[[str], str]) -> X12Ingest:
+    """Read and acknowledge; raises ProblemError for input that yields no usable remittance."""
+    try:
+        reads = read_835(body)
+    except X12Error as exc:
+        issue = exc.issue
+        raise ProblemError(
+            400,
+            "malformed-x12",
+            f"segment {issue.position} ({issue.segment_id}): {issue.message}",
+            errors=[FieldError(path=f"segment {issue.position} ({issue.segment_id})", message=issue.message)],
+        ) from None
+    if not reads:
+        raise ProblemError(400, "malformed-x12", "the interchange holds no 835 transaction set")
+    isa = reads[0].envelope.group.interchange
+    ack_999 = write_999(
+        acknowledge(reads),
+        envelope=Envelope(sender_id=isa.sender_id, receiver_id=isa.receiver_id).reply(),
+        control=_CONTROL,
+    ).text
+    if not any(read.accepted and read.remittance is not None for read in reads):
+        raise _issues_problem(reads)
+    remittances: list[tuple[str, Read835]] = []
+    accepted, rejected = [], []
+    for read in reads:
+        if not read.accepted or read.remittance is None:
+            rejected.append(RejectedSet(control_number=read.envelope.control_number, issues=read.issues))
+            continue
+        remittance_id = new_id("rmt")
+        remittances.append((remittance_id, read))
+        accepted.append(
+            IngestedSet(
+                control_number=read.envelope.control_number,
+                remittance_id=remittance_id,
+                href=f"/v1/remittances/{remittance_id}",
+                claims=len(read.remittance.claims),
+                findings=read.findings,
+            )
+        )
+    ack = AckRecord(
+        id=new_id("ack"),
+        interchange_control_number=isa.control_number,
+        ack_999=ack_999,
+        accepted=accepted,
+        rejected=rejected,
+    )
+    return X12Ingest(ack=ack, remittances=remittances)

@@ -1,0 +1,55 @@
+"""Raw X12 835 in through POST /v1/remittances: remittances with findings out, a 999 back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.clearinghouse.x12 import read_835, read_999
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "x12"
+X12 = {"content-type": "application/edi-x12"}
+
+
+def test_an_835_becomes_remittances_and_is_acknowledged(api: httpx.Client) -> None:
+    raw = (FIXTURES / "835_full.x12").read_bytes()
+    expected = read_835(raw)
+    response = api.post("/v1/remittances", content=raw, headers=X12)
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert len(answer["remittances"]) == len([r for r in expected if r.accepted])
+    assert answer["rejected"] == []
+    first = answer["remittances"][0]
+    stored = api.get(first["href"]).json()
+    remittance = expected[0].remittance
+    assert remittance is not None
+    assert stored["remittance"]["payment"]["amount"] == str(remittance.payment.amount)
+    assert len(stored["remittance"]["claims"]) == first["claims"] == len(remittance.claims)
+    assert [f["difference"] for f in stored["findings"]] == [str(f.difference) for f in expected[0].findings]
+
+    ack = api.get(answer["acknowledgement_href"])
+    assert ack.status_code == 200
+    assert ack.headers["content-type"].startswith("application/edi-x12")
+    (group,) = read_999(ack.content)
+    assert group.status == "A"
+    assert [s.control_number for s in group.sets] == [r.envelope.control_number for r in expected]
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b'{"not": "x12"}', "segment 1"),
+        ((FIXTURES / "835_full.x12").read_bytes()[:900], "segment"),  # truncated mid-interchange
+        ((FIXTURES / "837p_mixed.x12").read_bytes(), "(ST)"),  # the wrong transaction type
+    ],
+)
+def test_unusable_x12_is_a_4xx_naming_the_segment(api: httpx.Client, body: bytes, where: str) -> None:
+    response = api.post("/v1/remittances", content=body, headers=X12)
+    assert 400 <= response.status_code < 500, response.text
+    problem = response.json()
+    assert problem["type"] in {"urn:billing-hub:problem:malformed-x12", "urn:billing-hub:problem:rejected-x12"}
+    assert where in problem["detail"] or any(where in e["path"] for e in problem.get("errors", []))
