@@ -102,6 +102,15 @@ def _exercise(api: httpx.Client, s: Sentinels) -> list[httpx.Response]:
     bad_remittance = copy.deepcopy(s.remittance())
     bad_remittance["claims"][0]["patient_name"]["family"] = 7
     responses.append(api.post("/v1/remittances", json=bad_remittance))
+    raw = (Path(__file__).parents[1] / "fixtures" / "x12" / "835_full.x12").read_bytes()
+    raw = raw.replace(
+        b"NM1*QC*1*DOE*JANE*Q***MI*MEM001", f"NM1*QC*1*{s.family}*{s.given}*Q***MI*{s.member_id}".encode()
+    )
+    x12 = {"content-type": "application/edi-x12"}
+    responses.append(api.post("/v1/remittances", content=raw, headers=x12))
+    responses.append(api.post("/v1/remittances", content=raw[:1200], headers=x12))  # truncated, PHI inside
+    broken = raw.replace(b"CLP*", f"CLP*{s.family}*".encode(), 1)  # a malformed claim loop carrying PHI
+    responses.append(api.post("/v1/remittances", content=broken, headers=x12))
     journal = factories.journal()
     journal["description"] = f"payment from {s.family}"  # free text a careless client filled with PHI
     responses.append(api.post("/v1/journals", json=journal, headers={"Prefer": "wait=10"}))
@@ -114,6 +123,9 @@ def test_no_sentinel_in_logs_audit_or_problems(stubs: dict[str, Service], chatty
     with httpx.Client(base_url=chatty_hub.url, headers={"X-API-Key": KEY}, timeout=30) as api:
         responses = _exercise(api, sentinels)
         assert responses[0].status_code == 200, responses[0].text  # the valid account went through
+        x12 = [r for r in responses if r.request.headers.get("content-type") == "application/edi-x12"]
+        assert x12[0].status_code == 201, x12[0].text  # the 835 with sentinel names was ingested
+        acknowledgement = api.get(x12[0].json()["acknowledgement_href"]).text
         problems = [r.text for r in responses if r.headers.get("content-type", "").startswith("application/problem")]
         assert len(problems) >= 6
         audit = api.get("/v1/admin/audit", params={"limit": 500}).text
@@ -121,7 +133,9 @@ def test_no_sentinel_in_logs_audit_or_problems(stubs: dict[str, Service], chatty
     chatty_hub.process.terminate()
     logs = chatty_hub.process.communicate(timeout=20)[0].decode(errors="replace")
     assert "ACC-PHI-1" not in audit  # client-chosen identifiers are audited as tags
-    for where, text in (("problem bodies", "\n".join(problems)), ("audit records", audit), ("hub logs", logs)):
+    texts = (("problem bodies", "\n".join(problems)), ("audit records", audit), ("hub logs", logs),
+             ("999 acknowledgement", acknowledgement), ("X12 answers", "\n".join(r.text for r in x12)))  # fmt: skip
+    for where, text in texts:
         for value in sentinels.values():
             assert value.lower() not in text.lower(), f"PHI sentinel {value!r} found in {where}"
 
