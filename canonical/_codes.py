@@ -53,7 +53,7 @@ Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4
 StatusCategory = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^(A[0-8]|P[0-5]|F[0-4]|R([0-9]|1[0-6])|E[0-4])$",
+        pattern=r"^(A[0-8]|P[0-5]|F[0-4]|R([0-9]|1[0-6])|E[0-4]|D0)$",
         description="X12 277 claim status category code",
     ),
 ]

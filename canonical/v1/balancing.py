@@ -59,16 +59,12 @@ def _claim_findings(claim: ClaimPayment) -> list[BalancingFinding]:
         expected = svc.charge - svc_cas
         if expected != svc.paid:
             findings.append(
-                _finding(
-                    "service_line", "SVC02 - sum(CAS) = SVC03", expected, svc.paid, claim.claim_id, number
-                )
+                _finding("service_line", "SVC02 - sum(CAS) = SVC03", expected, svc.paid, claim.claim_id, number)
             )
     expected_paid = claim.billed - _total(claim.adjustments) - line_adjustments
     if expected_paid != claim.paid:
         findings.append(
-            _finding(
-                "claim", "CLP03 - sum(claim and line CAS) = CLP04", expected_paid, claim.paid, claim.claim_id
-            )
+            _finding("claim", "CLP03 - sum(claim and line CAS) = CLP04", expected_paid, claim.paid, claim.claim_id)
         )
     return findings
 
@@ -79,8 +75,6 @@ def check_balancing(remittance: Remittance) -> list[BalancingFinding]:
     provider = sum((p.amount for p in remittance.provider_adjustments), Decimal(0))
     if paid - provider != remittance.payment.amount:
         findings.append(
-            _finding(
-                "transaction", "sum(CLP04) - sum(PLB) = BPR02", paid - provider, remittance.payment.amount
-            )
+            _finding("transaction", "sum(CLP04) - sum(PLB) = BPR02", paid - provider, remittance.payment.amount)
         )
     return findings

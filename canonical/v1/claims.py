@@ -11,7 +11,8 @@ from canonical._base import Canonical
 from canonical._codes import AccountNumber, ClaimId, Icd10Cm, Modifier, ProcedureCode
 from canonical._money import Amount
 from canonical._phi import PHI
-from canonical.v1._parties import Payer, Person, Provider
+from canonical._base import Canonical
+from canonical.v1._parties import Address, Payer, Person, PersonName, Provider, Sex
 
 __all__ = ["Claim", "ServiceLine", "Subscriber"]
 
@@ -19,10 +20,21 @@ PlaceOfService = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}$")]
 MAX_DIAGNOSES = 12
 
 
-class Subscriber(Person, kw_only=True, frozen=True):
+class Subscriber(Canonical, kw_only=True, frozen=True):
+    """The insured. Birth date and sex are required when the subscriber is the patient; for a
+    dependent the 837P does not carry them (2010BA DMG: "if not required, do not send")."""
+
+    name: Annotated[PersonName, PHI]
+    birth_date: Annotated[date, PHI] | None = None
+    sex: Sex | None = None
+    address: Annotated[Address, PHI] | None = None
     member_id: Annotated[str, PHI, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,80}$")]
     group_number: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
     relationship_to_patient: Literal["self", "spouse", "child", "other"] = "self"
+
+    def __post_init__(self) -> None:
+        if self.relationship_to_patient == "self" and (self.birth_date is None or self.sex is None):
+            raise ValueError("birth_date and sex are required when the subscriber is the patient")
 
 
 class ServiceLine(Canonical, kw_only=True, frozen=True):
@@ -62,11 +74,11 @@ class Claim(Canonical, kw_only=True, frozen=True):
             raise ValueError("billing_provider.tax_id is required on a claim")
         line_total = sum((line.charge for line in self.service_lines), Amount("0"))
         if line_total != self.total_charge:
-            raise ValueError(
-                f"total_charge {self.total_charge} does not equal the sum of line charges {line_total}"
-            )
+            raise ValueError(f"total_charge {self.total_charge} does not equal the sum of line charges {line_total}")
         for number, line in enumerate(self.service_lines, start=1):
             if max(line.diagnosis_pointers) > len(self.diagnoses):
                 raise ValueError(f"service line {number} points past the {len(self.diagnoses)} diagnoses")
         if self.patient is not None and self.subscriber.relationship_to_patient == "self":
             raise ValueError("patient must be omitted when the subscriber is the patient")
+        if self.patient is None and self.subscriber.relationship_to_patient != "self":
+            raise ValueError("patient is required when the subscriber is not the patient")

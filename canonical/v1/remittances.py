@@ -34,9 +34,7 @@ _BALANCE_LIMIT = Decimal(10) ** MONEY_MAX_DIGITS
 def _within_balance_limit(amounts: Iterable[Decimal], what: str) -> None:
     """Balancing sums these; refuse input whose sums could not themselves be money."""
     if sum((abs(a) for a in amounts), Decimal(0)) >= _BALANCE_LIMIT:
-        raise ValueError(
-            f"{what} amounts are too large to balance (sum of magnitudes >= 10^{MONEY_MAX_DIGITS})"
-        )
+        raise ValueError(f"{what} amounts are too large to balance (sum of magnitudes >= 10^{MONEY_MAX_DIGITS})")
 
 
 ClaimStatusCode = Literal["1", "2", "3", "4", "19", "20", "21", "22", "23", "25"]

@@ -71,13 +71,8 @@ def assemble(problems: Problems, claim: ClaimLoop) -> Claim | None:  # noqa: PLR
     if subscriber is None or subscriber.name is None or not subscriber.ident:
         _missing(problems, claim, "NM1", "subscriber NM1*IL with a member id (MI) is required")
         return None
-    if subscriber.born is None:
-        _missing(
-            problems,
-            claim,
-            "DMG",
-            "the subscriber's DMG is not in this 837P; a canonical subscriber needs it",
-        )
+    if subscriber.born is None and subscriber.extra.get("self") == "1":
+        _missing(problems, claim, "DMG", "the subscriber's DMG is required when the subscriber is the patient")
         return None
     if payer is None:
         _missing(problems, claim, "NM1", "payer NM1*PR is required")
@@ -96,7 +91,6 @@ def _claim(
 ) -> Claim | None:
     assert claim.header is not None
     assert subscriber.name is not None
-    assert subscriber.born is not None
     claim_id, total, place, frequency = claim.header
     patient = claim.parties.get("patient")
     rendering = claim.parties.get("rendering")
@@ -132,8 +126,8 @@ def _claim(
             payer=Payer(payer_id=payer.ident, name=payer.label),
             subscriber=Subscriber(
                 name=subscriber.name,
-                birth_date=subscriber.born[0],
-                sex=subscriber.born[1],
+                birth_date=subscriber.born[0] if subscriber.born else None,
+                sex=subscriber.born[1] if subscriber.born else None,
                 address=subscriber.address,
                 member_id=subscriber.ident,
                 group_number=subscriber.extra.get("group") or None,

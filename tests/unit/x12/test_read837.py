@@ -103,9 +103,11 @@ def test_the_837p_writer_output_reads_back() -> None:
     first, dependent = claims((FIXTURES / "written_837p_two_claims.x12").read_text())
     assert first.issues == []
     assert first.claim == replace(sample_claim(), account_number="PCN-0001")  # no 837P element for it
-    # 2010BA DMG is only sent when the subscriber is the patient; a canonical Subscriber needs it
-    assert dependent.claim is None
-    assert [(i.segment_id, i.code) for i in dependent.issues] == [("DMG", "3")]
+    # 2010BA DMG is only sent when the subscriber is the patient: a dependent's subscriber has none
+    assert dependent.issues == []
+    assert dependent.claim is not None
+    assert (dependent.claim.subscriber.birth_date, dependent.claim.subscriber.sex) == (None, None)
+    assert dependent.claim.patient is not None
 
 
 def test_sets_with_problems_are_rejected_in_the_999() -> None:
