@@ -11,7 +11,6 @@ from canonical._base import Canonical
 from canonical._codes import AccountNumber, ClaimId, Icd10Cm, Modifier, ProcedureCode
 from canonical._money import Amount
 from canonical._phi import PHI
-from canonical._base import Canonical
 from canonical.v1._parties import Address, Payer, Person, PersonName, Provider, Sex
 
 __all__ = ["Claim", "ServiceLine", "Subscriber"]

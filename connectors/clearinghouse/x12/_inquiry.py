@@ -35,7 +35,7 @@ class StatusInquiry(Canonical, kw_only=True, frozen=True):
     provider_name: ShortText
     subscriber_member_id: MemberId
     subscriber_name: Annotated[PersonName, PHI]
-    subscriber_birth_date: Annotated[date, PHI]
+    subscriber_birth_date: Annotated[date, PHI] | None = None  # required when the patient is the subscriber
     patient_name: Annotated[PersonName, PHI] | None = None
     patient_birth_date: Annotated[date, PHI] | None = None
     service_date_from: date
@@ -50,6 +50,8 @@ class StatusInquiry(Canonical, kw_only=True, frozen=True):
             raise ValueError("service_date_to is before service_date_from")
         if (self.patient_name is None) != (self.patient_birth_date is None):
             raise ValueError("patient_name and patient_birth_date go together (a dependent patient)")
+        if self.patient_name is None and self.subscriber_birth_date is None:
+            raise ValueError("subscriber_birth_date is required when the subscriber is the patient")
 
     @property
     def patient_is_subscriber(self) -> bool:

@@ -7,8 +7,7 @@ number (the claim id), REF*1K payer claim number, AMT*T3 billed amount, DTP*472 
 (D8 or RD8). Service-line loops (SVC) are read over but not mapped.
 
 As with the 837P, the 276 carries the subscriber's birth date only when the subscriber is the
-patient; ``StatusInquiry.subscriber_birth_date`` is required, so a dependent's inquiry without it is
-reported as an issue rather than given an invented date.
+patient; for a dependent ``StatusInquiry.subscriber_birth_date`` stays ``None``.
 """
 
 from __future__ import annotations
@@ -182,8 +181,8 @@ class _SetReader:
         if patient is not None and (patient.bad or patient.name is None or patient.born is None):
             self._missing(inquiry, "NM1", "dependent patient NM1*QC and DMG are missing or in error")
             return None
-        if subscriber.born is None or subscriber.name is None:
-            self._missing(inquiry, "DMG", "the subscriber's DMG is not in this 276; an inquiry needs it")
+        if subscriber.name is None or (subscriber.born is None and patient is None):
+            self._missing(inquiry, "DMG", "the subscriber's NM1 and, when they are the patient, DMG are required")
             return None
         if "EJ" not in inquiry.refs or inquiry.billed is None or inquiry.dates is None:
             self._missing(inquiry, "REF", "REF*EJ, AMT*T3 and DTP*472 are required for an inquiry")

@@ -63,7 +63,7 @@ def inquiry_transaction(inquiry: StatusInquiry, *, receiver: Party, created: dat
         *status_party_levels(inquiry, receiver),
         seg("HL", "4", "3", "22", "1" if dependent else "0"),
     ]
-    if not dependent:
+    if not dependent and inquiry.subscriber_birth_date is not None:  # always set then (see StatusInquiry)
         body.append(seg("DMG", "D8", d8(inquiry.subscriber_birth_date)))
     body.append(person_nm1("IL", inquiry.subscriber_name, "MI", inquiry.subscriber_member_id))
     if inquiry.patient_name is not None and inquiry.patient_birth_date is not None:

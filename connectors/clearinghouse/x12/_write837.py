@@ -112,7 +112,7 @@ def _subscriber(claim: Claim, filing_indicator: str) -> list[Segment]:
         segments += address_segments(subscriber.address)
     elif is_patient:
         raise ValueError("the subscriber's address is required when the subscriber is the patient (2010BA)")
-    if is_patient:
+    if is_patient and subscriber.birth_date is not None:  # always set then (see Subscriber)
         segments.append(seg("DMG", "D8", d8(subscriber.birth_date), subscriber.sex))
     segments.append(organization_nm1("PR", claim.payer.name, "PI", claim.payer.payer_id))
     return segments

@@ -82,12 +82,13 @@ def test_the_276_writer_output_reads_back() -> None:
     assert read.inquiries == [sample_inquiry()]
 
 
-def test_a_dependents_inquiry_lacks_the_subscriber_birth_date() -> None:
+def test_a_dependents_inquiry_reads_without_the_subscriber_birth_date() -> None:
     first, dependent = read_276(WRITTEN.encode())
     assert first.inquiries == [sample_inquiry()]
-    assert dependent.inquiries == []
-    (issue,) = dependent.issues
-    assert (issue.segment_id, issue.code) == ("DMG", "3")
+    assert dependent.issues == []
+    (inquiry,) = dependent.inquiries
+    assert inquiry.subscriber_birth_date is None  # not in a 276 for a dependent
+    assert inquiry.patient_birth_date is not None
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ sent only when the subscriber is the patient ("if not required, do not send"), a
 from __future__ import annotations
 
 import msgspec
-import pytest
 from factories import CONTROL, CREATED, ENVELOPE, RECEIVER, SUBMITTER, claims, sample_claim
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
