@@ -8,16 +8,42 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar, TypeVar
 
 import httpx
 import msgspec
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from connectors._errors import ConnectorError, RejectedError
 from connectors._outcomes import Outcome, error_for_response, error_for_transport, outcome_for_status
 from connectors._protocol import ConnectorConfig, Health, Operation
 
-__all__ = ["HttpConnector", "decode_body"]
+__all__ = ["ATTEMPT", "HttpConnector", "decode_body"]
+
+_tracer = trace.get_tracer("billing_hub.connectors")
+# The delivery attempt being made (1 = first): a retry's client spans carry http.request.resend_count.
+ATTEMPT: ContextVar[int] = ContextVar("billing_hub_attempt", default=1)
+
+
+def _describe(span: trace.Span, connector: HttpConnector, method: str) -> None:
+    """HTTP client semantic conventions, minus the path and query: both can carry an account number
+    or a FHIR identifier search, so ``url.full`` holds the origin only."""
+    base = connector.client.base_url
+    span.set_attributes(
+        {
+            "http.request.method": method,
+            "server.address": base.host,
+            "server.port": base.port or (443 if base.scheme == "https" else 80),
+            "url.full": f"{base.scheme}://{base.netloc.decode('ascii')}",
+            "billing_hub.connector": connector.kind,
+        }
+    )
+    resend = ATTEMPT.get() - 1
+    if resend > 0:
+        span.set_attribute("http.request.resend_count", resend)
+
 
 T = TypeVar("T")
 
@@ -55,22 +81,31 @@ class HttpConnector:
     ) -> httpx.Response:
         """Send one request; return a 2xx response or raise from the error tree."""
         body = content if content is not None else (msgspec.json.encode(json) if json is not None else None)
-        merged = {"content-type": "application/json", **(headers or {})} if body is not None else headers
-        try:
-            response = await self.client.request(
-                method,
-                url,
-                content=body,
-                headers=merged,
-                params=params,
-                timeout=httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s,
-            )
-        except httpx.HTTPError as exc:
-            raise error_for_transport(self.kind, exc) from None
-        if outcome_for_status(response.status_code) is not Outcome.SUCCESS:
-            code = error_code(response) if error_code is not None else None
-            raise error_for_response(self.kind, response, code)
-        return response
+        merged = {"content-type": "application/json", **(headers or {})} if body is not None else dict(headers or {})
+        with _tracer.start_as_current_span(method, kind=SpanKind.CLIENT) as span:
+            if span.is_recording():
+                _describe(span, self, method)
+            propagate.inject(merged)  # the target continues our trace (W3C traceparent/tracestate)
+            try:
+                response = await self.client.request(
+                    method,
+                    url,
+                    content=body,
+                    headers=merged,
+                    params=params,
+                    timeout=httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s,
+                )
+            except httpx.HTTPError as exc:
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR))
+                raise error_for_transport(self.kind, exc) from None
+            span.set_attribute("http.response.status_code", response.status_code)
+            if outcome_for_status(response.status_code) is not Outcome.SUCCESS:
+                span.set_attribute("error.type", str(response.status_code))
+                span.set_status(Status(StatusCode.ERROR))
+                code = error_code(response) if error_code is not None else None
+                raise error_for_response(self.kind, response, code)
+            return response
 
     async def check(self) -> Health:
         started = time.perf_counter()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
 import random
 import threading
 from collections import deque
@@ -25,6 +26,8 @@ from litestar import Litestar, Request, Response, Router, delete, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, ExceptionHandlersMap, Message, Receive, Scope, Send
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -319,8 +322,45 @@ def control_router(state: StubState) -> Router:
 
 def install_fault_injection(app: Litestar, state: StubState, render_error: ErrorRenderer) -> Litestar:
     """Wrap the app's outermost HTTP handler so unmatched routes are journaled and faulted too."""
-    app.asgi_handler = FaultInjectionMiddleware(app.asgi_handler, state, render_error)
+    app.asgi_handler = _traced(FaultInjectionMiddleware(app.asgi_handler, state, render_error))
     return app
+
+
+_tracer = trace.get_tracer("billing_hub.stub")
+
+
+def _traced(app: ASGIApp) -> ASGIApp:
+    """A SERVER span per request that continues the caller's W3C trace, as a real system would.
+
+    It uses the process's global tracer provider: a no-op unless the process configured one.
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or _is_control(scope["path"]):
+            await app(scope, receive, send)
+            return
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        status = 500
+
+        async def sender(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with _tracer.start_as_current_span(
+            scope["method"], context=propagate.extract(carrier), kind=SpanKind.SERVER
+        ) as span:
+            try:
+                await app(scope, receive, sender)
+            finally:
+                route = str(scope.get("path_template") or "").replace(":str}", "}") or "unmatched"
+                span.update_name(f"{scope['method']} {route}")
+                span.set_attributes(
+                    {"http.request.method": scope["method"], "http.route": route, "http.response.status_code": status}
+                )
+
+    return middleware
 
 
 def create_stub_app(
@@ -356,8 +396,24 @@ def _available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _trace_from_environment() -> None:
+    """Stubs export spans the way the hub does: over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    service = os.environ.get("OTEL_SERVICE_NAME", "billing-hub-stub")
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
 def run_stub(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve ``app`` with uvicorn until interrupted (SIGINT/SIGTERM)."""
+    _trace_from_environment()
     config = uvicorn.Config(
         app,
         host=host,

@@ -11,11 +11,11 @@ from typing import Any
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from canonical import Money, Quantity
 from gateway.api._common import SECURITY_COMPONENTS
 from gateway.api.health import HealthController
+from gateway.api.metrics import MetricsController
 from gateway.api.v1 import v1_router
 from gateway.dispatcher import AttemptObserver
 from gateway.governance_state import Governance
@@ -24,37 +24,13 @@ from gateway.openapi import MoneySchemaPlugin, close_canonical_schemas, openapi_
 from gateway.problems import exception_handlers
 from gateway.settings import Settings, load_settings
 from gateway.store import AttemptRecord, OutboxRecord, Store, TransactionRecord
-from gateway.tracing import set_trace_id, trace_id_from_traceparent
+from gateway.telemetry import Telemetry, server_middleware, setup_telemetry
 from policies.audit import AuditEntry
 
-__all__ = ["TRACE_ID_HEADER", "create_app"]
+__all__ = ["create_app"]
 
-TRACE_ID_HEADER = "X-Trace-Id"
+_CIRCUIT_LEVEL = {"closed": 0, "half_open": 1, "open": 2}
 MAX_BODY_BYTES = 5 * 1024 * 1024
-
-
-def _trace_middleware(app: ASGIApp) -> ASGIApp:
-    """Give every request a trace id (from ``traceparent`` or fresh) and return it in a header."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # type: ignore[comparison-overlap]
-            await app(scope, receive, send)
-            return
-        traceparent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"traceparent"), None)
-        trace_id = trace_id_from_traceparent(traceparent)
-        set_trace_id(trace_id)
-
-        async def send_with_trace(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (TRACE_ID_HEADER.lower().encode(), trace_id.encode()),
-                ]
-            await send(message)
-
-        await app(scope, receive, send_with_trace)
-
-    return middleware
 
 
 def v1_operations(app: Litestar) -> frozenset[str]:
@@ -101,13 +77,25 @@ def _decode_wire_decimal(type_: type[Money] | type[Quantity], value: Any) -> Mon
     return type_.from_wire(value)
 
 
-def create_app(settings: Settings | None = None, *, store: Store | None = None, hub: Hub | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    hub: Hub | None = None,
+    telemetry: Telemetry | None = None,
+) -> Litestar:
     settings = settings or load_settings()
+    owns_telemetry = telemetry is None
+    telemetry = telemetry or setup_telemetry(settings.trace_exporter)
 
     async def on_startup(app: Litestar) -> None:
         governance = Governance.open(settings, v1_operations(app))
         running = hub or Hub.open(settings, store)
         running.dispatcher.observers.append(_audit_deliveries(governance))
+        running.dispatcher.telemetry = telemetry
+        telemetry.gauges["billing_hub.circuit.state"] = lambda: [
+            (_CIRCUIT_LEVEL[b.state], {"connector": name}) for name, b in running.dispatcher.breakers.items()
+        ]
         await running.start()
         app.state.governance = governance
         app.state.hub = running
@@ -120,6 +108,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
         governance: Governance | None = getattr(app.state, "governance", None)
         if governance is not None:
             await governance.aclose()
+        if owns_telemetry:
+            telemetry.shutdown()  # flushes spans, unregisters the Prometheus collector
 
     def provide_hub(state: State) -> Hub:
         return state.hub  # type: ignore[no-any-return]
@@ -127,12 +117,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
     config = openapi_config("1.0.0")
     config.components = [SECURITY_COMPONENTS]
     app = Litestar(
-        route_handlers=[HealthController, v1_router()],
+        route_handlers=[HealthController, MetricsController, v1_router()],
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         exception_handlers=exception_handlers,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
-        middleware=[_trace_middleware],
         openapi_config=config,
         plugins=[MoneySchemaPlugin()],
         type_decoders=[(_is_wire_decimal, _decode_wire_decimal)],
@@ -144,4 +133,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None, 
         logging_config=None,
     )
     close_canonical_schemas(app)
+    app.state.telemetry = telemetry
+    # Outermost, so that routing (and its 404s) happens inside the server span and the timer.
+    app.asgi_handler = server_middleware(app.asgi_handler, telemetry)
     return app

@@ -6,11 +6,13 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import math
 import multiprocessing
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 __all__ = ["main"]
@@ -49,8 +51,23 @@ def serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run(create_app(settings), host=host, port=port, timeout_graceful_shutdown=10, **_uvicorn_options())
-    return 0
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            hub = getattr(app.state, "hub", None)
+            if hub is not None:  # requests held by Prefer: wait answer 202 now, not 500 at the timeout
+                hub.drain()
+
+    # SIGTERM: uvicorn stops accepting and gives open requests the grace, then the lifespan shutdown
+    # gives in-flight deliveries the same grace: the exit is bounded by about twice the setting.
+    config = uvicorn.Config(
+        app, host=host, port=port, timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s), **_uvicorn_options()
+    )
+    server = Server(config)
+    server.run()
+    return 0 if server.started else 3
 
 
 def _run_stub(module: str, host: str, port: int) -> None:

@@ -16,18 +16,25 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, SpanKind
 
 from canonical import decode
 from connectors import Connector, ConnectorError, DeliveryResult, RetriableError
+from connectors._base import ATTEMPT
 from connectors._breaker import BreakerSettings, CircuitBreaker
 from gateway.ids import new_id
 from gateway.retry import RetryPolicy
 from gateway.settings import Settings
 from gateway.store import AttemptRecord, LeaseLost, OutboxRecord, Store, TransactionRecord
+from gateway.telemetry import Telemetry
 
 __all__ = ["AttemptObserver", "Dispatcher"]
 
 log = logging.getLogger("billing_hub.dispatcher")
+_tracer = trace.get_tracer("billing_hub.dispatcher")
 
 AttemptObserver = Callable[[OutboxRecord, AttemptRecord, TransactionRecord], Awaitable[None]]
 _OUTCOME_BY_KIND = {"retriable": "retry", "rejected": "reject", "misconfigured": "misconfigured"}
@@ -48,6 +55,7 @@ class Dispatcher:
         )
         self.breakers = {name: CircuitBreaker(breaker_settings) for name in connectors}
         self.observers: list[AttemptObserver] = []
+        self.telemetry: Telemetry | None = None
         self._wake = asyncio.Event()
         self._waiters: dict[str, list[asyncio.Future[TransactionRecord]]] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -102,7 +110,11 @@ class Dispatcher:
         entries = await self.store.claim_due(
             time.time(), min(free, self.settings.dispatch_batch), self.settings.lease_s, self.owner
         )
-        for entry in entries:
+        # Fewest attempts first. While a breaker is half-open, the first of these to run is its probe;
+        # entries deferred by an open breaker come back due at the same instant and the store breaks
+        # such ties by insertion order, so without this the same entry would be the probe every time
+        # and spend its whole budget during an outage while the others never got an attempt.
+        for entry in sorted(entries, key=lambda e: e.budget_attempts):
             task = asyncio.get_running_loop().create_task(self._deliver(entry))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
@@ -133,7 +145,13 @@ class Dispatcher:
         entry.budget_attempts += 1
         entry.budget_started_at = entry.budget_started_at or started
         try:
-            result = await self._call(entry)
+            with self._span(entry) as span:
+                span.set_attribute("billing_hub.attempt", entry.attempts)
+                attempt_token = ATTEMPT.set(entry.attempts)
+                try:
+                    result = await self._call(entry)
+                finally:
+                    ATTEMPT.reset(attempt_token)
         except asyncio.CancelledError:
             # Shutting down mid-call: the attempt did not finish, so it does not count.
             if breaker is not None:
@@ -153,6 +171,23 @@ class Dispatcher:
         entry.result = {"reference": result.reference or "", **result.details}
         entry.error_kind = entry.error = None
         await self._record(entry, started, "success", None, None, next_attempt_at=None)
+
+    def _span(self, entry: OutboxRecord) -> Any:
+        """The dispatch span: in the accepting request's trace, linked to that request's span."""
+        parent = propagate.extract({"traceparent": entry.traceparent}) if entry.traceparent else None
+        accepted = trace.get_current_span(parent).get_span_context() if parent is not None else None
+        return _tracer.start_as_current_span(
+            f"deliver {entry.target}.{entry.operation}",
+            context=parent,
+            kind=SpanKind.INTERNAL,
+            links=[Link(accepted)] if accepted is not None and accepted.is_valid else [],
+            attributes={
+                "billing_hub.transaction_id": entry.transaction_id,
+                "billing_hub.delivery_id": entry.id,
+                "billing_hub.connector": entry.target,
+                "billing_hub.operation": entry.operation,
+            },
+        )
 
     async def _call(self, entry: OutboxRecord) -> DeliveryResult:
         connector = self.connectors.get(entry.target)
@@ -206,6 +241,12 @@ class Dispatcher:
             status=status,
             error=error,
         )
+        if self.telemetry is not None:
+            labels = {"connector": entry.target, "operation": entry.operation, "outcome": outcome}
+            self.telemetry.attempt_duration.record(attempt.duration_ms / 1000, labels)
+            self.telemetry.attempts.add(1, labels)
+            if entry.state == "pending":
+                self.telemetry.retries.add(1, {"connector": entry.target, "operation": entry.operation})
         try:
             transaction = await self.store.record_attempt(entry, attempt, next_attempt_at=next_attempt_at)
         except LeaseLost:

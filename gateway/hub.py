@@ -7,7 +7,6 @@ are stored in one atomic write *before* the client hears ``202 Accepted``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from gateway.store import (
     TransactionRecord,
     TransactionSnapshot,
 )
-from gateway.tracing import current_trace_id
+from gateway.tracing import current_span_id, current_trace_id, current_traceparent
 
 __all__ = ["Delivery", "Hub", "parse_prefer_wait"]
 
@@ -60,6 +59,8 @@ class Hub:
     store: Store
     connectors: dict[str, Connector]
     dispatcher: Dispatcher = field(init=False)
+    _draining: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.dispatcher = Dispatcher(self.store, self.connectors, self.settings)
@@ -76,6 +77,7 @@ class Hub:
         return cls(settings=settings, store=store, connectors=build_connectors(settings))
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if self.settings.dispatcher_enabled:
             self.dispatcher.start()
 
@@ -104,6 +106,7 @@ class Hub:
             resource_id=resource.id,
             state="accepted" if deliveries else "completed",
             trace_id=current_trace_id(),
+            span_id=current_span_id(),
             created_at=now,
             updated_at=now,
         )
@@ -118,6 +121,7 @@ class Hub:
                 next_attempt_at=now,
                 created_at=now,
                 updated_at=now,
+                traceparent=current_traceparent(),
             )
             for d in deliveries
         ]
@@ -126,15 +130,27 @@ class Hub:
             self.dispatcher.wake()
         return transaction, outbox
 
+    def drain(self) -> None:
+        """The server is shutting down: every ``Prefer: wait`` answers now (202) instead of at its end.
+
+        Safe to call from a signal handler. Without it, the server's graceful timeout would cancel
+        those requests and their clients would get a 500 for work that was accepted and stored.
+        """
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._draining.set)
+
     async def settle(self, transaction_id: str, wait_s: float | None) -> TransactionSnapshot:
         """The transaction as it stands, after waiting up to ``wait_s`` for it to finish."""
         future = self.dispatcher.watch(transaction_id)  # before reading, so no completion is missed
         try:
             snapshot = await self._snapshot(transaction_id)
-            if not wait_s or snapshot[0].state in ("completed", "failed"):
+            if not wait_s or self._draining.is_set() or snapshot[0].state in ("completed", "failed"):
                 return snapshot
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(future, wait_s)
+            draining = asyncio.ensure_future(self._draining.wait())
+            try:
+                await asyncio.wait((future, draining), timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                draining.cancel()
             return await self._snapshot(transaction_id)
         finally:
             self.dispatcher.unwatch(transaction_id, future)

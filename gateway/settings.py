@@ -58,6 +58,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # Key for the tags that stand in for identifiers in audit records (>= 16 bytes); share it
     # between instances to correlate across them. Empty: a random key per process.
     phi_hash_key: str = ""
+    # Spans: "auto" exports over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set and is off otherwise;
+    # "discard" runs the SDK pipeline without exporting (to measure tracing's cost).
+    trace_exporter: Literal["auto", "otlp", "console", "discard", "off"] = "auto"
 
     def __post_init__(self) -> None:
         if self.retry_max_attempts < 1:

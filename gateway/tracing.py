@@ -1,7 +1,7 @@
-"""The trace id of the request being served, for problem bodies and stored transactions.
+"""The trace id of the request being served, for problem bodies, stored transactions and audit.
 
-Taken from an incoming W3C ``traceparent`` when present, otherwise fresh; the OpenTelemetry work
-replaces the source with the active span's context without changing the callers.
+With tracing on it is the server span's trace id; with tracing off it is taken from an incoming W3C
+``traceparent`` when present, otherwise fresh — so there is always one id to find the work by.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import re
 import secrets
 from contextvars import ContextVar
 
-__all__ = ["current_trace_id", "set_trace_id", "trace_id_from_traceparent"]
+from opentelemetry import trace
+
+__all__ = ["current_span_id", "current_trace_id", "current_traceparent", "set_trace_id", "trace_id_from_traceparent"]
 
 _TRACE_ID: ContextVar[str | None] = ContextVar("billing_hub_trace_id", default=None)
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -29,3 +31,17 @@ def set_trace_id(trace_id: str) -> None:
 
 def current_trace_id() -> str | None:
     return _TRACE_ID.get()
+
+
+def current_span_id() -> str | None:
+    """The active span's id (16 hex), when tracing is on and a span is recording."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.span_id, "016x") if context.is_valid else None
+
+
+def current_traceparent() -> str | None:
+    """The active span as a W3C traceparent, for work that continues the trace later."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"

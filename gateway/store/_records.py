@@ -32,6 +32,7 @@ class TransactionRecord(msgspec.Struct, kw_only=True):
     trace_id: str | None = None
     created_at: float
     updated_at: float
+    span_id: str | None = None  # of the request that accepted the work: deliveries link to it
 
 
 class OutboxRecord(msgspec.Struct, kw_only=True):
@@ -55,6 +56,8 @@ class OutboxRecord(msgspec.Struct, kw_only=True):
     replays: int = 0
     # Fencing token of the lease under which this copy was claimed; stale holders are refused.
     lease_token: int = 0
+    # W3C traceparent of the request that accepted the work: delivery spans join its trace.
+    traceparent: str | None = None
 
 
 class LeaseLost(Exception):

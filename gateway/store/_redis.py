@@ -47,11 +47,13 @@ from gateway.store._records import (
 
 __all__ = ["RedisStore"]
 
-_OUTBOX_TEXT = ("id", "transaction_id", "target", "operation", "external_ref", "state", "error_kind", "error")
+_OUTBOX_TEXT = (
+    "id", "transaction_id", "target", "operation", "external_ref", "state", "error_kind", "error", "traceparent",
+)  # fmt: skip
 _OUTBOX_INT = ("attempts", "budget_attempts", "replays", "lease_token")
 _OUTBOX_FLOAT = ("next_attempt_at", "created_at", "updated_at", "budget_started_at")
 _OUTBOX_FIELDS = (*_OUTBOX_TEXT, *_OUTBOX_INT, *_OUTBOX_FLOAT, "payload", "result")
-_TXN_TEXT = ("id", "client_id", "kind", "resource_type", "resource_id", "state", "trace_id")
+_TXN_TEXT = ("id", "client_id", "kind", "resource_type", "resource_id", "state", "trace_id", "span_id")
 _TXN_FLOAT = ("created_at", "updated_at")
 _RECORDED_STATES = ("pending", "done", "dead")
 _DEAD_SCAN = 500  # dead entries one list_dead script examines at most

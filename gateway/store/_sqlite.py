@@ -32,14 +32,14 @@ _SCHEMA = """
 create table if not exists transactions(
     id text primary key, client_id text not null, kind text not null, resource_type text not null,
     resource_id text not null, state text not null, trace_id text, created_at real not null,
-    updated_at real not null);
+    updated_at real not null, span_id text);
 create table if not exists outbox(
     id text primary key, transaction_id text not null references transactions(id), target text not null,
     operation text not null, payload blob not null, external_ref text not null, state text not null,
     attempts integer not null, next_attempt_at real not null, result blob, error_kind text, error text,
     created_at real not null, updated_at real not null, budget_attempts integer not null,
     budget_started_at real, replays integer not null, lease_token integer not null,
-    lease_until real, lease_owner text);
+    lease_until real, lease_owner text, traceparent text);
 create index if not exists outbox_due on outbox(state, next_attempt_at);
 create index if not exists outbox_transaction on outbox(transaction_id);
 create table if not exists attempts(
@@ -54,7 +54,7 @@ create table if not exists counters(name text primary key, value integer not nul
 _OUTBOX_FIELDS = (
     "id", "transaction_id", "target", "operation", "payload", "external_ref", "state", "attempts",
     "next_attempt_at", "result", "error_kind", "error", "created_at", "updated_at", "budget_attempts",
-    "budget_started_at", "replays", "lease_token",
+    "budget_started_at", "replays", "lease_token", "traceparent",
 )  # fmt: skip
 _OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
 _RESULT = msgspec.json.Decoder(dict[str, str])
@@ -75,7 +75,7 @@ def _outbox_values(e: OutboxRecord) -> tuple[Any, ...]:
 def _transaction(row: sqlite3.Row | tuple[Any, ...]) -> TransactionRecord:
     return TransactionRecord(
         id=row[0], client_id=row[1], kind=row[2], resource_type=row[3], resource_id=row[4], state=row[5],
-        trace_id=row[6], created_at=row[7], updated_at=row[8],
+        trace_id=row[6], created_at=row[7], updated_at=row[8], span_id=row[9],
     )  # fmt: skip
 
 
@@ -123,9 +123,9 @@ class SqliteStore:
         t = transaction
         statements: list[_Statement] = [
             (
-                "insert into transactions values (?,?,?,?,?,?,?,?,?)",
+                "insert into transactions values (?,?,?,?,?,?,?,?,?,?)",
                 (t.id, t.client_id, t.kind, t.resource_type, t.resource_id, t.state, t.trace_id, t.created_at,
-                 t.updated_at),
+                 t.updated_at, t.span_id),
             )
         ]  # fmt: skip
         statements += [_resource_statement(r) for r in resources]
