@@ -7,6 +7,7 @@ from typing import Literal
 
 import msgspec
 from litestar import Controller, Response, get
+from litestar.openapi import ResponseSpec
 
 from gateway.api._common import HubDep
 
@@ -21,6 +22,7 @@ class ComponentHealth(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool
     detail: str = ""
     latency_ms: float | None = None
+    circuit: str | None = None  # the connector's circuit breaker: closed, half_open or open
 
 
 class Readiness(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,7 +42,7 @@ class HealthController(Controller):
         "/ready",
         operation_id="getReady",
         summary="Readiness: the store and each connector's check()",
-        responses=None,
+        responses={503: ResponseSpec(Readiness, description="Degraded: the store or a connector is down")},
     )
     async def ready(self, hub: HubDep) -> Response[Readiness]:
         try:
@@ -49,8 +51,15 @@ class HealthController(Controller):
             store_ok = False
         names = list(hub.connectors)
         checks = await asyncio.gather(*(hub.connectors[n].check() for n in names))
+        breakers = hub.dispatcher.breakers
         connectors = {
-            name: ComponentHealth(ok=c.ok, detail=c.detail, latency_ms=c.latency_ms)
+            name: ComponentHealth(
+                # An open circuit means deliveries are deferred: not ready, whatever one probe says.
+                ok=c.ok and (name not in breakers or breakers[name].state != "open"),
+                detail=c.detail,
+                latency_ms=c.latency_ms,
+                circuit=breakers[name].state if name in breakers else None,
+            )
             for name, c in zip(names, checks, strict=True)
         }
         ready = store_ok and all(c.ok for c in connectors.values())
