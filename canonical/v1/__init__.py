@@ -2,7 +2,7 @@
 
 from canonical.v1._parties import Address, Payer, Person, PersonName, Provider, Sex
 from canonical.v1.accounts import AccountDetails, Coverage, Guarantor, PatientAccount
-from canonical.v1.balancing import BalancingFinding, check_balancing
+from canonical.v1.balancing import BalancingFinding, balancing_finding, check_balancing
 from canonical.v1.claims import Claim, ServiceLine, Subscriber
 from canonical.v1.journals import JournalEntry, JournalLine
 from canonical.v1.remittances import (
@@ -41,5 +41,6 @@ __all__ = [
     "ServicePayment",
     "Sex",
     "Subscriber",
+    "balancing_finding",
     "check_balancing",
 ]

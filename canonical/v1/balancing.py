@@ -14,7 +14,11 @@ from canonical._base import Canonical
 from canonical._money import Money
 from canonical.v1.remittances import Adjustment, ClaimPayment, Remittance
 
-__all__ = ["BalancingFinding", "check_balancing"]
+__all__ = ["RULE_CLAIM", "RULE_LINE", "RULE_TRANSACTION", "BalancingFinding", "balancing_finding", "check_balancing"]
+
+RULE_LINE = "SVC02 - sum(CAS) = SVC03"
+RULE_CLAIM = "CLP03 - sum(claim and line CAS) = CLP04"
+RULE_TRANSACTION = "sum(CLP04) - sum(PLB) = BPR02"
 
 
 class BalancingFinding(Canonical, kw_only=True, frozen=True):
@@ -31,7 +35,7 @@ def _total(adjustments: Iterable[Adjustment]) -> Decimal:
     return sum((a.amount for a in adjustments), Decimal(0))
 
 
-def _finding(
+def balancing_finding(
     level: Literal["service_line", "claim", "transaction"],
     rule: str,
     expected: Decimal,
@@ -58,14 +62,10 @@ def _claim_findings(claim: ClaimPayment) -> list[BalancingFinding]:
         line_adjustments += svc_cas
         expected = svc.charge - svc_cas
         if expected != svc.paid:
-            findings.append(
-                _finding("service_line", "SVC02 - sum(CAS) = SVC03", expected, svc.paid, claim.claim_id, number)
-            )
+            findings.append(balancing_finding("service_line", RULE_LINE, expected, svc.paid, claim.claim_id, number))
     expected_paid = claim.billed - _total(claim.adjustments) - line_adjustments
     if expected_paid != claim.paid:
-        findings.append(
-            _finding("claim", "CLP03 - sum(claim and line CAS) = CLP04", expected_paid, claim.paid, claim.claim_id)
-        )
+        findings.append(balancing_finding("claim", RULE_CLAIM, expected_paid, claim.paid, claim.claim_id))
     return findings
 
 
@@ -74,7 +74,5 @@ def check_balancing(remittance: Remittance) -> list[BalancingFinding]:
     paid = sum((c.paid for c in remittance.claims), Decimal(0))
     provider = sum((p.amount for p in remittance.provider_adjustments), Decimal(0))
     if paid - provider != remittance.payment.amount:
-        findings.append(
-            _finding("transaction", "sum(CLP04) - sum(PLB) = BPR02", paid - provider, remittance.payment.amount)
-        )
+        findings.append(balancing_finding("transaction", RULE_TRANSACTION, paid - provider, remittance.payment.amount))
     return findings

@@ -6,11 +6,8 @@ naming the element at fault. The claim loop in ``_remit835`` decides what they b
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Literal
-
-from canonical._money import Money
-from canonical.v1 import Adjustment, BalancingFinding, PersonName, ProviderAdjustment
+from canonical.v1 import Adjustment, PersonName, ProviderAdjustment
+from canonical.v1.balancing import RULE_CLAIM, RULE_LINE, RULE_TRANSACTION
 from connectors.clearinghouse.x12._values import MemoSet, ReadError, d8, element, money, optional, quantity
 
 __all__ = [
@@ -27,7 +24,6 @@ __all__ = [
     "RULE_LINE",
     "RULE_TRANSACTION",
     "adjustments",
-    "finding",
     "patient_name",
     "procedure",
     "provider_adjustments",
@@ -35,9 +31,6 @@ __all__ = [
     "remarks",
 ]
 
-RULE_LINE = "SVC02 - sum(CAS) = SVC03"
-RULE_CLAIM = "CLP03 - sum(claim and line CAS) = CLP04"
-RULE_TRANSACTION = "sum(CLP04) - sum(PLB) = BPR02"
 
 GROUPS = frozenset({"CO", "PR", "OA", "PI", "CR"})
 CLAIM_STATUSES = frozenset({"1", "2", "3", "4", "19", "20", "21", "22", "23", "25"})
@@ -53,26 +46,6 @@ _PLB_REASON = MemoSet(r"^[A-Z0-9]{2}\Z")
 _TWO_CHARS = MemoSet(r"^[A-Z0-9]{2}\Z")
 _CODE = MemoSet(r"^[A-Za-z0-9]{1,48}\Z")
 _PROCEDURES: dict[str, tuple[str, str, list[str]]] = {}
-
-
-def finding(
-    level: Literal["service_line", "claim", "transaction"],
-    rule: str,
-    expected: Decimal,
-    actual: Decimal,
-    claim_id: str | None = None,
-    line: int | None = None,
-) -> BalancingFinding:
-    """The finding ``check_balancing`` builds for the same numbers: difference = actual - expected."""
-    return BalancingFinding(
-        level=level,
-        claim_id=claim_id,
-        line=line,
-        rule=rule,
-        expected=Money(expected),
-        actual=Money(actual),
-        difference=Money(actual - expected),
-    )
 
 
 def reference(text: str | None, index: int, what: str) -> str | None:

@@ -37,6 +37,8 @@ from canonical.v1 import (
     Remittance,
     check_balancing,
 )
+from canonical.v1.balancing import RULE_TRANSACTION
+from canonical.v1.balancing import balancing_finding as finding
 from connectors.clearinghouse.x12._envelope import (
     EnvelopeReader,
     GroupEnd,
@@ -47,7 +49,6 @@ from connectors.clearinghouse.x12._envelope import (
 )
 from connectors.clearinghouse.x12._lexer import CHUNK_SIZE, Source
 from connectors.clearinghouse.x12._model import SegmentIssue
-from connectors.clearinghouse.x12._parts835 import RULE_TRANSACTION, finding
 from connectors.clearinghouse.x12._remit835 import SetReader835
 
 __all__ = [

@@ -28,6 +28,7 @@ from canonical.v1 import (
     ProviderAdjustment,
     ServicePayment,
 )
+from canonical.v1.balancing import balancing_finding as finding
 from connectors.clearinghouse.x12._envelope import CONTROL_SEGMENTS, TransactionSet
 from connectors.clearinghouse.x12._head835 import HeaderState
 from connectors.clearinghouse.x12._model import SegmentIssue
@@ -43,7 +44,6 @@ from connectors.clearinghouse.x12._parts835 import (
     RULE_CLAIM,
     RULE_LINE,
     adjustments,
-    finding,
     patient_name,
     procedure,
     provider_adjustments,
