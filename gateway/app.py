@@ -89,8 +89,8 @@ def create_app(
     telemetry = telemetry or setup_telemetry(settings.trace_exporter)
 
     async def on_startup(app: Litestar) -> None:
-        governance = Governance.open(settings, v1_operations(app))
         running = hub or Hub.open(settings, store)
+        governance = Governance.open(settings, v1_operations(app), running.store)
         running.dispatcher.observers.append(_audit_deliveries(governance))
         running.dispatcher.telemetry = telemetry
         telemetry.gauges["billing_hub.circuit.state"] = lambda: [

@@ -12,6 +12,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from gateway.settings import Settings
+from gateway.store import HUB_DATABASE, SqliteStore, Store
 from policies.audit import AuditEntry, AuditLog, RedisAuditLog, SqliteAuditLog
 from policies.engine import PolicyHolder
 from policies.idempotency import IdempotencyStore, RedisIdempotencyStore, SqliteIdempotencyStore
@@ -36,7 +37,7 @@ def open_audit_log(settings: Settings) -> tuple[AuditLog, Callable[[], Awaitable
     if settings.state_backend == "redis":
         client = _redis(settings)
         return RedisAuditLog(client, prefix=f"{settings.redis_prefix}audit:"), client.aclose
-    log = SqliteAuditLog(Path(settings.data_dir) / "audit.sqlite3")
+    log = SqliteAuditLog(Path(settings.data_dir) / HUB_DATABASE)
     return log, log.aclose
 
 
@@ -50,7 +51,7 @@ class Governance:
     redis: aioredis.Redis | None = None
 
     @classmethod
-    def open(cls, settings: Settings, operations: frozenset[str]) -> Governance:
+    def open(cls, settings: Settings, operations: frozenset[str], store: Store | None = None) -> Governance:
         holder = PolicyHolder(Path(settings.policy_file) if settings.policy_file else default_policy_path(), operations)
         # Without a configured key, tags correlate within this process only.
         hasher = PhiHasher(settings.phi_hash_key.encode() if settings.phi_hash_key else secrets.token_bytes(32))
@@ -71,7 +72,12 @@ class Governance:
             holder=holder,
             limiter=MemoryRateLimiter(),
             idempotency=SqliteIdempotencyStore(data / "idempotency.sqlite3"),
-            audit_log=SqliteAuditLog(data / "audit.sqlite3"),
+            # The audit chain lives in the hub's store and its appends ride the store's group commit.
+            audit_log=SqliteAuditLog(
+                data / HUB_DATABASE,
+                durability=settings.durability,
+                submit=store.submit if isinstance(store, SqliteStore) else None,
+            ),
             phi_hasher=hasher,
         )
 

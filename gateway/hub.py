@@ -18,6 +18,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.ids import new_id
 from gateway.settings import Settings
 from gateway.store import (
+    HUB_DATABASE,
     OutboxRecord,
     RedisStore,
     ResourceRecord,
@@ -73,7 +74,7 @@ class Hub:
                 prefix=f"{settings.redis_prefix}store:",
                 max_connections=settings.dispatch_concurrency + 64,
             )
-        store = store or SqliteStore(Path(settings.data_dir) / "hub.sqlite3", durability=settings.durability)
+        store = store or SqliteStore(Path(settings.data_dir) / HUB_DATABASE, durability=settings.durability)
         return cls(settings=settings, store=store, connectors=build_connectors(settings))
 
     async def start(self) -> None:

@@ -1,17 +1,17 @@
-"""The embedded audit log: its own tables in a SQLite file (WAL), one ``BEGIN IMMEDIATE`` per append.
+"""The embedded audit log: its own tables in a SQLite file (WAL), one write transaction per append.
 
 ``BEGIN IMMEDIATE`` takes SQLite's write lock before the head is read, so two writers (tasks,
 connections or processes) can never both chain onto the same previous hash: the chain cannot fork.
 The head row is updated in the same transaction as the record it points to.
 
-Like the hub's store, calls run on the event-loop thread: each is a couple of indexed statements,
-cheaper than a hop to a worker thread.
+Reads run on the event-loop thread. Appends either do too, or (in the hub) go to the store's
+group-commit writer thread through ``submit``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +53,36 @@ def _record(row: tuple[Any, ...]) -> AuditRecord:
     return AuditRecord(**values)
 
 
+Submit = Callable[[Callable[[sqlite3.Connection], AuditRecord]], Awaitable[AuditRecord]]
+
+
+def _append_in(db: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
+    """Inside a write transaction: chain onto the head and move the head, together."""
+    head = _head_of(db)
+    record = seal(entry, head.seq + 1, head.hash)
+    db.execute(_INSERT, tuple(getattr(record, f) for f in _FIELDS))
+    db.execute(
+        "insert into audit_head(id, seq, hash) values (1, ?, ?) "
+        "on conflict(id) do update set seq = excluded.seq, hash = excluded.hash",
+        (record.seq, record.hash),
+    )
+    return record
+
+
+def _head_of(db: sqlite3.Connection) -> AuditHead:
+    row = db.execute("select seq, hash from audit_head where id = 1").fetchone()
+    return AuditHead() if row is None else AuditHead(seq=row[0], hash=row[1])
+
+
 class SqliteAuditLog:
-    def __init__(self, path: Path, *, durability: str = "full") -> None:
+    """``submit`` hands appends to a writer that owns the file's write connection (the hub's store
+    uses its group-commit writer thread, so an audited call never waits for an fsync on the event
+    loop); without it, appends run here in their own ``BEGIN IMMEDIATE`` transaction."""
+
+    def __init__(self, path: Path, *, durability: str = "full", submit: Submit | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._submit = submit
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("pragma journal_mode=wal")
         self._db.execute(f"pragma synchronous={'full' if durability == 'full' else 'normal'}")
@@ -64,17 +90,12 @@ class SqliteAuditLog:
         self._db.executescript(_SCHEMA)
 
     async def append(self, entry: AuditEntry) -> AuditRecord:
+        if self._submit is not None:
+            return await self._submit(lambda db: _append_in(db, entry))
         db = self._db
         db.execute("begin immediate")
         try:
-            head = self._read_head()
-            record = seal(entry, head.seq + 1, head.hash)
-            db.execute(_INSERT, tuple(getattr(record, f) for f in _FIELDS))
-            db.execute(
-                "insert into audit_head(id, seq, hash) values (1, ?, ?) "
-                "on conflict(id) do update set seq = excluded.seq, hash = excluded.hash",
-                (record.seq, record.hash),
-            )
+            record = _append_in(db, entry)
         except BaseException:
             db.execute("rollback")
             raise
@@ -128,5 +149,4 @@ class SqliteAuditLog:
         self._db.close()
 
     def _read_head(self) -> AuditHead:
-        row = self._db.execute("select seq, hash from audit_head where id = 1").fetchone()
-        return AuditHead() if row is None else AuditHead(seq=row[0], hash=row[1])
+        return _head_of(self._db)

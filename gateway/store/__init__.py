@@ -13,9 +13,10 @@ from gateway.store._records import (
     derive_state,
 )
 from gateway.store._redis import RedisStore
-from gateway.store._sqlite import SqliteStore
+from gateway.store._sqlite import HUB_DATABASE, SqliteStore
 
 __all__ = [
+    "HUB_DATABASE",
     "AttemptRecord",
     "DeadLetterFilter",
     "DeliveryState",

@@ -9,8 +9,9 @@ commits on a power cut.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -26,7 +27,11 @@ from gateway.store._records import (
 )
 from gateway.store._sqlite_writer import SqliteWriter, connect
 
-__all__ = ["SqliteStore"]
+__all__ = ["HUB_DATABASE", "SqliteStore"]
+
+HUB_DATABASE = "hub.sqlite3"  # in the data directory: transactions, outbox, resources, audit chain
+
+T = TypeVar("T")
 
 _SCHEMA = """
 create table if not exists transactions(
@@ -109,6 +114,11 @@ class SqliteStore:
         self._writer = SqliteWriter(path, durability)
         self._writer.run_sync(lambda db: db.executescript(_SCHEMA))
         self._db = connect(path, durability)
+
+    async def submit(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in the next group commit: how other tables in this file (the audit log)
+        share the writer thread and its durability."""
+        return await self._writer.submit(work)
 
     async def _write(self, statements: list[_Statement]) -> None:
         def work(db: sqlite3.Connection) -> None:

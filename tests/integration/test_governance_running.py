@@ -180,13 +180,13 @@ def test_audit_verify_names_the_first_tampered_record(api: httpx.Client, hub: Se
     ok = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "intact" in ok.stdout
-    with sqlite3.connect(data_dir / "audit.sqlite3") as db:
+    with sqlite3.connect(data_dir / "hub.sqlite3") as db:
         (original,) = db.execute("select status from audit_log where seq = 2").fetchone()
         db.execute("update audit_log set status = 299 where seq = 2")
     try:
         broken = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     finally:
-        with sqlite3.connect(data_dir / "audit.sqlite3") as db:  # put it back for the other tests
+        with sqlite3.connect(data_dir / "hub.sqlite3") as db:  # put it back for the other tests
             db.execute("update audit_log set status = ? where seq = 2", (original,))
     assert broken.returncode == 1
     assert "record 2" in broken.stdout
