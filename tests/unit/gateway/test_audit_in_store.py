@@ -22,7 +22,7 @@ async def test_concurrent_appends_through_the_writer_form_one_chain(tmp_path: Pa
                 status=200,
                 trace_id=None,
                 at=time.time(),
-            )  # fmt: skip
+            )
             for i in range(60)
         ]
         records = await asyncio.gather(*(log.append(e) for e in entries))
