@@ -91,6 +91,7 @@ def create_app(
     async def on_startup(app: Litestar) -> None:
         running = hub or Hub.open(settings, store)
         governance = Governance.open(settings, v1_operations(app), running.store)
+        governance.start()
         running.dispatcher.observers.append(_audit_deliveries(governance))
         running.dispatcher.telemetry = telemetry
         telemetry.gauges["billing_hub.circuit.state"] = lambda: [
@@ -102,12 +103,16 @@ def create_app(
         _reload_on_sighup(governance)
 
     async def on_shutdown(app: Litestar) -> None:
+        # Order matters: deliveries stop (and are audited), the audit queue drains into the store,
+        # and only then does the store close.
         running: Hub | None = getattr(app.state, "hub", None)
-        if running is not None:
-            await running.close()
         governance: Governance | None = getattr(app.state, "governance", None)
+        if running is not None:
+            await running.dispatcher.stop()
         if governance is not None:
             await governance.aclose()
+        if running is not None:
+            await running.close()
         if owns_telemetry:
             telemetry.shutdown()  # flushes spans, unregisters the Prometheus collector
 

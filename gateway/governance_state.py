@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from gateway.audit_writer import AuditWriter
 from gateway.settings import Settings
 from gateway.store import HUB_DATABASE, SqliteStore, Store
 from policies.audit import AuditEntry, AuditLog, RedisAuditLog, SqliteAuditLog
@@ -49,6 +50,7 @@ class Governance:
     audit_log: AuditLog
     phi_hasher: PhiHasher
     redis: aioredis.Redis | None = None
+    audit_writer: AuditWriter = field(init=False)
 
     @classmethod
     def open(cls, settings: Settings, operations: frozenset[str], store: Store | None = None) -> Governance:
@@ -81,13 +83,17 @@ class Governance:
             phi_hasher=hasher,
         )
 
+    def __post_init__(self) -> None:
+        self.audit_writer = AuditWriter(self.audit_log)
+
+    def start(self) -> None:
+        self.audit_writer.start()
+
     async def audit(self, entry: AuditEntry) -> None:
-        try:
-            await self.audit_log.append(entry)
-        except Exception as exc:  # the call has been answered; losing its record must be loud
-            log.error("audit append failed: %s", type(exc).__name__)
+        await self.audit_writer.add(entry)
 
     async def aclose(self) -> None:
+        await self.audit_writer.stop()
         await self.limiter.aclose()
         await self.idempotency.aclose()
         await self.audit_log.aclose()

@@ -127,6 +127,10 @@ def matches(
 class AuditLog(Protocol):
     """Append-only, hash-chained; ``append`` is serialised so the chain never forks."""
 
+    async def append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
+        """Chain several entries in order, in one write where the backend can."""
+        ...
+
     async def append(self, entry: AuditEntry) -> AuditRecord: ...
 
     async def page(

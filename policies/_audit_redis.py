@@ -74,19 +74,39 @@ class RedisAuditLog:
                     await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
         raise AuditWriteConflict(f"audit append lost {_MAX_ATTEMPTS} races for the head")
 
+    async def append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
+        """Chain a batch in one optimistic transaction: one head read and one MULTI for all of them."""
+        async with self._lock:
+            for attempt in range(_MAX_ATTEMPTS):
+                try:
+                    return await self._try_append_many(entries)
+                except WatchError:
+                    await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
+        raise AuditWriteConflict(f"audit append lost {_MAX_ATTEMPTS} races for the head")
+
     async def _try_append(self, entry: AuditEntry) -> AuditRecord:
+        (record,) = await self._try_append_many([entry])
+        return record
+
+    async def _try_append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
         async with self._client.pipeline(transaction=True) as pipe:
             await pipe.watch(self._head)
             seq_raw, hash_raw = await pipe.hmget(self._head, ["seq", "hash"])
-            seq = int(_text(seq_raw) or 0) + 1
-            record = seal(entry, seq, _text(hash_raw) or GENESIS_HASH)
+            seq, prev = int(_text(seq_raw) or 0), _text(hash_raw) or GENESIS_HASH
+            records = []
+            for entry in entries:
+                seq += 1
+                record = seal(entry, seq, prev)
+                records.append(record)
+                prev = record.hash
             pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.hset(self._records, str(seq), _ENCODER.encode(record))
-            pipe.zadd(self._seqs, {str(seq): seq})
-            pipe.zadd(self._client_prefix + record.client_id, {str(seq): seq})
-            pipe.hset(self._head, mapping={"seq": seq, "hash": record.hash})
+            pipe.hset(self._records, mapping={str(r.seq): _ENCODER.encode(r) for r in records})
+            pipe.zadd(self._seqs, {str(r.seq): r.seq for r in records})
+            for record in records:
+                pipe.zadd(self._client_prefix + record.client_id, {str(record.seq): record.seq})
+            pipe.hset(self._head, mapping={"seq": seq, "hash": prev})
             await pipe.execute()
-            return record
+            return records
 
     async def page(
         self,

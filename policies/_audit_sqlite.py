@@ -53,7 +53,7 @@ def _record(row: tuple[Any, ...]) -> AuditRecord:
     return AuditRecord(**values)
 
 
-Submit = Callable[[Callable[[sqlite3.Connection], AuditRecord]], Awaitable[AuditRecord]]
+Submit = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
 
 
 def _append_in(db: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
@@ -89,9 +89,17 @@ class SqliteAuditLog:
         self._db.execute("pragma busy_timeout=5000")
         self._db.executescript(_SCHEMA)
 
+    async def append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
+        """A batch in one write transaction (one fsync), in order."""
+        if self._submit is not None:
+            records: list[AuditRecord] = await self._submit(lambda db: [_append_in(db, e) for e in entries])
+            return records
+        return [await self.append(entry) for entry in entries]
+
     async def append(self, entry: AuditEntry) -> AuditRecord:
         if self._submit is not None:
-            return await self._submit(lambda db: _append_in(db, entry))
+            record: AuditRecord = await self._submit(lambda db: _append_in(db, entry))
+            return record
         db = self._db
         db.execute("begin immediate")
         try:

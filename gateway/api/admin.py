@@ -96,8 +96,9 @@ class AdminController(Controller):
         after_seq: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
         limit: Limit = 100,
     ) -> AuditPage:
-        log = request.app.state.governance.audit_log
-        records = await log.page(
+        governance = request.app.state.governance
+        await governance.audit_writer.flush()  # a reader sees the records of calls already answered
+        records = await governance.audit_log.page(
             client_id=client_id, operation=operation, outcome=outcome, since=since, until=until,
             after_seq=after_seq, limit=limit,
         )  # fmt: skip

@@ -253,6 +253,27 @@ async def test_concurrent_appends_never_fork(backend: Backend) -> None:
     assert [r.seq async for r in other.iterate()] == list(range(1, 51))
 
 
+async def test_batches_interleaved_with_single_appends_form_one_chain(backend: Backend) -> None:
+    """append_many (the hub's batched writer) from two instances, mixed with single appends."""
+    other = await backend.another()
+    batches = [[entry(10 * b + i, client=f"c{b % 2}") for i in range(10)] for b in range(4)]
+    first, second, single, third, fourth = await asyncio.gather(
+        backend.log.append_many(batches[0]),
+        other.append_many(batches[1]),
+        backend.log.append(entry(99)),
+        other.append_many(batches[2]),
+        backend.log.append_many(batches[3]),
+    )
+    in_batches = [first, second, third, fourth]
+    assert sorted([single.seq] + [r.seq for batch in in_batches for r in batch]) == list(range(1, 42))
+    for sent, batch in zip(batches, in_batches, strict=True):
+        # a batch is chained contiguously and in the order it was given
+        assert [r.seq for r in batch] == list(range(batch[0].seq, batch[0].seq + len(sent)))
+        assert [(r.client_id, r.at) for r in batch] == [(e.client_id, e.at) for e in sent]
+    result = await verify_log(backend.log)
+    assert (result.ok, result.checked) == (True, 41)
+
+
 # --- the chain catches tampering ------------------------------------------------------------------
 
 
