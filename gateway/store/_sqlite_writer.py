@@ -3,8 +3,9 @@
 A durable commit costs an fsync (about 0.4 ms on these disks). Doing it on the event loop would stall
 every request for that long; doing one per request would cap the hub at a few thousand writes a second.
 Instead each write is a function queued to this thread, which runs everything queued so far inside
-one transaction (a savepoint per write, so one failing write does not undo the others) and commits
-once. Callers' futures resolve only after the commit, so "accepted" still means "on disk".
+one transaction and commits once; when one write in a batch fails, the batch is redone with a
+savepoint per write, so that one failing write does not undo the others. Callers' futures resolve
+only after the commit, so "accepted" still means "on disk".
 """
 
 from __future__ import annotations
@@ -73,6 +74,28 @@ class SqliteWriter:
             self._commit(batch)
 
     def _commit(self, batch: list[Any]) -> None:
+        try:
+            outcomes = self._all_at_once(batch)
+        except Exception:
+            outcomes = self._one_by_one(batch)  # something in the batch failed: isolate it
+        for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, ok, value)
+
+    def _all_at_once(self, batch: list[Any]) -> list[tuple[bool, Any]]:
+        """The common case, with the fewest statements: every write in one transaction."""
+        db = self._db
+        db.execute("begin immediate")
+        try:
+            outcomes = [(True, work(db)) for work, _, _ in batch]
+            db.execute("commit")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("rollback")
+            raise
+        return outcomes
+
+    def _one_by_one(self, batch: list[Any]) -> list[tuple[bool, Any]]:
+        """A savepoint per write, so one failing write does not undo the others."""
         outcomes: list[tuple[bool, Any]] = []
         db = self._db
         try:
@@ -91,8 +114,7 @@ class SqliteWriter:
             if db.in_transaction:
                 db.execute("rollback")
             outcomes = [(False, exc)] * len(batch)
-        for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, future, ok, value)
+        return outcomes
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
