@@ -174,6 +174,8 @@ class Dispatcher:
 
     def _span(self, entry: OutboxRecord) -> Any:
         """The dispatch span: in the accepting request's trace, linked to that request's span."""
+        if self.telemetry is None or not self.telemetry.tracing:
+            return contextlib.nullcontext(trace.INVALID_SPAN)  # tracing off: not even a no-op span
         parent = propagate.extract({"traceparent": entry.traceparent}) if entry.traceparent else None
         accepted = trace.get_current_span(parent).get_span_context() if parent is not None else None
         return _tracer.start_as_current_span(
