@@ -37,7 +37,7 @@ pytest: setup ## pytest only (starts a redis-server on a free port when none ans
 openapi: setup ## regenerate openapi/v1.json from the app
 	$(VENV)/bin/billing-hub openapi --out openapi/v1.json
 
-bench: setup ## load benchmark: ping vs GET transaction vs POST journal (same server, same run)
+bench: setup ## load benchmark: bare ping vs GET transaction vs POST journal; policy chain on Redis; tracing off/10%/100%
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/api_bench.py
 
 bench-hop: setup ## CPU cost of one connector hop: httpx transport vs httpx-aiohttp vs raw aiohttp
