@@ -96,10 +96,12 @@ def compile_policy(policy: PolicyFile, http: httpx.AsyncClient | None = None) ->
             ),
             http,
         )
-    rules = {
-        name: RateLimitRule(name=name, limit=r.limit, window_s=r.window_s, burst=r.burst)
-        for name, r in policy.rate_limits.items()
-    }
+    rules = {}
+    for name, r in policy.rate_limits.items():
+        try:
+            rules[name] = RateLimitRule(name=name, limit=r.limit, window_s=r.window_s, burst=r.burst)
+        except ValueError as exc:
+            raise PolicyError(f"rate_limits.{name}: {exc}") from None
     return CompiledPolicy(file=policy, keyring=keyring, jwt=verifier, rules=rules)
 
 
