@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,14 +28,20 @@ from tests.conftest import KEY, TEST_POLICY
 from tests.processes import free_port, hub_argv, stub_argv
 
 __all__ = [
+    "FAST_RETRIES",
     "REDIS_URL",
     "Proc",
+    "cleanup",
+    "clear_faults",
     "erp_count",
+    "erp_holding",
     "erp_references",
+    "erp_requests",
     "hub_env",
     "poll",
     "redis_prefix",
     "set_faults",
+    "wait_completed",
 ]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -65,12 +72,11 @@ def hub_env(erp_url: str, data_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 def poll(what: str, probe: Callable[[], T | None], timeout_s: float, every_s: float = 0.05) -> T:
-    """``probe()`` until it returns something other than ``None``/``False``; fail after ``timeout_s``."""
+    """``probe()`` until it returns a truthy value, which is returned; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
-    last: T | None = None
     while True:
         last = probe()
-        if last is not None and last is not False:
+        if last:
             return last
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
@@ -109,6 +115,11 @@ class Proc:
         return self.process is not None and self.process.poll() is None
 
     def start(self, timeout_s: float = 30.0) -> Proc:
+        """Launch and wait until it answers its ready path."""
+        return self.launch().wait_ready(timeout_s)
+
+    def launch(self) -> Proc:
+        """Launch without waiting (start several at once, then ``wait_ready`` each)."""
         assert not self.alive(), f"{self.name} is already running"
         self.starts += 1
         with self.log_path.open("ab") as log:
@@ -117,6 +128,10 @@ class Proc:
             self.process = subprocess.Popen(
                 self.argv, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT
             )
+        return self
+
+    def wait_ready(self, timeout_s: float = 30.0) -> Proc:
+        assert self.process is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -139,7 +154,8 @@ class Proc:
 
     def terminate(self, timeout_s: float = 30.0) -> float:
         """SIGTERM; returns the seconds until the process had exited (fails past ``timeout_s``)."""
-        assert self.process is not None and self.alive()
+        assert self.process is not None
+        assert self.alive()
         started = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -195,8 +211,37 @@ def erp_references(erp: Proc) -> list[str]:
     return [item["external_reference"] for item in response.json()["items"]]
 
 
+def erp_holding(erp: Proc, count: int) -> Callable[[], list[str] | None]:
+    """A probe for ``poll``: the ERP's references once it holds at least ``count`` journals."""
+
+    def probe() -> list[str] | None:
+        references = erp_references(erp)
+        return references if len(references) >= count else None
+
+    return probe
+
+
 def erp_count(erp: Proc) -> int:
     return len(erp_references(erp))
+
+
+def wait_completed(api: httpx.Client, ids: list[str], timeout_s: float = 30) -> list[dict[str, Any]]:
+    """The transactions, once every one is completed (the ERP holding a journal comes a moment before
+    the hub has recorded the answer); fails with the states seen when they are not all completed."""
+    seen: Counter[str] = Counter()
+
+    def all_completed() -> list[dict[str, Any]] | None:
+        transactions = [api.get(f"/v1/transactions/{txn}").json() for txn in ids]
+        seen.clear()
+        seen.update(t["state"] for t in transactions)
+        return transactions if seen == Counter({"completed": len(ids)}) else None
+
+    deadline = time.monotonic() + timeout_s
+    while (transactions := all_completed()) is None:
+        if time.monotonic() >= deadline:
+            pytest.fail(f"not every transaction completed within {timeout_s} s: {dict(seen)}")
+        time.sleep(0.1)
+    return transactions
 
 
 def erp_requests(erp: Proc) -> list[dict[str, Any]]:
