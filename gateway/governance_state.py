@@ -42,6 +42,14 @@ def open_audit_log(settings: Settings) -> tuple[AuditLog, Callable[[], Awaitable
     return log, log.aclose
 
 
+def _embedded_idempotency(data: Path, settings: Settings) -> SqliteIdempotencyStore:
+    store = SqliteIdempotencyStore(data / "idempotency.sqlite3", lease_s=settings.idempotency_lease_s)
+    released = store.forget_in_flight()  # one node: whatever was in flight died with the last process
+    if released:
+        log.warning("released %d idempotency keys left in flight by a previous run", released)
+    return store
+
+
 @dataclass(slots=True)
 class Governance:
     holder: PolicyHolder
@@ -63,7 +71,9 @@ class Governance:
             return cls(
                 holder=holder,
                 limiter=RedisRateLimiter(client, prefix=f"{prefix}rl:"),
-                idempotency=RedisIdempotencyStore(client, prefix=f"{prefix}idem:"),
+                idempotency=RedisIdempotencyStore(
+                    client, prefix=f"{prefix}idem:", lease_s=settings.idempotency_lease_s
+                ),
                 audit_log=RedisAuditLog(client, prefix=f"{prefix}audit:"),
                 phi_hasher=hasher,
                 redis=client,
@@ -73,7 +83,7 @@ class Governance:
         return cls(
             holder=holder,
             limiter=MemoryRateLimiter(),
-            idempotency=SqliteIdempotencyStore(data / "idempotency.sqlite3"),
+            idempotency=_embedded_idempotency(data, settings),
             # The audit chain lives in the hub's store and its appends ride the store's group commit.
             audit_log=SqliteAuditLog(
                 data / HUB_DATABASE,

@@ -58,6 +58,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # Key for the tags that stand in for identifiers in audit records (>= 16 bytes); share it
     # between instances to correlate across them. Empty: a random key per process.
     phi_hash_key: str = ""
+    # How long a request holding an Idempotency-Key keeps others with the same key out (409) if it
+    # never finishes; longer than the slowest request (Prefer: wait is at most 30 s).
+    idempotency_lease_s: float = 60.0
     # Spans: "auto" exports over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set and is off otherwise;
     # "discard" runs the SDK pipeline without exporting (to measure tracing's cost).
     trace_exporter: Literal["auto", "otlp", "console", "discard", "off"] = "auto"

@@ -79,6 +79,12 @@ class SqliteIdempotencyStore:
         with self._transaction() as db:
             db.execute("delete from idempotency_records where key = ? and response is null", (key,))
 
+    def forget_in_flight(self) -> int:
+        """At start-up of a single-node hub every in-flight record belongs to a process that died:
+        release them so that clients' retries run now instead of meeting 409 until the lease ends."""
+        with self._transaction() as db:
+            return db.execute("delete from idempotency_records where response is null").rowcount
+
     async def aclose(self) -> None:
         self._db.close()
 

@@ -242,3 +242,19 @@ def test_public_surface() -> None:
         "StoredResponse",
         "fingerprint",
     ]
+
+
+async def test_a_restarted_single_node_forgets_keys_left_in_flight(tmp_path: Path) -> None:
+    path = tmp_path / "idem.sqlite3"
+    crashed = SqliteIdempotencyStore(path)
+    assert isinstance(await crashed.begin("c:op:k1", "f1", 3600), Started)
+    assert isinstance(await crashed.begin("c:op:k2", "f2", 3600), Started)
+    await crashed.complete("c:op:k2", StoredResponse(status=202, headers=[], body=b"{}"), 3600)
+    await crashed.aclose()  # the process died with k1 in flight
+    restarted = SqliteIdempotencyStore(path)
+    try:
+        assert restarted.forget_in_flight() == 1
+        assert isinstance(await restarted.begin("c:op:k1", "f1", 3600), Started)  # the retry runs now
+        assert isinstance(await restarted.begin("c:op:k2", "f2", 3600), Replay)  # finished work still replays
+    finally:
+        await restarted.aclose()
