@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run a command with REDIS_URL pointing at a real Redis server.
-# Uses $REDIS_URL if it answers, else 127.0.0.1:6379 if it answers, else starts a throw-away
+# Uses $REDIS_URL if it answers, else 127.0.0.1:6379 ($REDIS_DEFAULT_URL) if it answers, else starts a throw-away
 # redis-server on a free port (and stops it afterwards). Fails loudly when none can be had,
 # because the Redis-backend tests must run, never be skipped.
 set -euo pipefail
@@ -21,8 +21,8 @@ trap cleanup EXIT
 
 if [ -n "${REDIS_URL:-}" ] && answers "$REDIS_URL"; then
   :
-elif answers "redis://127.0.0.1:6379/0"; then
-  export REDIS_URL="redis://127.0.0.1:6379/0"
+elif answers "${REDIS_DEFAULT_URL:=redis://127.0.0.1:6379/0}"; then
+  export REDIS_URL="$REDIS_DEFAULT_URL"
 elif command -v redis-server >/dev/null 2>&1; then
   port=$("$PY_BIN" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   dir=$(mktemp -d)
