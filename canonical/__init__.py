@@ -6,13 +6,14 @@
 from canonical._base import Canonical
 from canonical._codec import decode, decoder, enc_hook, encode, money_dec_hook, to_builtins
 from canonical._codes import check_currency, check_npi, npi_is_valid
-from canonical._money import CENT, Amount, Money, Quantity, money_pattern, quantity_pattern
+from canonical._money import CENT, Amount, Balance, Money, Quantity, money_pattern, quantity_pattern
 from canonical._phi import PHI, is_phi, phi_paths
 
 __all__ = [
     "CENT",
     "PHI",
     "Amount",
+    "Balance",
     "Canonical",
     "Money",
     "Quantity",

@@ -12,13 +12,27 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["CENT", "MONEY_MAX_DIGITS", "Amount", "Money", "Quantity", "money_pattern", "quantity_pattern"]
+__all__ = [
+    "BALANCE_MAX_DIGITS",
+    "CENT",
+    "MONEY_MAX_DIGITS",
+    "Amount",
+    "Balance",
+    "Money",
+    "Quantity",
+    "money_pattern",
+    "quantity_pattern",
+]
 
 CENT = Decimal("0.01")
 MONEY_MAX_DIGITS = 12  # whole-unit digits; a hospital's largest remittance is far below 10^12
 
 _SIGNED = re.compile(rf"^-?[0-9]{{1,{MONEY_MAX_DIGITS}}}(\.[0-9]{{1,2}})?$")
 _UNSIGNED = re.compile(rf"^[0-9]{{1,{MONEY_MAX_DIGITS}}}(\.[0-9]{{1,2}})?$")
+# Sums of money (balancing expectations and differences) get the width of an X12 R18 amount: a
+# sum of up to a million amounts below 10^12 still fits, so computing a finding can never overflow.
+BALANCE_MAX_DIGITS = 18
+_BALANCE = re.compile(rf"^-?[0-9]{{1,{BALANCE_MAX_DIGITS}}}(\.[0-9]{{1,2}})?$")
 
 
 class Money(Decimal):
@@ -26,6 +40,7 @@ class Money(Decimal):
 
     __slots__ = ()
     _pattern = _SIGNED
+    _max_digits = MONEY_MAX_DIGITS
 
     def __new__(cls, value: Any = "0") -> Money:
         if isinstance(value, float | bool):
@@ -42,8 +57,8 @@ class Money(Decimal):
             raise ValueError("money amount is too large") from None
         if cents != exact:
             raise ValueError("money has more than two decimal places")
-        if cents.adjusted() >= MONEY_MAX_DIGITS:
-            raise ValueError(f"money must have at most {MONEY_MAX_DIGITS} whole digits")
+        if cents.adjusted() >= cls._max_digits:
+            raise ValueError(f"money must have at most {cls._max_digits} whole digits")
         if cls._pattern is _UNSIGNED and cents < 0:
             raise ValueError("amount must not be negative")
         return super().__new__(cls, cents)
@@ -60,6 +75,14 @@ class Money(Decimal):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}('{self}')"
+
+
+class Balance(Money):
+    """A sum of money amounts, as balancing reports them: signed, two places, up to 18 whole digits."""
+
+    __slots__ = ()
+    _pattern = _BALANCE
+    _max_digits = BALANCE_MAX_DIGITS
 
 
 class Amount(Money):

@@ -8,13 +8,15 @@ from typing import Annotated, Literal
 import msgspec
 
 from canonical._base import Canonical
-from canonical._codes import Npi, PayerId, ShortText, TaxId, check_npi
+from canonical._codes import Npi, PayerId, TaxId, check_npi
 from canonical._phi import PHI
 
 __all__ = ["Address", "Payer", "PersonName", "Provider", "Sex"]
 
 Sex = Literal["F", "M", "U"]
 NamePart = Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
+# An organisation's name travels in X12 NM103, which holds at most 60 characters.
+OrgName = Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
 
 
 class Address(Canonical, kw_only=True, frozen=True):
@@ -46,7 +48,7 @@ class Provider(Canonical, kw_only=True, frozen=True):
     """A billing or rendering provider. Provider identity is not PHI; it appears on every claim."""
 
     npi: Npi
-    name: ShortText
+    name: OrgName
     tax_id: TaxId | None = None
     taxonomy: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{3}[0-9A-Z]{6}X$")] | None = None
     address: Address | None = None
@@ -57,4 +59,4 @@ class Provider(Canonical, kw_only=True, frozen=True):
 
 class Payer(Canonical, kw_only=True, frozen=True):
     payer_id: PayerId
-    name: ShortText
+    name: OrgName

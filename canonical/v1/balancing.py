@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Literal
 
 from canonical._base import Canonical
-from canonical._money import Money
+from canonical._money import Balance
 from canonical.v1.remittances import Adjustment, ClaimPayment, Remittance
 
 __all__ = ["RULE_CLAIM", "RULE_LINE", "RULE_TRANSACTION", "BalancingFinding", "balancing_finding", "check_balancing"]
@@ -26,9 +26,9 @@ class BalancingFinding(Canonical, kw_only=True, frozen=True):
     claim_id: str | None = None
     line: int | None = None
     rule: str
-    expected: Money
-    actual: Money
-    difference: Money
+    expected: Balance
+    actual: Balance
+    difference: Balance
 
 
 def _total(adjustments: Iterable[Adjustment]) -> Decimal:
@@ -48,9 +48,9 @@ def balancing_finding(
         claim_id=claim_id,
         line=line,
         rule=rule,
-        expected=Money(expected),
-        actual=Money(actual),
-        difference=Money(actual - expected),
+        expected=Balance(expected),
+        actual=Balance(actual),
+        difference=Balance(actual - expected),
     )
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Literal
 
 import msgspec
 
 from canonical._base import Canonical
 from canonical._codes import Carc, ClaimId, Modifier, Rarc, ShortText
-from canonical._money import MONEY_MAX_DIGITS, Amount, Money, Quantity
+from canonical._money import Amount, Money, Quantity
 from canonical._phi import PHI
 from canonical.v1._parties import PersonName
 
@@ -28,15 +26,6 @@ __all__ = [
 Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 # CLP02: 1-4 processed (primary..quaternary), 19-21 also forwarded, 22 reversal, 23 not our claim,
 # 25 predetermination. 4 is a denial.
-_BALANCE_LIMIT = Decimal(10) ** MONEY_MAX_DIGITS
-
-
-def _within_balance_limit(amounts: Iterable[Decimal], what: str) -> None:
-    """Balancing sums these; refuse input whose sums could not themselves be money."""
-    if sum((abs(a) for a in amounts), Decimal(0)) >= _BALANCE_LIMIT:
-        raise ValueError(f"{what} amounts are too large to balance (sum of magnitudes >= 10^{MONEY_MAX_DIGITS})")
-
-
 ClaimStatusCode = Literal["1", "2", "3", "4", "19", "20", "21", "22", "23", "25"]
 
 
@@ -72,17 +61,6 @@ class ClaimPayment(Canonical, kw_only=True, frozen=True):
     service_lines: list[ServicePayment] = []
     remark_codes: list[Rarc] = []
 
-    def __post_init__(self) -> None:
-        _within_balance_limit(
-            [self.billed, self.paid, *(a.amount for a in self.adjustments)]
-            + [
-                x
-                for line in self.service_lines
-                for x in (line.charge, line.paid, *(a.amount for a in line.adjustments))
-            ],
-            "claim",
-        )
-
 
 class ProviderAdjustment(Canonical, kw_only=True, frozen=True):
     reason: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2}$")]
@@ -110,13 +88,3 @@ class Remittance(Canonical, kw_only=True, frozen=True):
     payment: Payment
     claims: Annotated[list[ClaimPayment], msgspec.Meta(min_length=1)]
     provider_adjustments: list[ProviderAdjustment] = []
-
-    def __post_init__(self) -> None:
-        _within_balance_limit(
-            [
-                self.payment.amount,
-                *(c.paid for c in self.claims),
-                *(p.amount for p in self.provider_adjustments),
-            ],
-            "remittance",
-        )

@@ -27,7 +27,7 @@ from decimal import Decimal
 
 import msgspec
 
-from canonical._money import Money
+from canonical._money import Balance, Money
 from canonical.v1 import (
     BalancingFinding,
     ClaimPayment,
@@ -79,9 +79,9 @@ class RemittanceTrailer(msgspec.Struct, frozen=True, kw_only=True):
     envelope: SetEnvelope
     provider_adjustments: list[ProviderAdjustment]
     claim_count: int
-    total_billed: Money  # sum of CLP03 over the claims yielded
-    total_paid: Money  # sum of CLP04
-    total_provider_adjustments: Money  # sum of PLB amounts
+    total_billed: Balance  # sum of CLP03 over the claims yielded (a sum: wider than one amount)
+    total_paid: Balance  # sum of CLP04
+    total_provider_adjustments: Balance  # sum of PLB amounts
     payment_amount: Money | None  # BPR02, signed: negative for a debit
     findings: list[BalancingFinding]
     issues: list[SegmentIssue]  # errors: the set is rejected
@@ -137,9 +137,9 @@ def _read_set(tset: TransactionSet) -> Iterator[RemittanceHeader | ClaimPayment 
         envelope=envelope,
         provider_adjustments=reader.provider_adjustments,
         claim_count=reader.claim_count,
-        total_billed=Money(reader.total_billed),
-        total_paid=Money(reader.total_paid),
-        total_provider_adjustments=Money(reader.total_plb),
+        total_billed=Balance(reader.total_billed),
+        total_paid=Balance(reader.total_paid),
+        total_provider_adjustments=Balance(reader.total_plb),
         payment_amount=signed,
         findings=reader.findings,
         issues=[*reader.issues, *tset.issues],

@@ -192,7 +192,7 @@ def addresses(*, zip9: bool = False) -> st.SearchStrategy[Address]:
     )
 
 
-org_names = st.from_regex(r"[A-Z][A-Za-z]{2,15}( [A-Z][A-Za-z&]{1,15}){0,3}", fullmatch=True)
+org_names = st.from_regex(r"[A-Z][A-Za-z]{2,15}( [A-Z][A-Za-z&]{1,15}){0,2}", fullmatch=True)  # NM103: <= 60
 icd10 = st.from_regex(r"[A-TV-Z][0-9][0-9AB]([0-9A-TV-Z]{1,4})?", fullmatch=True)
 procedures = st.from_regex(r"[0-9]{4}[0-9FTU]|[A-V][0-9]{4}", fullmatch=True)
 charges = st.integers(min_value=1, max_value=5_000_000).map(lambda cents: Amount(Decimal(cents) / 100))
