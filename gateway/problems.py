@@ -23,7 +23,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from gateway.tracing import current_trace_id, trace_id_from_traceparent
+from gateway.tracing import current_trace_id
 
 __all__ = [
     "PROBLEM_JSON",
@@ -122,18 +122,13 @@ def problem_response(
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[Problem]:
-    trace_id = current_trace_id()
-    if trace_id is None:
-        # No route matched, so the per-route trace middleware never ran: mint the id here.
-        trace_id = trace_id_from_traceparent(request.headers.get("traceparent"))
-        headers = {**(headers or {}), "X-Trace-Id": trace_id}
     body = Problem(
         type=problem_type(kind),
         title=_TITLES.get(kind, "Error"),
         status=status,
         detail=detail,
         instance=route_template(request.scope),
-        trace_id=trace_id,
+        trace_id=current_trace_id(),  # set for every request by the outermost telemetry middleware
         errors=errors or [],
     )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
