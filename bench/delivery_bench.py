@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _proc import cpu_seconds, free_port  # this directory is sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "tests" / "fixtures" / "policy.toml"
@@ -61,22 +61,6 @@ START_TIMEOUT_S = 45.0
 
 class BenchError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc (0.0 when unavailable)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

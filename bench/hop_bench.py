@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _proc import cpu_seconds, free_port  # this directory is sys.path[0] when run as a script
+
 ROOT = Path(__file__).resolve().parent.parent
 STUB_CODE = (
     "from connectors._stubkit import run_stub; from connectors.erp._stub import create_app; "
@@ -45,22 +46,6 @@ STUB_CODE = (
 START_TIMEOUT_S = 30.0
 
 Send = Callable[[str, str, dict[str, Any] | None, dict[str, str]], Awaitable[int]]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of another process, from /proc (0.0 when unavailable)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def journal(reference: str) -> dict[str, Any]:
@@ -159,9 +144,7 @@ async def burst(client: Client, op: Operation, count: int, tag: str) -> int:
     for i in range(count):
         if op.with_body:
             reference = f"hop-{tag}-{i}"
-            status = await client.send(
-                op.method, op.path, journal(reference), {"x-external-reference": reference}
-            )
+            status = await client.send(op.method, op.path, journal(reference), {"x-external-reference": reference})
         else:
             status = await client.send(op.method, op.path, None, {})
         failures += not 200 <= status < 300
@@ -186,9 +169,7 @@ async def measure(args: argparse.Namespace, base_url: str, stub_pid: int) -> dic
                         raise TimeoutError(f"over the --time-limit of {args.time_limit:g} s")
                     tally = results[(key, client.name)]
                     stub0, cpu0, wall0 = cpu_seconds(stub_pid), time.process_time(), time.perf_counter()
-                    tally.failures += await burst(
-                        client, op, per_round, f"{clients.index(client)}-{round_no}"
-                    )
+                    tally.failures += await burst(client, op, per_round, f"{clients.index(client)}-{round_no}")
                     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
                     tally.stub_cpu_s += cpu_seconds(stub_pid) - stub0
                     tally.requests += per_round
@@ -230,9 +211,7 @@ def print_table(results: dict[tuple[str, str], Tally], ops: list[str]) -> None:
                 f"{'':<24} => httpx default transport / AiohttpTransport: {cpu_x:.2f}x client CPU "
                 f"per request, {wall:.2f}x wall time"
             )
-    print(
-        "CPU = client process time.process_time(); stub CPU from /proc of the stub process; wall = elapsed."
-    )
+    print("CPU = client process time.process_time(); stub CPU from /proc of the stub process; wall = elapsed.")
 
 
 # --- the stub process ------------------------------------------------------------------------------
@@ -274,20 +253,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--requests", type=int, default=3000, help="measured requests per client and operation"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=3000, help="measured requests per client and operation")
     parser.add_argument("--warmup", type=int, default=300, help="warm-up requests per client and operation")
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="interleaved rounds the requests are split into"
-    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds the requests are split into")
     parser.add_argument("--ops", default="health,journal", help="comma list of: health, journal")
-    parser.add_argument(
-        "--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the hub runs on uvloop"
-    )
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the hub runs on uvloop")
     parser.add_argument("--time-limit", type=float, default=300.0, help="abort after this many seconds")
     args = parser.parse_args(argv)
     args.ops = [o.strip() for o in args.ops.split(",") if o.strip()]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-import httpx
 import msgspec
 
 __all__ = ["Connector", "ConnectorConfig", "DeliveryResult", "Health", "Operation", "OperationHandler"]
@@ -59,6 +58,3 @@ class Connector(Protocol):
     async def check(self) -> Health: ...
 
     async def aclose(self) -> None: ...
-
-
-ConnectorFactory = Callable[[ConnectorConfig, httpx.AsyncClient], Connector]

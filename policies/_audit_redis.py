@@ -65,14 +65,8 @@ class RedisAuditLog:
         self._lock = asyncio.Lock()
 
     async def append(self, entry: AuditEntry) -> AuditRecord:
-        async with self._lock:
-            for attempt in range(_MAX_ATTEMPTS):
-                try:
-                    return await self._try_append(entry)
-                except WatchError:
-                    # Jittered back-off so two instances do not keep colliding in lockstep.
-                    await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
-        raise AuditWriteConflict(f"audit append lost {_MAX_ATTEMPTS} races for the head")
+        (record,) = await self.append_many([entry])
+        return record
 
     async def append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
         """Chain a batch in one optimistic transaction: one head read and one MULTI for all of them."""
@@ -81,12 +75,9 @@ class RedisAuditLog:
                 try:
                     return await self._try_append_many(entries)
                 except WatchError:
+                    # Jittered back-off so two instances do not keep colliding in lockstep.
                     await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
         raise AuditWriteConflict(f"audit append lost {_MAX_ATTEMPTS} races for the head")
-
-    async def _try_append(self, entry: AuditEntry) -> AuditRecord:
-        (record,) = await self._try_append_many([entry])
-        return record
 
     async def _try_append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
         async with self._client.pipeline(transaction=True) as pipe:

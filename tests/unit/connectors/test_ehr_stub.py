@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +14,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient, TestClient
 
 from connectors.ehr._stub import create_app
+from tests.processes import free_port, running, stub_argv
 
-ROOT = Path(__file__).resolve().parents[3]
 MRN = "urn:oid:1.2.36.146.595.217.0.1"
 Client = TestClient[Litestar]
 
@@ -314,49 +309,14 @@ def test_injected_faults_are_operation_outcomes(client: Client, status: int, cod
 # --- as a real process ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"stub exited with {process.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    pytest.fail(f"stub not ready after {timeout}s: {log.read_text()}")
-
-
 @pytest.fixture
-def ehr_process(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    code = (
-        "from connectors._stubkit import run_stub; from connectors.ehr._stub import create_app; "
-        f"run_stub(create_app(), '127.0.0.1', {port})"
-    )
-    log = tmp_path / "ehr-stub.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=sink, stderr=sink)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(process, f"{base}/fhir/metadata", log)
-        httpx.delete(f"{base}/_control/requests").raise_for_status()
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    assert "Traceback" not in log.read_text()
+def ehr_process() -> Iterator[str]:
+    port = free_port()
+    with running("ehr-stub", stub_argv("ehr", port), port, "/fhir/metadata") as service:
+        httpx.delete(f"{service.url}/_control/requests").raise_for_status()
+        yield service.url
+    output = service.process.stdout.read().decode(errors="replace") if service.process.stdout else ""
+    assert "Traceback" not in output
 
 
 @pytest.mark.integration

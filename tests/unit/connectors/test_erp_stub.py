@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,8 +24,8 @@ from connectors.erp._stub import (
     create_app,
     default_open_periods,
 )
+from tests.processes import free_port, running, stub_argv
 
-ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ErpStubConfig(open_periods=["2026-10", "2026-11"], chart_of_accounts=["1000", "1100", "4000", "4100"])
 Client = TestClient[Litestar]
 
@@ -323,50 +317,15 @@ def test_injected_fault_and_router_errors_use_the_errors_shape(client: Client) -
 # --- as a real process ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"stub exited with {process.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    pytest.fail(f"stub not ready after {timeout}s: {log.read_text()}")
-
-
 @pytest.fixture
-def erp_process(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    code = (
-        "from connectors._stubkit import run_stub; from connectors.erp._stub import create_app; "
-        f"run_stub(create_app(), '127.0.0.1', {port})"
-    )
-    env = os.environ | {"ERP_STUB_OPEN_PERIODS": "2031-05", "ERP_STUB_ACCOUNTS": "1000,4000"}
-    log = tmp_path / "erp-stub.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=sink, stderr=sink)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(process, f"{base}/erp/health", log)
-        httpx.delete(f"{base}/_control/requests").raise_for_status()
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    assert "Traceback" not in log.read_text()
+def erp_process() -> Iterator[str]:
+    port = free_port()
+    env = {"ERP_STUB_OPEN_PERIODS": "2031-05", "ERP_STUB_ACCOUNTS": "1000,4000"}  # read by the child process
+    with running("erp-stub", stub_argv("erp", port), port, "/erp/health", env=env) as service:
+        httpx.delete(f"{service.url}/_control/requests").raise_for_status()
+        yield service.url
+    output = service.process.stdout.read().decode(errors="replace") if service.process.stdout else ""
+    assert "Traceback" not in output
 
 
 @pytest.mark.integration
