@@ -12,6 +12,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from gateway.audit_writer import AuditWriter
+from gateway.redis_client import pipelined_redis
 from gateway.settings import Settings
 from gateway.store import HUB_DATABASE, SqliteStore, Store
 from policies.audit import AuditEntry, AuditLog, RedisAuditLog, SqliteAuditLog
@@ -30,7 +31,7 @@ def default_policy_path() -> Path:
 
 
 def _redis(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return pipelined_redis(settings.redis_url, timeout_s=1.0)
 
 
 def open_audit_log(settings: Settings) -> tuple[AuditLog, Callable[[], Awaitable[None]]]:

@@ -32,8 +32,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 import msgspec
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
+from gateway.redis_client import pipelined_redis
 from gateway.store import _redis_lua as lua
 from gateway.store._base import TransactionSnapshot
 from gateway.store._records import (
@@ -57,6 +58,7 @@ _TXN_TEXT = ("id", "client_id", "kind", "resource_type", "resource_id", "state",
 _TXN_FLOAT = ("created_at", "updated_at")
 _RECORDED_STATES = ("pending", "done", "dead")
 _DEAD_SCAN = 500  # dead entries one list_dead script examines at most
+STORE_TIMEOUT_S = 5.0  # a reply slower than this fails the call and drops the connection
 _RESULT = msgspec.json.Decoder(dict[str, str])
 _ATTEMPT = msgspec.json.Decoder(AttemptRecord)
 _JSON = msgspec.json.Encoder()
@@ -157,11 +159,11 @@ class RedisStore:
     def from_url(cls, url: str, *, prefix: str = "billing-hub:", max_connections: int = 200) -> RedisStore:
         """A store with a client of its own, which ``close`` closes.
 
-        The pool blocks when all connections are busy instead of failing (redis-py's default pool
+        Plain commands are pipelined on one connection (``gateway.redis_client``); the pool, for
+        the rest, blocks when all connections are busy instead of failing (redis-py's default pool
         raises), so a burst of deliveries queues for a connection rather than erroring.
         """
-        pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
-        store = cls(Redis(connection_pool=pool), prefix=prefix)
+        store = cls(pipelined_redis(url, timeout_s=STORE_TIMEOUT_S, max_connections=max_connections), prefix=prefix)
         store._owns_client = True
         return store
 

@@ -18,6 +18,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from gateway.ids import new_id
+from gateway.redis_client import pipelined_redis
 from gateway.store import (
     AttemptRecord,
     DeadLetterFilter,
@@ -46,7 +47,7 @@ class RedisStores:
         self.clients: list[Redis] = []
 
     def client(self, url: str = REDIS_URL) -> Redis:
-        client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=1)
+        client = pipelined_redis(url, timeout_s=5)  # the client kind RedisStore.from_url makes
         self.clients.append(client)
         return client
 

@@ -1,0 +1,266 @@
+"""A redis-py client whose plain commands share one connection and are pipelined automatically.
+
+Why: under load every request of the hub makes one to four Redis calls (rate limit, idempotency,
+store). redis-py sends each on a pooled connection and waits for its answer alone: pool checkout,
+a timeout context, one write and one read per command — about 0.1 ms of CPU each, half of the
+Redis-backed read path (measured with ``bench/profile_hub.py``). redis-py has no automatic
+pipelining, so this module adds it under redis-py's own API: :class:`PipelinedRedis` is a
+``redis.asyncio.Redis`` whose ``execute_command`` hands the command to :class:`Multiplexer`, which
+writes every command issued during one event-loop turn in one ``write`` on one connection and
+matches the replies, which Redis sends in order, to the waiting callers. Parsing is hiredis's;
+errors are redis-py's exception classes, so ``register_script`` (EVALSHA, then SCRIPT LOAD on
+NOSCRIPT), response callbacks and every caller's ``except RedisError`` work unchanged.
+
+Commands that need a connection of their own — blocking pops, WATCH/MULTI/EXEC, pub/sub, SELECT —
+and every ``pipeline()`` still go through redis-py's pool. A reply that does not come within
+``socket_timeout`` fails every command waiting on that connection with ``TimeoutError`` and drops
+the connection (the next command reconnects): a hung Redis costs the callers one timeout, and the
+rate limiter's fail-open/fail-closed policy then decides, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from typing import Any, cast
+
+import hiredis
+from redis._parsers.base import BaseParser
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["Multiplexer", "PipelinedRedis", "pipelined_redis"]
+
+# First words of commands that change or block their connection: never multiplexed.
+_OWN_CONNECTION = frozenset(
+    {
+        "AUTH", "BLMOVE", "BLMPOP", "BLPOP", "BRPOP", "BRPOPLPUSH", "BZMPOP", "BZPOPMAX", "BZPOPMIN",
+        "CLIENT", "DISCARD", "EXEC", "HELLO", "MONITOR", "MULTI", "PSUBSCRIBE", "PUNSUBSCRIBE", "QUIT",
+        "RESET", "SELECT", "SSUBSCRIBE", "SUBSCRIBE", "SUNSUBSCRIBE", "UNSUBSCRIBE", "UNWATCH", "WAIT",
+        "WAITAOF", "WATCH", "XREAD", "XREADGROUP",
+    }
+)  # fmt: skip
+_NEVER_DECODE = "NEVER_DECODE"
+_EMPTY_RESPONSE = "EMPTY_RESPONSE"
+
+
+def _encode(arg: Any) -> bytes:
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, bool):  # redis-py refuses booleans too: they are ambiguous on the wire
+        raise TypeError("a Redis argument cannot be a bool")
+    if isinstance(arg, int | float):
+        return repr(arg).encode()
+    if isinstance(arg, memoryview | bytearray):
+        return bytes(arg)
+    raise TypeError(f"a Redis argument must be bytes, str, int or float, not {type(arg).__name__}")
+
+
+def pack(args: tuple[Any, ...]) -> bytes:
+    """One command in RESP: ``*<n>`` then ``$<len>`` + bytes per argument. As in redis-py, a first
+    argument with spaces is several words (``"SCRIPT LOAD"``)."""
+    args = (*_encode(args[0]).split(), *args[1:])
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = _encode(arg)
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class Multiplexer(asyncio.Protocol):
+    """One connection, many concurrent callers: commands are written in batches, replies are matched
+    in order. Bound to the event loop that first uses it (a new loop gets a new connection)."""
+
+    def __init__(self, connection_kwargs: dict[str, Any], timeout_s: float) -> None:
+        self._kwargs = connection_kwargs
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connection_kwargs.get("socket_connect_timeout") or timeout_s
+        self._transport: asyncio.Transport | None = None  # set once connected and handshaken
+        self._wire: asyncio.Transport | None = None  # set as soon as connected (the handshake's way out)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connecting: asyncio.Future[None] | None = None
+        self._reader = self._new_reader()
+        self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self._unsent: list[bytes] = []
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    @staticmethod
+    def _new_reader() -> Any:
+        return hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+
+    async def call(self, args: tuple[Any, ...]) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._transport is None or self._loop is not loop:
+            await self._connect(loop)
+        future: asyncio.Future[Any] = loop.create_future()
+        self._enqueue(pack(args), future, loop)
+        return await future
+
+    def _enqueue(self, packed: bytes, future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop) -> None:
+        if not self._unsent:
+            loop.call_soon(self._flush)
+        self._unsent.append(packed)
+        self._waiting.append((future, loop.time()))
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self._timeout_s, self._check_overdue)
+
+    def _flush(self) -> None:
+        if self._wire is None:  # lost meanwhile: connection_lost already failed the callers
+            self._unsent.clear()
+            return
+        self._wire.write(b"".join(self._unsent))
+        self._unsent.clear()
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is not loop:  # a test's new event loop: the old connection belongs to a dead loop
+            self._drop(RedisConnectionError("Redis connection belonged to another event loop"))
+            self._loop, self._connecting = loop, None
+        if self._connecting is None or (self._connecting.done() and self._transport is None):
+            self._connecting = asyncio.ensure_future(self._open(loop))
+        await asyncio.shield(self._connecting)
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        kw = self._kwargs
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                if kw.get("path"):
+                    await loop.create_unix_connection(lambda: self, kw["path"])
+                else:
+                    await loop.create_connection(lambda: self, kw.get("host", "localhost"), kw.get("port", 6379))
+        except (OSError, TimeoutError) as exc:
+            raise RedisConnectionError(f"cannot connect to Redis: {type(exc).__name__}") from exc
+        handshake = []
+        if kw.get("password"):
+            handshake.append(("AUTH", *((kw["username"],) if kw.get("username") else ()), kw["password"]))
+        if kw.get("db"):
+            handshake.append(("SELECT", kw["db"]))
+        try:
+            for command in handshake:
+                future: asyncio.Future[Any] = loop.create_future()
+                self._enqueue(pack(command), future, loop)
+                await future
+        except BaseException:
+            self._drop(RedisConnectionError("Redis refused the connection's handshake"))
+            raise
+        self._transport = self._wire
+
+    # --- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._wire = cast("asyncio.Transport", transport)  # uvloop's transports are not asyncio.Transport
+        self._reader = self._new_reader()
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        try:
+            reply = self._reader.gets()
+            while reply is not False:
+                future, _ = self._waiting.popleft()
+                if not future.done():  # a cancelled caller's reply is read and dropped
+                    if isinstance(reply, Exception):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
+                reply = self._reader.gets()
+        except (InvalidResponse, IndexError) as exc:  # garbage or an unasked reply: trust nothing after it
+            self._drop(RedisConnectionError(f"Redis protocol error: {type(exc).__name__}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = self._wire = None
+        self._fail_waiting(RedisConnectionError("Redis connection lost"))
+
+    # --- failure ---------------------------------------------------------------------------------
+
+    def _check_overdue(self) -> None:
+        self._watchdog = None
+        if not self._waiting or self._loop is None:
+            return
+        overdue_at = self._waiting[0][1] + self._timeout_s
+        now = self._loop.time()
+        if now >= overdue_at:
+            self._drop(RedisTimeoutError("Redis did not answer in time"))
+        else:
+            self._watchdog = self._loop.call_later(overdue_at - now, self._check_overdue)
+
+    def _drop(self, error: Exception) -> None:
+        wire, self._transport, self._wire = self._wire, None, None
+        self._fail_waiting(error)
+        if wire is not None:
+            with contextlib.suppress(RuntimeError):  # its event loop is already closed
+                wire.abort()
+
+    def _fail_waiting(self, error: Exception) -> None:
+        waiting, self._waiting = self._waiting, collections.deque()
+        self._unsent.clear()
+        for future, _ in waiting:
+            if not future.done():
+                future.set_exception(error)
+
+    def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self._drop(RedisConnectionError("Redis client closed"))
+
+
+class PipelinedRedis(Redis):
+    """``redis.asyncio.Redis`` with plain commands multiplexed on one connection (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        kw = self.connection_pool.connection_kwargs
+        if kw.get("decode_responses"):
+            raise ValueError("PipelinedRedis answers bytes: decode_responses is not supported")
+        if str(kw.get("protocol")) != "2":  # redis-py 8 would otherwise pick RESP3 replies' callbacks
+            raise ValueError("PipelinedRedis speaks RESP2: build its pool with protocol=2")
+        timeout = kw.get("socket_timeout") or 5.0
+        self.multiplexer = Multiplexer(kw, timeout)
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        name = args[0]
+        first = (name.decode() if isinstance(name, bytes) else str(name)).split(" ", 1)[0].upper()
+        if first in _OWN_CONNECTION or self.single_connection_client:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        try:
+            response = await self.multiplexer.call(args)
+        except Exception:
+            if _EMPTY_RESPONSE in options:
+                return options[_EMPTY_RESPONSE]
+            raise
+        options.pop(_NEVER_DECODE, None)
+        options.pop(_EMPTY_RESPONSE, None)
+        options.pop("keys", None)
+        callback = self.response_callbacks.get(name)
+        if callback is None:
+            return response
+        result = callback(response, **options)
+        return await result if asyncio.iscoroutine(result) else result
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        self.multiplexer.close()
+        await super().aclose(close_connection_pool)
+
+
+def pipelined_redis(
+    url: str, *, timeout_s: float = 1.0, max_connections: int = 50, retry: Retry | None = None
+) -> PipelinedRedis:
+    """A client for ``url`` (``redis://`` or ``unix://``) with bytes replies; its pool (for the
+    commands that need their own connection, retried per ``retry``, redis-py's default when None)
+    blocks when full instead of failing. Multiplexed commands are never retried: a caller decides."""
+    extra = {} if retry is None else {"retry": retry}
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=10,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        protocol=2,
+        **extra,
+    )
+    return PipelinedRedis(connection_pool=pool)
