@@ -655,6 +655,8 @@ class Variant:
     env: dict[str, str]
     idempotency_key: bool = False
     full_delivery_report: bool = False
+    # The hub only accepts (BILLING_HUB_DISPATCHER_ENABLED=false); a `billing-hub dispatch` process delivers.
+    worker: bool = False
 
 
 def variants(scenarios: list[str]) -> list[Variant]:
@@ -679,6 +681,16 @@ def variants(scenarios: list[str]) -> list[Variant]:
                 "redis chain",
                 {"BILLING_HUB_STATE_BACKEND": "redis", **off},
                 idempotency_key=True,
+            )
+        )
+        out.append(
+            Variant(
+                "redis-chain-worker",
+                "policy",
+                "redis+worker",
+                {"BILLING_HUB_STATE_BACKEND": "redis", "BILLING_HUB_DISPATCHER_ENABLED": "false", **off},
+                idempotency_key=True,
+                worker=True,
             )
         )
     if "tracing" in scenarios:
@@ -714,6 +726,7 @@ class Measured:
     server_cpu_s: float
     warmup: LoadResult | None
     redis_cpu_s: float | None = None
+    worker_cpu_s: float | None = None  # the `billing-hub dispatch` process, when the variant has one
     window: tuple[float, float] = (0.0, 0.0)
     # The bare ping this row is compared with: for a hub row the mean of the pings measured right
     # before and after its hub ran (the machine is shared and drifts); for a ping row, ping #1.
@@ -740,6 +753,12 @@ class Measured:
         return 1000 * self.redis_cpu_s / self.result.requests
 
     @property
+    def worker_cpu_ms(self) -> float | None:
+        if self.worker_cpu_s is None or not self.result.requests:
+            return None
+        return 1000 * self.worker_cpu_s / self.result.requests
+
+    @property
     def refused(self) -> int:
         """Requests not answered 2xx (incl. socket errors), warm-up included."""
         total = self.result.non_2xx + self.result.socket_errors
@@ -759,6 +778,7 @@ class Context:
     watched: list[Server] = field(default_factory=list)
     # variant -> (audit records, calls answered + deliveries) when its load ended, if the log lagged
     audit_lag: dict[str, tuple[int, int]] = field(default_factory=dict)
+    workers: dict[str, Server] = field(default_factory=dict)  # variant -> its dispatch process
 
 
 def measure(ctx: Context, variant: str, label: str, route: Route, server: Server, *, warm_up: bool = True) -> Measured:
@@ -791,14 +811,19 @@ def measure(ctx: Context, variant: str, label: str, route: Route, server: Server
     # repeats in the run, so the shared ERP stub never sees a duplicate reference.
     warm = run(args.warmup, f"{variant}-w")[0] if args.warmup > 0 and warm_up else None
     cpu_before = cpu_seconds(server.process.pid)
-    redis_before = ctx.redis.cpu_seconds() if ctx.redis is not None and variant == "redis-chain" else None
+    redis_before = ctx.redis.cpu_seconds() if ctx.redis is not None and variant.startswith("redis-chain") else None
+    worker = ctx.workers.get(variant)
+    worker_before = cpu_seconds(worker.process.pid) if worker is not None else None
     result, started, ended = run(args.duration, f"{variant}-m")
     cpu = cpu_seconds(server.process.pid) - cpu_before
+    worker_cpu = None
+    if worker is not None and worker_before is not None:
+        worker_cpu = cpu_seconds(worker.process.pid) - worker_before
     redis_cpu = None
     if redis_before is not None and ctx.redis is not None:
         after = ctx.redis.cpu_seconds()
         redis_cpu = None if after is None else after - redis_before
-    m = Measured(variant, label, route, result, cpu, warm, redis_cpu, (started, ended))
+    m = Measured(variant, label, route, result, cpu, warm, redis_cpu, worker_cpu, (started, ended))
     bad = f"; NOT 2xx: {m.refused} {result.statuses or ''}" if m.refused else ""
     print(
         f"[{time.monotonic() - ctx.t0:6.1f} s] {label:<12} {route.label:<27} {result.rps:7.0f} req/s, "
@@ -859,7 +884,23 @@ def start_hub(
     port = free_port()
     hub = ctx.servers.start(f"hub-{variant.key}", [billing_hub, "serve", "--port", str(port)], port, env)
     wait_ready(hub, "/health", need_200=True, deadline=time.monotonic() + START_TIMEOUT_S)
+    if variant.worker:
+        worker_env = {k: v for k, v in env.items() if k != "BILLING_HUB_DISPATCHER_ENABLED"}
+        worker = ctx.servers.start(f"worker-{variant.key}", [billing_hub, "dispatch"], 0, worker_env)
+        wait_for_line(worker, "dispatcher ready:", deadline=time.monotonic() + START_TIMEOUT_S)
+        ctx.workers[variant.key] = worker
     return hub
+
+
+def wait_for_line(server: Server, marker: str, *, deadline: float) -> None:
+    """A process without a port is ready when it prints ``marker``."""
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise BenchError(f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}")
+        if marker in server.log_tail(lines=200):
+            return
+        time.sleep(0.1)
+    raise BenchError(f"{server.name} did not print {marker!r}:\n{server.log_tail()}")
 
 
 def run_variant(
@@ -875,6 +916,9 @@ def run_variant(
     started_at = time.monotonic()
     hub = start_hub(ctx, variant, base_env, stubs, policy_file)
     ctx.watched.append(hub)
+    worker = ctx.workers.get(variant.key)
+    if worker is not None:
+        ctx.watched.append(worker)
     before_hub = ctx.erp.sample()[1]
     out: list[Measured] = []
     try:
@@ -911,7 +955,11 @@ def run_variant(
             )
     finally:
         ctx.watched.remove(hub)
-        ctx.servers.stop([hub], grace_s=HUB_SHUTDOWN_GRACE_S + 6)
+        stopping = [hub]
+        if worker is not None:
+            ctx.watched.remove(worker)
+            stopping.append(worker)
+        ctx.servers.stop(stopping, grace_s=HUB_SHUTDOWN_GRACE_S + 6)
     return out
 
 
@@ -995,33 +1043,38 @@ def print_table(measured: list[Measured]) -> None:
 
 
 def print_policy_summary(measured: list[Measured], ctx: Context) -> None:
-    rows = [m for m in measured if m.variant == "redis-chain"]
+    rows = [m for m in measured if m.variant.startswith("redis-chain")]
     if not rows:
         return
     base = {m.route.key: m for m in measured if m.variant == "embedded"}
     print()
     print("full policy chain (key auth + Redis rate limit + idempotency on POST; store on Redis) vs bare ping:")
     print(
-        f"  {'path':<27} {'req/s':>7} {'vs ping':>8} {'goal':>6} {'met':>4}  {'ping CPU/req / path CPU/req':>27}"
-        f"  {'Redis CPU ms/req':>16}  {'embedded hub vs ping':>20}"
+        f"  {'hub':<12} {'path':<27} {'req/s':>7} {'vs ping':>8} {'goal':>6} {'met':>4}"
+        f"  {'ping CPU/req / path CPU/req':>27}  {'Redis CPU ms/req':>16}  {'worker CPU ms/req':>17}"
+        f"  {'embedded hub vs ping':>20}"
     )
     for m in rows:
         goal = GOALS["policy_read"] if m.route.key == "get" else GOALS["policy_write"]
         ratio, cpu_ratio = m.rps_vs_ping, m.ping_cpu_share
         redis = f"{m.redis_cpu_ms:.3f}" if m.redis_cpu_ms is not None else "n/a"
+        worker = f"{m.worker_cpu_ms:.3f}" if m.worker_cpu_ms is not None else "-"
         b = base.get(m.route.key)
         emb = _pct(b.rps_vs_ping) if b and b.ref_rps else "-"
         print(
-            f"  {m.route.label:<27} {m.result.rps:>7.0f} {_pct(ratio):>8} {'>=' + _pct(goal)[:-3] + '%':>6} "
-            f"{'yes' if ratio >= goal else 'NO':>4}  {_pct(cpu_ratio):>27}  {redis:>16}  {emb:>20}"
+            f"  {m.label:<12} {m.route.label:<27} {m.result.rps:>7.0f} {_pct(ratio):>8} "
+            f"{'>=' + _pct(goal)[:-3] + '%':>6} {'yes' if ratio >= goal else 'NO':>4}  {_pct(cpu_ratio):>27}"
+            f"  {redis:>16}  {worker:>17}  {emb:>20}"
         )
     print(
         "  (the CPU column is the ratio if the hub had the CPU to itself: throughput of a CPU-bound process\n"
-        "   is 1/CPU per request; the Redis server's own CPU is not in the hub's figure)"
+        "   is 1/CPU per request; the Redis server's own CPU is not in the hub's figure. redis+worker: the hub\n"
+        "   only accepts and a `billing-hub dispatch` process delivers, its CPU in the worker column)"
     )
-    if "redis-chain" in ctx.audit_lag:
-        records, owed = ctx.audit_lag["redis-chain"]
-        post = next((m for m in rows if m.route.key == "post"), None)
+    for key, (records, owed) in ctx.audit_lag.items():
+        if not key.startswith("redis-chain"):
+            continue
+        post = next((m for m in rows if m.route.key == "post" and m.variant == key), None)
         delivered = ""
         if post is not None:
             start, end = post.window
@@ -1096,7 +1149,10 @@ def print_delivery_rates(measured: list[Measured], erp: ErpCounter) -> None:
     if not rows:
         return
     print()
-    print("dispatcher -> ERP stub during each measured POST load (same hub process; journals/s from the ERP count):")
+    print(
+        "dispatcher -> ERP stub during each measured POST load (the hub process itself, or its worker process for\n"
+        "redis+worker; journals/s from the ERP count):"
+    )
     for m in rows:
         start, end = m.window
         delivered = erp.count_at(end) - erp.count_at(start)

@@ -25,9 +25,7 @@ def create_app() -> Litestar:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
@@ -36,9 +34,7 @@ def main() -> int:
 
     from gateway.cli import _uvicorn_options  # the hub's own settings, so the comparison is like for like
 
-    uvicorn.run(
-        create_app(), host=args.host, port=args.port, timeout_graceful_shutdown=10, **_uvicorn_options()
-    )
+    uvicorn.run(create_app(), host=args.host, port=args.port, timeout_graceful_shutdown=10, **_uvicorn_options())
     return 0
 
 

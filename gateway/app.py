@@ -17,19 +17,17 @@ from gateway.api._common import SECURITY_COMPONENTS
 from gateway.api.health import HealthController
 from gateway.api.metrics import MetricsController
 from gateway.api.v1 import v1_router
-from gateway.dispatcher import AttemptObserver
 from gateway.governance_state import Governance
 from gateway.hub import Hub
 from gateway.openapi import MoneySchemaPlugin, close_canonical_schemas, openapi_config
 from gateway.problems import exception_handlers
+from gateway.runtime import Runtime, open_runtime
 from gateway.settings import Settings, load_settings
-from gateway.store import AttemptRecord, OutboxRecord, Store, TransactionRecord
+from gateway.store import Store
 from gateway.telemetry import Telemetry, server_middleware, setup_telemetry
-from policies.audit import AuditEntry
 
 __all__ = ["create_app"]
 
-_CIRCUIT_LEVEL = {"closed": 0, "half_open": 1, "open": 2}
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
@@ -42,25 +40,6 @@ def v1_operations(app: Litestar) -> frozenset[str]:
         for handler in getattr(route, "route_handlers", [])
         if handler.operation_id is not None  # Litestar's implicit OPTIONS handlers have none
     )
-
-
-def _audit_deliveries(governance: Governance) -> AttemptObserver:
-    async def observe(entry: OutboxRecord, attempt: AttemptRecord, transaction: TransactionRecord) -> None:
-        await governance.audit(
-            AuditEntry(
-                client_id=transaction.client_id,
-                operation=f"deliver:{entry.operation}",
-                resource_id=entry.id,
-                outcome={"success": "delivered", "retry": "retry"}.get(attempt.outcome, "failed"),
-                status=attempt.status,
-                trace_id=transaction.trace_id,
-                at=attempt.started_at,
-                target=entry.target,
-                transaction_id=transaction.id,
-            )
-        )
-
-    return observe
 
 
 def _reload_on_sighup(governance: Governance) -> None:
@@ -89,30 +68,16 @@ def create_app(
     telemetry = telemetry or setup_telemetry(settings.trace_exporter)
 
     async def on_startup(app: Litestar) -> None:
-        running = hub or Hub.open(settings, store)
-        governance = Governance.open(settings, v1_operations(app), running.store)
-        governance.start()
-        running.dispatcher.observers.append(_audit_deliveries(governance))
-        running.dispatcher.telemetry = telemetry
-        telemetry.gauges["billing_hub.circuit.state"] = lambda: [
-            (_CIRCUIT_LEVEL[b.state], {"connector": name}) for name, b in running.dispatcher.breakers.items()
-        ]
-        await running.start()
-        app.state.governance = governance
-        app.state.hub = running
-        _reload_on_sighup(governance)
+        runtime = await open_runtime(settings, v1_operations(app), telemetry, hub=hub, store=store)
+        app.state.runtime = runtime
+        app.state.governance = runtime.governance
+        app.state.hub = runtime.hub
+        _reload_on_sighup(runtime.governance)
 
     async def on_shutdown(app: Litestar) -> None:
-        # Order matters: deliveries stop (and are audited), the audit queue drains into the store,
-        # and only then does the store close.
-        running: Hub | None = getattr(app.state, "hub", None)
-        governance: Governance | None = getattr(app.state, "governance", None)
-        if running is not None:
-            await running.dispatcher.stop()
-        if governance is not None:
-            await governance.aclose()
-        if running is not None:
-            await running.close()
+        runtime: Runtime | None = getattr(app.state, "runtime", None)
+        if runtime is not None:
+            await runtime.close()
         if owns_telemetry:
             telemetry.shutdown()  # flushes spans, unregisters the Prometheus collector
 

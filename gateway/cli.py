@@ -70,6 +70,23 @@ def serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 3
 
 
+def dispatch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.settings import load_settings
+    from gateway.worker import dispatch_until_stopped
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    try:
+        import uvloop  # as under uvicorn: the same event loop as the serving processes
+
+        uvloop.run(dispatch_until_stopped(settings))
+    except ImportError:
+        asyncio.run(dispatch_until_stopped(settings))
+    return 0
+
+
 def _run_stub(module: str, host: str, port: int) -> None:
     import uvicorn
 
@@ -149,6 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.set_defaults(func=serve)
+    p = commands.add_parser("dispatch", help="only deliver (API nodes run with BILLING_HUB_DISPATCHER_ENABLED=false)")
+    p.set_defaults(func=dispatch)
     p = commands.add_parser("stubs", help="run the EHR, clearinghouse and ERP stub servers")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--only", action="append", choices=sorted(STUBS))

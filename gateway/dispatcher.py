@@ -64,6 +64,11 @@ class Dispatcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-dispatcher")
 
+    @property
+    def running(self) -> bool:
+        """Delivering in this process (``False`` when another process, ``billing-hub dispatch``, does)."""
+        return self._task is not None and not self._task.done()
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -127,10 +132,12 @@ class Dispatcher:
         if self._wake.is_set():
             self._wake.clear()
             return
+        # Another process (an API node) may have stored work without waking us: look again soon.
+        poll = self.settings.dispatch_idle_poll_s
         due = await self.store.next_due_at()
-        timeout = 1.0 if due is None else min(1.0, max(0.0, due - time.time()))
+        timeout = poll if due is None else min(poll, max(0.0, due - time.time()))
         if len(self._in_flight) >= self.settings.dispatch_concurrency:
-            timeout = 1.0
+            timeout = poll
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()

@@ -7,6 +7,7 @@ are stored in one atomic write *before* the client hears ``202 Accepted``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "clearinghouse": ("clearinghouse-x12", "clearinghouse_url"),
 }
 
+_POLL_FIRST_S, _POLL_MAX_S = 0.02, 0.25  # Prefer: wait while another process delivers
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d{1,6})\"?", re.IGNORECASE)
 
 
@@ -142,6 +144,8 @@ class Hub:
 
     async def settle(self, transaction_id: str, wait_s: float | None) -> TransactionSnapshot:
         """The transaction as it stands, after waiting up to ``wait_s`` for it to finish."""
+        if wait_s and not self.dispatcher.running:
+            return await self._poll(transaction_id, wait_s)
         future = self.dispatcher.watch(transaction_id)  # before reading, so no completion is missed
         try:
             snapshot = await self._snapshot(transaction_id)
@@ -155,6 +159,19 @@ class Hub:
             return await self._snapshot(transaction_id)
         finally:
             self.dispatcher.unwatch(transaction_id, future)
+
+    async def _poll(self, transaction_id: str, wait_s: float) -> TransactionSnapshot:
+        """Another process delivers: nothing here will say when it is done, so look every so often."""
+        deadline = time.monotonic() + wait_s
+        interval = _POLL_FIRST_S
+        while True:
+            snapshot = await self._snapshot(transaction_id)
+            left = deadline - time.monotonic()
+            if snapshot[0].state in ("completed", "failed") or left <= 0 or self._draining.is_set():
+                return snapshot
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._draining.wait(), min(interval, left))
+            interval = min(interval * 2, _POLL_MAX_S)
 
     async def _snapshot(self, transaction_id: str) -> TransactionSnapshot:
         snapshot = await self.store.get_transaction(transaction_id)

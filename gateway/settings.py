@@ -48,7 +48,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     shutdown_grace_s: float = 10.0
     lease_s: float = 30.0
     max_wait_s: float = 30.0
+    # False: this process only accepts work; `billing-hub dispatch` processes deliver it.
     dispatcher_enabled: bool = True
+    # How often an idle dispatcher looks for work it was not woken for (stored by another process).
+    dispatch_idle_poll_s: float = 0.25
     # Policy file (TOML); empty means the packaged policies/default.toml with the demo client.
     policy_file: str = ""
     # Where rate-limit counters, idempotency records and the audit chain live.
@@ -70,6 +73,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             raise ValueError("retry_max_attempts must be at least 1")
         if self.phi_hash_key and len(self.phi_hash_key.encode()) < 16:
             raise ValueError("phi_hash_key must be at least 16 bytes")
+        if not 0 < self.dispatch_idle_poll_s <= 60:
+            raise ValueError("dispatch_idle_poll_s must be in (0, 60]")
         if not 0 < self.max_wait_s <= 30:
             raise ValueError("max_wait_s must be in (0, 30]")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -24,6 +25,7 @@ import httpx
 import pytest
 import redis
 
+from gateway.worker import READY_LINE
 from tests.conftest import KEY, TEST_POLICY
 from tests.processes import free_port, hub_argv, stub_argv
 
@@ -102,6 +104,12 @@ class Proc:
         return cls(name, hub_argv(port), port, "/health", log_dir, env)
 
     @classmethod
+    def dispatcher(cls, name: str, log_dir: Path, env: Mapping[str, str]) -> Proc:
+        """``billing-hub dispatch``: no port; ready when it prints its ready line."""
+        argv = [sys.executable, "-m", "gateway.cli", "dispatch"]
+        return cls(name, argv, 0, "", log_dir, env)
+
+    @classmethod
     def erp(cls, log_dir: Path, port: int | None = None) -> Proc:
         port = port or free_port()
         return cls("stub-erp", stub_argv("erp", port), port, "/erp/health", log_dir, {})
@@ -136,6 +144,11 @@ class Proc:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"{self.name} exited with {self.process.returncode} on start:\n{self.log_tail()}")
+            if not self.ready_path:  # no port: the ready line in its output
+                if READY_LINE in self.log_tail(chars=100_000).rsplit("--- start", 1)[-1]:
+                    return self
+                time.sleep(0.05)
+                continue
             try:
                 if httpx.get(self.url + self.ready_path, timeout=0.5).status_code < 500:
                     return self

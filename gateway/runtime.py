@@ -1,0 +1,75 @@
+"""The hub's working parts for one process: the hub (store, connectors, dispatcher) and its governance.
+
+Both ``billing-hub serve`` (through the app's lifespan) and ``billing-hub dispatch`` (a process that
+only delivers) open the same runtime, so a delivery is audited and measured the same way wherever
+it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.dispatcher import AttemptObserver
+from gateway.governance_state import Governance
+from gateway.hub import Hub
+from gateway.settings import Settings
+from gateway.store import AttemptRecord, OutboxRecord, Store, TransactionRecord
+from gateway.telemetry import Telemetry
+from policies.audit import AuditEntry
+
+__all__ = ["Runtime", "open_runtime"]
+
+_CIRCUIT_LEVEL = {"closed": 0, "half_open": 1, "open": 2}
+
+
+@dataclass(slots=True)
+class Runtime:
+    hub: Hub
+    governance: Governance
+
+    async def close(self) -> None:
+        # Order matters: deliveries stop (and are audited), the audit queue drains into the store,
+        # and only then does the store close.
+        await self.hub.dispatcher.stop()
+        await self.governance.aclose()
+        await self.hub.close()
+
+
+def _audit_deliveries(governance: Governance) -> AttemptObserver:
+    async def observe(entry: OutboxRecord, attempt: AttemptRecord, transaction: TransactionRecord) -> None:
+        await governance.audit(
+            AuditEntry(
+                client_id=transaction.client_id,
+                operation=f"deliver:{entry.operation}",
+                resource_id=entry.id,
+                outcome={"success": "delivered", "retry": "retry"}.get(attempt.outcome, "failed"),
+                status=attempt.status,
+                trace_id=transaction.trace_id,
+                at=attempt.started_at,
+                target=entry.target,
+                transaction_id=transaction.id,
+            )
+        )
+
+    return observe
+
+
+async def open_runtime(
+    settings: Settings,
+    operations: frozenset[str],
+    telemetry: Telemetry,
+    *,
+    hub: Hub | None = None,
+    store: Store | None = None,
+) -> Runtime:
+    """Open and start everything; the dispatcher runs when ``settings.dispatcher_enabled``."""
+    running = hub or Hub.open(settings, store)
+    governance = Governance.open(settings, operations, running.store)
+    governance.start()
+    running.dispatcher.observers.append(_audit_deliveries(governance))
+    running.dispatcher.telemetry = telemetry
+    telemetry.gauges["billing_hub.circuit.state"] = lambda: [
+        (_CIRCUIT_LEVEL[b.state], {"connector": name}) for name, b in running.dispatcher.breakers.items()
+    ]
+    await running.start()
+    return Runtime(running, governance)
