@@ -9,6 +9,7 @@ import logging
 import math
 import multiprocessing
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.runtime import settle_heap
     from gateway.settings import load_settings
 
     settings = load_settings()
@@ -54,6 +56,10 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            settle_heap()
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
             hub = getattr(app.state, "hub", None)

@@ -7,6 +7,7 @@ it runs.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from gateway.dispatcher import AttemptObserver
@@ -17,7 +18,9 @@ from gateway.store import AttemptRecord, OutboxRecord, Store, TransactionRecord
 from gateway.telemetry import Telemetry
 from policies.audit import AuditEntry
 
-__all__ = ["Runtime", "open_runtime"]
+__all__ = ["Runtime", "open_runtime", "settle_heap"]
+
+GC_GEN0_THRESHOLD = 20_000  # CPython's default is 700 allocations between first-generation passes
 
 _CIRCUIT_LEVEL = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -73,3 +76,16 @@ async def open_runtime(
     ]
     await running.start()
     return Runtime(running, governance)
+
+
+def settle_heap() -> None:
+    """Once started: keep the collector off the start-up heap, and run it less often.
+
+    Why: py-spy showed the cyclic collector at ~7% of the serving process under load, mostly
+    re-scanning what start-up allocated (the app, its routes and schemas, the SDKs) in every older-
+    generation pass. ``gc.freeze()`` moves those objects out of the collector's sight for good; a
+    larger first-generation threshold trades a little memory for fewer passes. Cycles made while
+    serving are still collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])

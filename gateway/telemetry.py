@@ -4,7 +4,8 @@ Tracing is off unless an exporter is configured (``OTEL_EXPORTER_OTLP_ENDPOINT``
 ``BILLING_HUB_TRACE_EXPORTER``): then no tracer provider is installed and the middleware does not
 start spans at all, so tracing costs next to nothing. The standard ``OTEL_*`` variables (sampler,
 service name, OTLP endpoint) configure the SDK as usual. Metrics are always collected and exposed at
-``/metrics`` in Prometheus text format; with an OTLP endpoint they are exported there too.
+``/metrics`` in Prometheus text format; with an OTLP endpoint the SDK's are exported there too (the
+request-duration histogram is the hub's own, for speed: ``gateway.request_metrics``).
 
 Span names and attributes carry route templates, methods, statuses and ids — never a concrete path
 (it can hold an account number) and never a body.
@@ -33,6 +34,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from gateway.request_metrics import RequestDurations
 from gateway.tracing import set_trace_id, trace_id_from_traceparent
 
 __all__ = ["DiscardSpanExporter", "Telemetry", "setup_telemetry"]
@@ -64,9 +66,7 @@ class Telemetry:
 
     def __post_init__(self) -> None:
         m = self.meter
-        self.request_duration = m.create_histogram(
-            "http.server.request.duration", unit="s", description="Duration of HTTP server requests"
-        )
+        self.request_durations = RequestDurations()
         self.attempt_duration = m.create_histogram(
             "billing_hub.connector.attempt.duration", unit="s", description="Duration of one delivery attempt"
         )
@@ -181,11 +181,11 @@ def server_middleware(app: Any, telemetry: Telemetry) -> Any:
             await app(scope, receive, sender)
         finally:
             route = str(scope.get("path_template") or "").replace(":str}", "}") or None
-            attributes: dict[str, Any] = {"http.request.method": method, "http.response.status_code": status}
-            if route:
-                attributes["http.route"] = route
-            telemetry.request_duration.record(time.perf_counter() - started, attributes)
+            telemetry.request_durations.record(method, status, route or "", time.perf_counter() - started)
             if span is not None:
+                attributes: dict[str, Any] = {"http.request.method": method, "http.response.status_code": status}
+                if route:
+                    attributes["http.route"] = route
                 span.update_name(f"{method} {route}" if route else method)
                 span.set_attributes(attributes)
                 # The concrete path can carry an account number: only templated or param-free paths.

@@ -6,8 +6,8 @@ With tracing on it is the server span's trace id; with tracing off it is taken f
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 from contextvars import ContextVar
 
 from opentelemetry import trace
@@ -22,7 +22,7 @@ def trace_id_from_traceparent(header: str | None) -> str:
     match = _TRACEPARENT.match(header.strip().lower()) if header else None
     if match and match.group(1) != "0" * 32:
         return match.group(1)
-    return secrets.token_hex(16)
+    return f"{random.getrandbits(128):032x}"  # as the OTel SDK makes ids: unique, not secret
 
 
 def set_trace_id(trace_id: str) -> None:

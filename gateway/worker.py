@@ -18,7 +18,7 @@ import signal
 
 import msgspec
 
-from gateway.runtime import open_runtime
+from gateway.runtime import open_runtime, settle_heap
 from gateway.settings import Settings
 from gateway.telemetry import setup_telemetry
 
@@ -41,6 +41,7 @@ async def dispatch_until_stopped(settings: Settings, stop: asyncio.Event | None 
     runtime = await open_runtime(
         msgspec.structs.replace(settings, dispatcher_enabled=True), _operations(settings), telemetry
     )
+    settle_heap()
     # The line a supervisor (or a test) waits for: from here on, stored work gets delivered.
     print(f"{READY_LINE} {', '.join(runtime.hub.connectors)} from the {settings.state_backend} store", flush=True)
     try:

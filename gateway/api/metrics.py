@@ -25,4 +25,5 @@ class MetricsController(Controller):
         telemetry.gauges["billing_hub.outbox.depth"] = lambda: [(depth, {})]
         telemetry.gauges["billing_hub.outbox.oldest_age"] = lambda: [(oldest or 0.0, {})]
         telemetry.gauges["billing_hub.dead_letters"] = lambda: [(dead, {})]
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        own = generate_latest(telemetry.request_durations.registry)
+        return Response(generate_latest(REGISTRY) + own, media_type=CONTENT_TYPE_LATEST)
