@@ -69,7 +69,9 @@ SECURITY_COMPONENTS = Components(
 
 
 def caller_id(request: Request[Any, Any, Any]) -> str:
-    return str(request.state.client_id)
+    """The client the governance middleware authenticated. Read from the scope: ``request.state``
+    builds a State object per access (3% of a read request's CPU under load)."""
+    return str(request.scope["state"]["client_id"])
 
 
 async def accepted(
