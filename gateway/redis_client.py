@@ -24,14 +24,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse
+from redis.exceptions import InvalidResponse, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["Multiplexer", "PipelinedRedis", "pipelined_redis"]
@@ -253,9 +255,36 @@ class PipelinedRedis(Redis):
         result = callback(response, **options)
         return await result if asyncio.iscoroutine(result) else result
 
+    # redis-py's own supertypes disagree on the return type (Script vs AsyncScript): ours is an AsyncScript.
+    def register_script(self, script: str | bytes | memoryview) -> MultiplexedScript:  # type: ignore[override]
+        return MultiplexedScript(self, bytes(script) if isinstance(script, memoryview) else script)
+
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         self.multiplexer.close()
         await super().aclose(close_connection_pool)
+
+
+class MultiplexedScript(AsyncScript):
+    """EVALSHA straight onto the multiplexer (SCRIPT LOAD and again on NOSCRIPT), as redis-py's
+    script object does, without its per-call client checks: 4% of a read request's CPU (py-spy)."""
+
+    def __init__(self, client: PipelinedRedis, script: str | bytes) -> None:
+        super().__init__(client, script)
+        self._multiplexer = client.multiplexer
+        self._source = script
+
+    async def __call__(
+        self, keys: Sequence[Any] | None = None, args: Iterable[Any] | None = None, client: Any = None
+    ) -> Any:
+        if client is not None and client is not self.registered_client:
+            return await super().__call__(keys, args, client)
+        keys = keys or ()
+        command = ("EVALSHA", self.sha, len(keys), *keys, *(args or ()))
+        try:
+            return await self._multiplexer.call(command)
+        except NoScriptError:
+            await self._multiplexer.call(("SCRIPT", "LOAD", self._source))
+            return await self._multiplexer.call(command)
 
 
 def pipelined_redis(
