@@ -9,8 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 from litestar import Litestar
-from litestar.datastructures import State
-from litestar.di import Provide
 
 from canonical import Money, Quantity
 from gateway.api._common import SECURITY_COMPONENTS
@@ -81,14 +79,10 @@ def create_app(
         if owns_telemetry:
             telemetry.shutdown()  # flushes spans, unregisters the Prometheus collector
 
-    def provide_hub(state: State) -> Hub:
-        return state.hub  # type: ignore[no-any-return]
-
     config = openapi_config("1.0.0")
     config.components = [SECURITY_COMPONENTS]
     app = Litestar(
         route_handlers=[HealthController, MetricsController, v1_router()],
-        dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         exception_handlers=exception_handlers,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],

@@ -9,7 +9,7 @@ from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import AccountDetails, PatientAccount
-from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, HubDep, PreferHeader, accepted, caller_id
+from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, PreferHeader, accepted, caller_id, hub_of
 from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.hub import Delivery
 from gateway.ids import new_id
@@ -39,9 +39,9 @@ class AccountController(Controller):
         request: Request[Any, Any, Any],
         account_number: AccountNumberParam,
         data: JSONBody[AccountDetails],
-        hub: HubDep,
         prefer: PreferHeader = None,
     ) -> Response[TransactionView]:
+        hub = hub_of(request)
         client_id = caller_id(request)
         existing = await hub.store.get_resource("account", account_number)
         if existing is not None and existing.client_id != client_id:
@@ -67,9 +67,8 @@ class AccountController(Controller):
         responses=READ_PROBLEMS,
         summary="A patient account as the hub holds it",
     )
-    async def get_account(
-        self, request: Request[Any, Any, Any], account_number: AccountNumberParam, hub: HubDep
-    ) -> AccountView:
+    async def get_account(self, request: Request[Any, Any, Any], account_number: AccountNumberParam) -> AccountView:
+        hub = hub_of(request)
         record, account = await load_owned(hub, "account", account_number, caller_id(request), PatientAccount)
         state, results = await transaction_state(hub, record.transaction_id)
         return AccountView(

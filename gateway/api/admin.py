@@ -13,7 +13,8 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from connectors._breaker import BreakerSnapshot
-from gateway.api._common import READ_PROBLEMS, HubDep, caller_id, problems
+from gateway.api._common import READ_PROBLEMS, caller_id, hub_of, problems
+from gateway.hub import Hub
 from gateway.problems import ProblemError
 from gateway.store import DeadLetterFilter, OutboxRecord
 from gateway.views import timestamp
@@ -108,13 +109,14 @@ class AdminController(Controller):
          summary="Deliveries whose retry budget is spent or that the target rejected")  # fmt: skip
     async def dead_letters(
         self,
-        hub: HubDep,
+        request: Request[Any, Any, Any],
         target: OptionalText = None,
         error_kind: OptionalText = None,
         older_than_s: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
         after: OptionalText = None,
         limit: Limit = 100,
     ) -> DeadLetterPage:
+        hub = hub_of(request)
         where = DeadLetterFilter(
             target=target,
             error_kind=error_kind,
@@ -127,7 +129,8 @@ class AdminController(Controller):
 
     @post("/dead-letters/{delivery_id:str}/replay", operation_id="replayDeadLetter", status_code=200,
           responses={**READ_PROBLEMS, **problems(403, 409)}, summary="Replay one dead letter")  # fmt: skip
-    async def replay_one(self, request: Request[Any, Any, Any], delivery_id: DeliveryId, hub: HubDep) -> ReplayResult:
+    async def replay_one(self, request: Request[Any, Any, Any], delivery_id: DeliveryId) -> ReplayResult:
+        hub = hub_of(request)
         replayed = await _replay(request, hub, [delivery_id])
         if not replayed:
             raise ProblemError(409, "conflict", "no dead letter with this id (it may have been replayed already)")
@@ -135,9 +138,8 @@ class AdminController(Controller):
 
     @post("/dead-letters/replay", operation_id="replayDeadLetters", status_code=200,
           responses=problems(400, 401, 403, 415), summary="Replay every dead letter matching a filter")  # fmt: skip
-    async def replay_many(
-        self, request: Request[Any, Any, Any], data: JSONBody[ReplayFilter], hub: HubDep
-    ) -> ReplayResult:
+    async def replay_many(self, request: Request[Any, Any, Any], data: JSONBody[ReplayFilter]) -> ReplayResult:
+        hub = hub_of(request)
         where = DeadLetterFilter(
             target=data.target,
             error_kind=data.error_kind,
@@ -148,7 +150,8 @@ class AdminController(Controller):
 
     @get("/connectors", operation_id="getConnectorStates", responses=problems(401, 403),
          summary="Circuit breaker state per connector")  # fmt: skip
-    async def connectors(self, hub: HubDep) -> dict[str, BreakerSnapshot]:
+    async def connectors(self, request: Request[Any, Any, Any]) -> dict[str, BreakerSnapshot]:
+        hub = hub_of(request)
         return {name: breaker.snapshot() for name, breaker in hub.dispatcher.breakers.items()}
 
     @post("/policy/reload", operation_id="reloadPolicy", status_code=200, responses=problems(401, 403, 422),
@@ -161,7 +164,7 @@ class AdminController(Controller):
         return PolicyStatus(status="reloaded", source=str(holder.path))
 
 
-async def _replay(request: Request[Any, Any, Any], hub: HubDep, ids: list[str]) -> list[str]:
+async def _replay(request: Request[Any, Any, Any], hub: Hub, ids: list[str]) -> list[str]:
     replayed = await hub.store.replay(ids, time.time())
     governance = request.app.state.governance
     for entry in replayed:

@@ -23,10 +23,10 @@ from gateway.api._common import (
     FINAL_200,
     READ_PROBLEMS,
     WRITE_PROBLEMS,
-    HubDep,
     PreferHeader,
     accepted,
     caller_id,
+    hub_of,
     problems,
 )
 from gateway.api._resources import load_owned, new_resource, transaction_state
@@ -55,8 +55,9 @@ class ClaimController(Controller):
         summary="Accept a professional claim for the clearinghouse (sent as an 837P)",
     )
     async def post_claim(
-        self, request: Request[Any, Any, Any], data: JSONBody[Claim], hub: HubDep, prefer: PreferHeader = None
+        self, request: Request[Any, Any, Any], data: JSONBody[Claim], prefer: PreferHeader = None
     ) -> Response[Any]:
+        hub = hub_of(request)
         client_id = caller_id(request)
         existing = await hub.store.get_resource("claim", data.claim_id)
         if existing is not None and (existing.client_id != client_id or data.frequency_code not in _REPLACEMENTS):
@@ -75,7 +76,8 @@ class ClaimController(Controller):
         return await accepted(hub, stored, prefer)
 
     @get("/{claim_id:str}", operation_id="getClaim", responses=READ_PROBLEMS, summary="A claim and its last status")
-    async def get_claim(self, request: Request[Any, Any, Any], claim_id: ClaimIdParam, hub: HubDep) -> ClaimView:
+    async def get_claim(self, request: Request[Any, Any, Any], claim_id: ClaimIdParam) -> ClaimView:
+        hub = hub_of(request)
         record, claim = await load_owned(hub, "claim", claim_id, caller_id(request), Claim)
         state, results = await transaction_state(hub, record.transaction_id)
         return ClaimView(
@@ -92,9 +94,8 @@ class ClaimController(Controller):
         responses={**READ_PROBLEMS, **problems(503)},
         summary="The claim's status, live from the clearinghouse (276/277), cached briefly",
     )
-    async def get_status(
-        self, request: Request[Any, Any, Any], claim_id: ClaimIdParam, hub: HubDep
-    ) -> Response[ClaimStatus]:
+    async def get_status(self, request: Request[Any, Any, Any], claim_id: ClaimIdParam) -> Response[ClaimStatus]:
+        hub = hub_of(request)
         client_id = caller_id(request)
         record, claim = await load_owned(hub, "claim", claim_id, client_id, Claim)
         cached = await hub.store.get_resource("claim_status", claim_id)

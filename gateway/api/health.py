@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.openapi import ResponseSpec
 
-from gateway.api._common import HubDep
+from gateway.api._common import hub_of
 
 __all__ = ["HealthController"]
 
@@ -44,7 +44,8 @@ class HealthController(Controller):
         summary="Readiness: the store and each connector's check()",
         responses={503: ResponseSpec(Readiness, description="Degraded: the store or a connector is down")},
     )
-    async def ready(self, hub: HubDep) -> Response[Readiness]:
+    async def ready(self, request: Request[Any, Any, Any]) -> Response[Readiness]:
+        hub = hub_of(request)
         try:
             store_ok = await hub.store.ping()
         except Exception:  # the store being down is what this endpoint reports, not a 500

@@ -9,7 +9,7 @@ from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import JournalEntry
-from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, HubDep, PreferHeader, accepted, caller_id
+from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, PreferHeader, accepted, caller_id, hub_of
 from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.hub import Delivery
 from gateway.ids import new_id
@@ -35,9 +35,9 @@ class JournalController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[JournalEntry],
-        hub: HubDep,
         prefer: PreferHeader = None,
     ) -> Response[TransactionView]:
+        hub = hub_of(request)
         journal_id, transaction_id = new_id("jnl"), new_id("txn")
         stored = await hub.submit(
             client_id=caller_id(request),
@@ -53,7 +53,8 @@ class JournalController(Controller):
         responses=READ_PROBLEMS,
         summary="A journal and its ERP document number",
     )
-    async def get_journal(self, request: Request[Any, Any, Any], journal_id: JournalId, hub: HubDep) -> JournalView:
+    async def get_journal(self, request: Request[Any, Any, Any], journal_id: JournalId) -> JournalView:
+        hub = hub_of(request)
         record, journal = await load_owned(hub, "journal", journal_id, caller_id(request), JournalEntry)
         state, results = await transaction_state(hub, record.transaction_id)
         erp = results.get("erp", {})

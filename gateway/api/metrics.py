@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from gateway.api._common import HubDep
+from gateway.api._common import hub_of
 from gateway.telemetry import Telemetry
 
 __all__ = ["MetricsController"]
@@ -18,7 +18,8 @@ class MetricsController(Controller):
     tags = ["operations"]
 
     @get("/metrics", operation_id="getMetrics", media_type=CONTENT_TYPE_LATEST, summary="Prometheus metrics")
-    async def metrics(self, request: Request[Any, Any, Any], hub: HubDep) -> Response[bytes]:
+    async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        hub = hub_of(request)
         telemetry: Telemetry = request.app.state.telemetry
         # Store reads are async, gauge callbacks are not: read once per scrape, then let them report.
         depth, oldest, dead = await hub.store.outbox_stats(time.time())

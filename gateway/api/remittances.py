@@ -17,10 +17,10 @@ from gateway.api._common import (
     FINAL_200,
     READ_PROBLEMS,
     WRITE_PROBLEMS,
-    HubDep,
     PreferHeader,
     accepted,
     caller_id,
+    hub_of,
     problems,
 )
 from gateway.api._remit_x12 import X12_MEDIA_TYPE, AckRecord, IngestedSet, RejectedSet, ingest_835
@@ -54,7 +54,7 @@ def _status(claim: ClaimPayment, remittance: Remittance) -> ClaimStatus:
 
 
 async def remittance_statuses(
-    hub: HubDep, remittance: Remittance, client_id: str, transaction_id: str
+    hub: Hub, remittance: Remittance, client_id: str, transaction_id: str
 ) -> tuple[list[ResourceRecord], list[str]]:
     """Status records for the claims of this client that the remittance pays, and their ids."""
     records, updated = [], []
@@ -156,9 +156,8 @@ class RemittanceController(Controller):
         opt={"body": True},
         summary="Ingest a remittance: canonical JSON, or a raw X12 835 (application/edi-x12)",
     )
-    async def post_remittance(
-        self, request: Request[Any, Any, Any], hub: HubDep, prefer: PreferHeader = None
-    ) -> Response[Any]:
+    async def post_remittance(self, request: Request[Any, Any, Any], prefer: PreferHeader = None) -> Response[Any]:
+        hub = hub_of(request)
         client_id = caller_id(request)
         body = await request.body()
         transaction_id = new_id("txn")
@@ -187,7 +186,8 @@ class RemittanceController(Controller):
         media_type=X12_MEDIA_TYPE,
         summary="The 999 the hub answered a received 835 interchange with",
     )
-    async def get_acknowledgement(self, request: Request[Any, Any, Any], ack_id: AckId, hub: HubDep) -> Response[str]:
+    async def get_acknowledgement(self, request: Request[Any, Any, Any], ack_id: AckId) -> Response[str]:
+        hub = hub_of(request)
         _, ack = await load_owned(hub, "acknowledgement", ack_id, caller_id(request), AckRecord)
         return Response(ack.ack_999, media_type=X12_MEDIA_TYPE)
 
@@ -197,8 +197,7 @@ class RemittanceController(Controller):
         responses=READ_PROBLEMS,
         summary="A stored remittance with its findings",
     )
-    async def get_remittance(
-        self, request: Request[Any, Any, Any], remittance_id: RemittanceId, hub: HubDep
-    ) -> RemittanceView:
+    async def get_remittance(self, request: Request[Any, Any, Any], remittance_id: RemittanceId) -> RemittanceView:
+        hub = hub_of(request)
         _, view = await load_owned(hub, "remittance", remittance_id, caller_id(request), RemittanceView)
         return view

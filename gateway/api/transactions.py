@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from gateway.api._common import READ_PROBLEMS, HubDep, caller_id
+from gateway.api._common import READ_PROBLEMS, caller_id, hub_of
 from gateway.problems import ProblemError
 from gateway.views import TransactionView, transaction_view
 
@@ -26,9 +26,8 @@ class TransactionController(Controller):
         responses=READ_PROBLEMS,
         summary="State, attempts and outcome per target",
     )
-    async def get_transaction(
-        self, request: Request[Any, Any, Any], transaction_id: TransactionId, hub: HubDep
-    ) -> TransactionView:
+    async def get_transaction(self, request: Request[Any, Any, Any], transaction_id: TransactionId) -> TransactionView:
+        hub = hub_of(request)
         snapshot = await hub.store.get_transaction(transaction_id)
         if snapshot is None or snapshot[0].client_id != caller_id(request):
             raise ProblemError(404, "not-found", "no transaction with this id")
