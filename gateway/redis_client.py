@@ -51,41 +51,49 @@ _NEVER_DECODE = "NEVER_DECODE"
 _EMPTY_RESPONSE = "EMPTY_RESPONSE"
 
 
-def _encode(arg: Any) -> bytes:
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str):
-        return arg.encode()
-    if isinstance(arg, bool):  # redis-py refuses booleans too: they are ambiguous on the wire
-        raise TypeError("a Redis argument cannot be a bool")
-    if isinstance(arg, int | float):
-        return repr(arg).encode()
-    if isinstance(arg, memoryview | bytearray):
-        return bytes(arg)
-    raise TypeError(f"a Redis argument must be bytes, str, int or float, not {type(arg).__name__}")
-
-
 def pack(args: tuple[Any, ...]) -> bytes:
-    """One command in RESP: ``*<n>`` then ``$<len>`` + bytes per argument. As in redis-py, a first
-    argument with spaces is several words (``"SCRIPT LOAD"``)."""
-    args = (*_encode(args[0]).split(), *args[1:])
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = _encode(arg)
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+    """One command in RESP, packed by hiredis (4x faster than in Python: 9 vs 34 µs for a store
+    write's ~50 arguments). As in redis-py, a first argument with spaces is several words
+    (``"SCRIPT LOAD"``). Arguments are bytes, str, int or float; anything else is a TypeError."""
+    first = args[0]
+    if isinstance(first, str) and " " in first:
+        args = (*first.split(), *args[1:])
+    packed: bytes = hiredis.pack_command(args)
+    return packed
 
 
-class Multiplexer(asyncio.Protocol):
+class _Wire(asyncio.Protocol):
+    """One connection's events, passed on only while it is its multiplexer's current connection: a
+    dropped connection's late ``connection_lost`` must not reset the connection that replaced it."""
+
+    def __init__(self, owner: Multiplexer) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)  # uvloop's transports are not asyncio.Transport
+        self.owner._attach(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.owner._current is self:
+            self.owner._received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.owner._current is self:
+            self.owner._lost()
+
+
+class Multiplexer:
     """One connection, many concurrent callers: commands are written in batches, replies are matched
-    in order. Bound to the event loop that first uses it (a new loop gets a new connection)."""
+    in order. Used from one event loop at a time: a call from another loop (a test's next loop)
+    drops the old connection and opens a new one."""
 
     def __init__(self, connection_kwargs: dict[str, Any], timeout_s: float) -> None:
         self._kwargs = connection_kwargs
         self._timeout_s = timeout_s
         self._connect_timeout_s = connection_kwargs.get("socket_connect_timeout") or timeout_s
         self._transport: asyncio.Transport | None = None  # set once connected and handshaken
-        self._wire: asyncio.Transport | None = None  # set as soon as connected (the handshake's way out)
+        self._current: _Wire | None = None  # set as soon as connected (the handshake's way out)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._reader = self._new_reader()
@@ -121,15 +129,18 @@ class Multiplexer(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._wire is None:  # lost meanwhile: connection_lost already failed the callers
+        if self._current is None or self._current.transport is None:  # lost meanwhile: callers already failed
             self._unsent.clear()
             return
-        self._wire.write(b"".join(self._unsent))
+        self._current.transport.write(b"".join(self._unsent))
         self._unsent.clear()
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._loop is not loop:  # a test's new event loop: the old connection belongs to a dead loop
-            self._drop(RedisConnectionError("Redis connection belonged to another event loop"))
+        if self._loop is not loop:  # a test's new event loop: the old connection belongs to another loop
+            self._drop(RedisConnectionError("Redis connection belonged to another event loop"), self._loop)
+            if self._watchdog is not None:  # it would fire on the old loop
+                self._watchdog.cancel()
+                self._watchdog = None
             self._loop, self._connecting = loop, None
         if self._connecting is None or (self._connecting.done() and self._transport is None):
             self._connecting = asyncio.ensure_future(self._open(loop))
@@ -140,9 +151,9 @@ class Multiplexer(asyncio.Protocol):
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 if kw.get("path"):
-                    await loop.create_unix_connection(lambda: self, kw["path"])
+                    await loop.create_unix_connection(lambda: _Wire(self), kw["path"])
                 else:
-                    await loop.create_connection(lambda: self, kw.get("host", "localhost"), kw.get("port", 6379))
+                    await loop.create_connection(lambda: _Wire(self), kw.get("host", "localhost"), kw.get("port", 6379))
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"cannot connect to Redis: {type(exc).__name__}") from exc
         handshake = []
@@ -158,15 +169,17 @@ class Multiplexer(asyncio.Protocol):
         except BaseException:
             self._drop(RedisConnectionError("Redis refused the connection's handshake"))
             raise
-        self._transport = self._wire
+        self._transport = self._current.transport if self._current is not None else None
+        if self._transport is None:
+            raise RedisConnectionError("Redis connection lost during its handshake")
 
-    # --- asyncio.Protocol ------------------------------------------------------------------------
+    # --- the current connection's events (from _Wire) --------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._wire = cast("asyncio.Transport", transport)  # uvloop's transports are not asyncio.Transport
+    def _attach(self, wire: _Wire) -> None:
+        self._current = wire
         self._reader = self._new_reader()
 
-    def data_received(self, data: bytes) -> None:
+    def _received(self, data: bytes) -> None:
         self._reader.feed(data)
         try:
             reply = self._reader.gets()
@@ -184,8 +197,8 @@ class Multiplexer(asyncio.Protocol):
         if self._unsent and not self._flush_scheduled and len(self._waiting) == len(self._unsent):
             self._flush()  # the batch in flight is answered: send what queued up behind it
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = self._wire = None
+    def _lost(self) -> None:
+        self._transport = self._current = None
         self._fail_waiting(RedisConnectionError("Redis connection lost"))
 
     # --- failure ---------------------------------------------------------------------------------
@@ -201,12 +214,16 @@ class Multiplexer(asyncio.Protocol):
         else:
             self._watchdog = self._loop.call_later(overdue_at - now, self._check_overdue)
 
-    def _drop(self, error: Exception) -> None:
-        wire, self._transport, self._wire = self._wire, None, None
+    def _drop(self, error: Exception, old_loop: asyncio.AbstractEventLoop | None = None) -> None:
+        wire, self._transport, self._current = self._current, None, None
         self._fail_waiting(error)
-        if wire is not None:
-            with contextlib.suppress(RuntimeError):  # its event loop is already closed
-                wire.abort()
+        if wire is None or wire.transport is None:
+            return
+        with contextlib.suppress(RuntimeError):  # its event loop is already closed
+            if old_loop is None:
+                wire.transport.abort()
+            else:  # a transport is only touched from its own loop's thread
+                old_loop.call_soon_threadsafe(wire.transport.abort)
 
     def _fail_waiting(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, collections.deque()

@@ -1,0 +1,25 @@
+"""Ids: prefix, 26 Crockford base32 characters, unique, ordered by their millisecond."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from gateway.ids import new_id
+
+_ID = re.compile(r"txn_[0-9abcdefghjkmnpqrstvwxyz]{26}")  # Crockford: no i, l, o, u
+
+
+def test_ids_have_the_shape_and_never_repeat_across_pool_refills() -> None:
+    ids = [new_id("txn") for _ in range(5000)]  # ~20 refills of the randomness pool
+    assert all(_ID.fullmatch(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert len({i[14:] for i in ids}) == len(ids)  # the random parts alone are distinct too
+
+
+def test_ids_from_later_milliseconds_sort_after_earlier_ones() -> None:
+    first = new_id("txn")
+    time.sleep(0.002)
+    second = new_id("txn")
+    assert first[:14] < second[:14]
+    assert sorted([second, first]) == [first, second]
