@@ -42,6 +42,9 @@ class CircuitBreaker:
         self._clock = clock
         self._state: BreakerState = "closed"
         self._outcomes: deque[tuple[float, bool]] = deque()
+        # Kept in step with _outcomes: counting them per call was O(window) — at 500 deliveries/s
+        # over a 30 s window, 15,000 entries, 12% of a dispatcher's CPU (py-spy).
+        self._failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
 
@@ -73,14 +76,14 @@ class CircuitBreaker:
             self._probe_in_flight = False
             if success:
                 self._state = "closed"
-                self._outcomes.clear()
+                self._clear()
             else:
                 self._open(now)
             return
         self._outcomes.append((now, success))
+        self._failures += not success
         self._trim(now)
-        calls = len(self._outcomes)
-        failures = sum(1 for _, ok in self._outcomes if not ok)
+        calls, failures = len(self._outcomes), self._failures
         if calls >= self.settings.min_calls and failures / calls >= self.settings.failure_rate:
             self._open(now)
 
@@ -93,7 +96,7 @@ class CircuitBreaker:
         state = self.state
         return BreakerSnapshot(
             state=state,
-            failures=sum(1 for _, ok in self._outcomes if not ok),
+            failures=self._failures,
             calls=len(self._outcomes),
             retry_in_s=round(self.retry_in(), 3) if state == "open" else None,
         )
@@ -101,9 +104,13 @@ class CircuitBreaker:
     def _open(self, now: float) -> None:
         self._state = "open"
         self._opened_at = now
+        self._clear()
+
+    def _clear(self) -> None:
         self._outcomes.clear()
+        self._failures = 0
 
     def _trim(self, now: float) -> None:
         horizon = now - self.settings.window_s
         while self._outcomes and self._outcomes[0][0] < horizon:
-            self._outcomes.popleft()
+            self._failures -= not self._outcomes.popleft()[1]

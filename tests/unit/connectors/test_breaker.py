@@ -1,3 +1,6 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
 from connectors._breaker import BreakerSettings, CircuitBreaker
 
 
@@ -66,3 +69,19 @@ def test_failed_probe_reopens_for_another_cool_down() -> None:
     assert breaker.allow()
     snapshot = breaker.snapshot()
     assert snapshot.state == "half_open"
+
+
+@given(st.lists(st.tuples(st.floats(min_value=0, max_value=20), st.booleans()), max_size=200))
+def test_failure_count_matches_the_window_after_any_history(history: list[tuple[float, bool]]) -> None:
+    """The running count stays equal to a recount of the outcomes still in the window."""
+    now = [0.0]
+    breaker = CircuitBreaker(BreakerSettings(window_s=30.0, min_calls=10**9), clock=lambda: now[0])
+    seen: list[tuple[float, bool]] = []
+    for step, ok in history:
+        now[0] += step
+        breaker.record(ok)
+        seen.append((now[0], ok))
+        in_window = [o for t, o in seen if t >= now[0] - 30.0]
+        snapshot = breaker.snapshot()
+        assert snapshot.calls == len(in_window)
+        assert snapshot.failures == in_window.count(False)
