@@ -1,11 +1,14 @@
-"""The shared audit log on Redis: WATCH/MULTI optimistic appends, hashes computed in Python.
+"""The shared audit log on Redis: optimistic appends, hashes computed in Python.
 
-Why not one Lua script: the record's hash is SHA-256 over its content and the previous hash, and
-Redis Lua has no SHA-256 (only ``redis.sha1hex``). So an append WATCHes the head key, reads the last
-seq and hash, seals the record in Python, and commits record + indexes + new head in one MULTI. If
-another writer moved the head in between, EXEC fails and the append retries with the new head: two
-hub instances can never chain onto the same record. Inside one process appends also queue on a lock,
-so retries only come from other processes.
+Why not one Lua script doing everything: the record's hash is SHA-256 over its content and the
+previous hash, and Redis Lua has no SHA-256 (only ``redis.sha1hex``). So an append reads the head
+(last seq and hash), seals the records in Python, and hands them to a short compare-and-append
+script that writes records + indexes + new head only if the head is still the one read. If another
+writer moved it in between, nothing is written and the append retries with the new head: two hub
+instances can never chain onto the same record. Inside one process appends also queue on a lock,
+so retries only come from other processes. (This replaced WATCH/MULTI, which needed a connection
+of its own and four round trips through redis-py's pool per batch — 15% of a dispatcher's CPU; the
+read and the script are two plain commands, pipelined with everything else.)
 
 Keys under ``prefix``:
 
@@ -26,7 +29,6 @@ from typing import cast
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from policies._audit_chain import (
     GENESIS_HASH,
@@ -42,9 +44,28 @@ from policies._audit_chain import (
 __all__ = ["AuditWriteConflict", "RedisAuditLog"]
 
 _BATCH = 500
+# KEYS: head, records, seqs. ARGV: expected seq, expected hash, new seq, new hash, the client index
+# prefix, then per record: seq, JSON, client id.
+_APPEND_LUA = """
+local head = redis.call('HMGET', KEYS[1], 'seq', 'hash')
+local seq, hash = head[1] or '0', head[2] or ARGV[6]
+if seq ~= ARGV[1] or (head[1] and hash ~= ARGV[2]) then return 0 end
+for i = 7, #ARGV, 3 do
+  local s = ARGV[i]
+  redis.call('HSET', KEYS[2], s, ARGV[i + 1])
+  redis.call('ZADD', KEYS[3], s, s)
+  redis.call('ZADD', ARGV[5] .. ARGV[i + 2], s, s)
+end
+redis.call('HSET', KEYS[1], 'seq', ARGV[3], 'hash', ARGV[4])
+return 1
+"""
 _MAX_ATTEMPTS = 200
 _DECODER = msgspec.json.Decoder(AuditRecord)
 _ENCODER = msgspec.json.Encoder()
+
+
+class _HeadMoved(Exception):
+    """Another writer appended between our head read and our write; nothing of ours was written."""
 
 
 class AuditWriteConflict(Exception):
@@ -63,6 +84,7 @@ class RedisAuditLog:
         self._seqs = f"{prefix}:seqs"
         self._client_prefix = f"{prefix}:client:"
         self._lock = asyncio.Lock()
+        self._append = client.register_script(_APPEND_LUA)
 
     async def append(self, entry: AuditEntry) -> AuditRecord:
         (record,) = await self.append_many([entry])
@@ -74,30 +96,28 @@ class RedisAuditLog:
             for attempt in range(_MAX_ATTEMPTS):
                 try:
                     return await self._try_append_many(entries)
-                except WatchError:
+                except _HeadMoved:
                     # Jittered back-off so two instances do not keep colliding in lockstep.
                     await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: S311
         raise AuditWriteConflict(f"audit append lost {_MAX_ATTEMPTS} races for the head")
 
     async def _try_append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
-        async with self._client.pipeline(transaction=True) as pipe:
-            await pipe.watch(self._head)
-            seq_raw, hash_raw = await pipe.hmget(self._head, ["seq", "hash"])
-            seq, prev = int(_text(seq_raw) or 0), _text(hash_raw) or GENESIS_HASH
-            records = []
-            for entry in entries:
-                seq += 1
-                record = seal(entry, seq, prev)
-                records.append(record)
-                prev = record.hash
-            pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.hset(self._records, mapping={str(r.seq): _ENCODER.encode(r) for r in records})
-            pipe.zadd(self._seqs, {str(r.seq): r.seq for r in records})
-            for record in records:
-                pipe.zadd(self._client_prefix + record.client_id, {str(record.seq): record.seq})
-            pipe.hset(self._head, mapping={"seq": seq, "hash": prev})
-            await pipe.execute()
-            return records
+        seq_raw, hash_raw = await self._client.hmget(self._head, ["seq", "hash"])
+        expected_seq, expected_hash = _text(seq_raw) or "0", _text(hash_raw) or GENESIS_HASH
+        seq, prev = int(expected_seq), expected_hash
+        records: list[AuditRecord] = []
+        args: list[str | bytes] = []
+        for entry in entries:
+            seq += 1
+            record = seal(entry, seq, prev)
+            records.append(record)
+            args += [str(seq), _ENCODER.encode(record), record.client_id]
+            prev = record.hash
+        head_args: list[str | bytes] = [expected_seq, expected_hash, str(seq), prev, self._client_prefix, GENESIS_HASH]
+        written = await self._append(keys=[self._head, self._records, self._seqs], args=head_args + args)
+        if written != 1:
+            raise _HeadMoved
+        return records
 
     async def page(
         self,
