@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import time
 
-from gateway.ids import new_id
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.ids import _base32, new_id
 
 _ID = re.compile(r"txn_[0-9abcdefghjkmnpqrstvwxyz]{26}")  # Crockford: no i, l, o, u
 
@@ -23,3 +26,13 @@ def test_ids_from_later_milliseconds_sort_after_earlier_ones() -> None:
     second = new_id("txn")
     assert first[:14] < second[:14]
     assert sorted([second, first]) == [first, second]
+
+
+@given(st.integers(min_value=0, max_value=2**80 - 1))
+def test_the_table_encoding_equals_plain_base32_digits(value: int) -> None:
+    digits = []
+    rest = value
+    for _ in range(16):
+        rest, digit = divmod(rest, 32)
+        digits.append("0123456789abcdefghjkmnpqrstvwxyz"[digit])
+    assert _base32(value, 16) == "".join(reversed(digits))
