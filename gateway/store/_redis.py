@@ -80,13 +80,16 @@ def _float(value: float) -> str:
     return repr(float(value))
 
 
+_FLOAT_FIELDS = frozenset(_OUTBOX_FLOAT + _TXN_FLOAT)
+
+
 def _pairs(record: msgspec.Struct, names: tuple[str, ...]) -> list[_Value]:
     """Field/value pairs for HSET, skipping ``None`` (stored as an absent field)."""
     pairs: list[_Value] = []
     for name in names:
         value = getattr(record, name)
         if value is not None:
-            pairs += [name, _float(value) if name in _OUTBOX_FLOAT + _TXN_FLOAT else _encode(value)]
+            pairs += [name, _float(value) if name in _FLOAT_FIELDS else _encode(value)]
     return pairs
 
 
