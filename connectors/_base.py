@@ -6,6 +6,7 @@ error tree so no connector writes its own if-chain over statuses.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -46,6 +47,8 @@ def _describe(span: trace.Span, connector: HttpConnector, method: str) -> None:
 
 
 T = TypeVar("T")
+_URL_CACHE = 256
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/_.~-]*")
 
 
 class HttpConnector:
@@ -59,10 +62,27 @@ class HttpConnector:
         self.config = config
         self.client = client
         self._operations: dict[str, Operation] = {}
+        self._urls: dict[str, httpx.URL] = {}
 
     @property
     def operations(self) -> Mapping[str, Operation]:
         return self._operations
+
+    def _absolute(self, path: str) -> httpx.URL | str:
+        """The client's base URL + ``path``, built once per path: httpx re-parses and re-joins a
+        relative URL on every request (8% of a dispatcher's CPU). Same rule as httpx's own merge
+        (the base path, then the path without its leading slash), for plain paths only (letters,
+        digits, ``/_.~-``); anything else goes to httpx as it is, as does every path once the cache
+        holds _URL_CACHE of them."""
+        url = self._urls.get(path)
+        if url is not None:
+            return url
+        if not _PLAIN_PATH.fullmatch(path) or len(self._urls) >= _URL_CACHE:
+            return path
+        base = self.client.base_url
+        url = base.copy_with(raw_path=base.raw_path + path.lstrip("/").encode("ascii"))
+        self._urls[path] = url
+        return url
 
     def offer(self, name: str, payload_type: type[Any], handler: Any) -> None:
         self._operations[name] = Operation(name=name, payload_type=payload_type, handler=handler)
@@ -89,7 +109,7 @@ class HttpConnector:
             try:
                 response = await self.client.request(
                     method,
-                    url,
+                    self._absolute(url),
                     content=body,
                     headers=merged,
                     params=params,
