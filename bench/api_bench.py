@@ -16,6 +16,10 @@ Scenarios (``--scenarios``, default all three):
 * ``policy``: the full policy chain of the policies issue: key auth + Redis rate limit + idempotency,
   i.e. ``BILLING_HUB_STATE_BACKEND=redis`` (which also moves the store to Redis) and a unique
   ``Idempotency-Key`` on every POST. Goals: read path >= 40 %, 202 write path >= 25 % of bare ping.
+  Measured twice: ``redis chain`` (the hub also delivers, as ``make run`` does) and ``redis+worker``
+  (the hub only accepts, ``BILLING_HUB_DISPATCHER_ENABLED=false``, and a ``billing-hub dispatch``
+  process delivers; its CPU is reported in a column of its own, and on a 2-core machine it competes
+  with the hub, the load generator, Redis and the ERP stub for the same cores).
 * ``tracing``: the embedded hub with tracing off, on at 10 % and at 100 % sampling (the SDK pipeline
   with a discarding exporter). Goal: <= 10 % throughput loss at 10 % sampling.
 
