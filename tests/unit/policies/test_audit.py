@@ -21,6 +21,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from policies._audit_chain import seal
 from policies.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -467,3 +468,20 @@ def test_sqlite_appends_from_several_threads_never_fork(tmp_path: Path) -> None:
             await log.aclose()
 
     asyncio.run(check())
+
+
+def test_the_chain_hash_is_pinned_to_its_published_form() -> None:
+    """Stored chains must keep verifying across releases: these values were computed by the first
+    implementation (JSON array of HASHED_FIELDS in order, then SHA-256) and must never change."""
+    call = AuditEntry(
+        client_id="alpha", operation="postJournal", resource_id=None, outcome="ok", status=202,
+        trace_id="0af7651916cd43dd8448eb211c80319c", at=1764300000, target=None,
+        transaction_id="txn_01m8g85a2jkfyzf2vzb0p9mr4t",
+    )  # fmt: skip
+    delivery = AuditEntry(
+        client_id="c", operation="deliver:post_journal", resource_id="dlv_x", outcome="delivered",
+        status=None, trace_id=None, at=1764300000.125, target="erp", transaction_id=None,
+    )  # fmt: skip
+    assert chain_hash(call, 7, "ab" * 32) == "999aac35d5d6dd52e6290df55c5160de73e0cdcd7dace67ffe79bf33faec8506"
+    assert seal(call, 7, "ab" * 32).hash == chain_hash(call, 7, "ab" * 32)
+    assert chain_hash(delivery, 1, GENESIS_HASH) == "f0c35b8eeda243b310cef8d8f531e840b45bfa9bf998147d6277054c77122ab2"
