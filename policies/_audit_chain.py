@@ -34,6 +34,7 @@ __all__ = [
     "check_limit",
     "matches",
     "seal",
+    "seal_all",
     "verify_chain",
     "verify_log",
 ]
@@ -115,6 +116,18 @@ def seal(entry: AuditEntry, seq: int, prev_hash: str) -> AuditRecord:
         prev_hash=prev_hash,
         hash=chain_hash(entry, seq, prev_hash),
     )
+
+
+def seal_all(entries: list[AuditEntry], head: AuditHead) -> list[AuditRecord]:
+    """Chain ``entries``, in order, onto ``head``: each record's prev_hash is the one before it."""
+    records = []
+    seq, prev = head.seq, head.hash
+    for entry in entries:
+        seq += 1
+        record = seal(entry, seq, prev)
+        records.append(record)
+        prev = record.hash
+    return records
 
 
 def check_limit(limit: int) -> None:

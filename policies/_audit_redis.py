@@ -38,7 +38,7 @@ from policies._audit_chain import (
     AuditRecord,
     check_limit,
     matches,
-    seal,
+    seal_all,
 )
 
 __all__ = ["AuditWriteConflict", "RedisAuditLog"]
@@ -91,7 +91,9 @@ class RedisAuditLog:
         return record
 
     async def append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
-        """Chain a batch in one optimistic transaction: one head read and one MULTI for all of them."""
+        """Chain a batch with one head read and one compare-and-append script for all of them."""
+        if not entries:
+            return []
         async with self._lock:
             for attempt in range(_MAX_ATTEMPTS):
                 try:
@@ -104,17 +106,13 @@ class RedisAuditLog:
     async def _try_append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
         seq_raw, hash_raw = await self._client.hmget(self._head, ["seq", "hash"])
         expected_seq, expected_hash = _text(seq_raw) or "0", _text(hash_raw) or GENESIS_HASH
-        seq, prev = int(expected_seq), expected_hash
-        records: list[AuditRecord] = []
-        args: list[str | bytes] = []
-        for entry in entries:
-            seq += 1
-            record = seal(entry, seq, prev)
-            records.append(record)
-            args += [str(seq), _ENCODER.encode(record), record.client_id]
-            prev = record.hash
-        head_args: list[str | bytes] = [expected_seq, expected_hash, str(seq), prev, self._client_prefix, GENESIS_HASH]
-        written = await self._append(keys=[self._head, self._records, self._seqs], args=head_args + args)
+        records = seal_all(entries, AuditHead(seq=int(expected_seq), hash=expected_hash))
+        last = records[-1]
+        args: list[str | bytes] = [expected_seq, expected_hash, str(last.seq), last.hash, self._client_prefix]
+        args.append(GENESIS_HASH)
+        for record in records:
+            args += [str(record.seq), _ENCODER.encode(record), record.client_id]
+        written = await self._append(keys=[self._head, self._records, self._seqs], args=args)
         if written != 1:
             raise _HeadMoved
         return records

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
-from policies._audit_chain import AuditEntry, AuditHead, AuditRecord, check_limit, seal
+from policies._audit_chain import AuditEntry, AuditHead, AuditRecord, check_limit, seal_all
 
 __all__ = ["SqliteAuditLog"]
 
@@ -59,19 +59,12 @@ Submit = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
 def _append_in(db: sqlite3.Connection, entries: list[AuditEntry]) -> list[AuditRecord]:
     """Inside a write transaction: chain the batch onto the head and move the head, together.
     The head is read and moved once per batch, not per record (it was a third of the appends' cost)."""
-    head = _head_of(db)
-    seq, prev = head.seq, head.hash
-    records = []
-    for entry in entries:
-        seq += 1
-        record = seal(entry, seq, prev)
-        records.append(record)
-        prev = record.hash
+    records = seal_all(entries, _head_of(db))
     db.executemany(_INSERT, [tuple(getattr(r, f) for f in _FIELDS) for r in records])
     db.execute(
         "insert into audit_head(id, seq, hash) values (1, ?, ?) "
         "on conflict(id) do update set seq = excluded.seq, hash = excluded.hash",
-        (seq, prev),
+        (records[-1].seq, records[-1].hash),
     )
     return records
 
@@ -98,6 +91,8 @@ class SqliteAuditLog:
 
     async def append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
         """A batch in one write transaction (one fsync), in order."""
+        if not entries:
+            return []
         if self._submit is not None:
             records: list[AuditRecord] = await self._submit(lambda db: _append_in(db, entries))
             return records

@@ -485,3 +485,10 @@ def test_the_chain_hash_is_pinned_to_its_published_form() -> None:
     assert chain_hash(call, 7, "ab" * 32) == "999aac35d5d6dd52e6290df55c5160de73e0cdcd7dace67ffe79bf33faec8506"
     assert seal(call, 7, "ab" * 32).hash == chain_hash(call, 7, "ab" * 32)
     assert chain_hash(delivery, 1, GENESIS_HASH) == "f0c35b8eeda243b310cef8d8f531e840b45bfa9bf998147d6277054c77122ab2"
+
+
+async def test_an_empty_batch_writes_nothing(backend: Backend) -> None:
+    await backend.log.append(entry(1))
+    assert await backend.log.append_many([]) == []
+    assert (await backend.log.head()).seq == 1
+    assert [r.seq async for r in backend.log.iterate()] == [1]
