@@ -84,11 +84,11 @@ def dispatch(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    try:
-        import uvloop  # as under uvicorn: the same event loop as the serving processes
+    if _uvicorn_options()["loop"] == "uvloop":  # the same event loop as the serving processes
+        import uvloop
 
         uvloop.run(dispatch_until_stopped(settings))
-    except ImportError:
+    else:
         asyncio.run(dispatch_until_stopped(settings))
     return 0
 

@@ -20,18 +20,19 @@ import msgspec
 
 from gateway.runtime import open_runtime, settle_heap
 from gateway.settings import Settings
-from gateway.telemetry import setup_telemetry
+from gateway.telemetry import Telemetry, setup_telemetry
 
 __all__ = ["READY_LINE", "dispatch_until_stopped"]
 
 READY_LINE = "dispatcher ready:"
 
 
-def _operations(settings: Settings) -> frozenset[str]:
+def _operations(settings: Settings, telemetry: Telemetry) -> frozenset[str]:
     # The policy file is validated against the API's operations, exactly as the serving process does.
+    # The app is only built to list them, on this process's telemetry (not a second set of providers).
     from gateway.app import create_app, v1_operations
 
-    return v1_operations(create_app(settings))
+    return v1_operations(create_app(settings, telemetry=telemetry))
 
 
 async def dispatch_until_stopped(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -39,7 +40,7 @@ async def dispatch_until_stopped(settings: Settings, stop: asyncio.Event | None 
     stop = stop or _stop_on_signals()
     telemetry = setup_telemetry(settings.trace_exporter)
     runtime = await open_runtime(
-        msgspec.structs.replace(settings, dispatcher_enabled=True), _operations(settings), telemetry
+        msgspec.structs.replace(settings, dispatcher_enabled=True), _operations(settings, telemetry), telemetry
     )
     settle_heap()
     # The line a supervisor (or a test) waits for: from here on, stored work gets delivered.
