@@ -92,8 +92,8 @@ class Multiplexer:
         self._kwargs = connection_kwargs
         self._timeout_s = timeout_s
         self._connect_timeout_s = connection_kwargs.get("socket_connect_timeout") or timeout_s
-        self._transport: asyncio.Transport | None = None  # set once connected and handshaken
         self._current: _Wire | None = None  # set as soon as connected (the handshake's way out)
+        self._ready = False  # connected and handshaken: callers may send
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._reader = self._new_reader()
@@ -108,7 +108,7 @@ class Multiplexer:
 
     async def call(self, args: tuple[Any, ...]) -> Any:
         loop = asyncio.get_running_loop()
-        if self._transport is None or self._loop is not loop:
+        if not self._ready or self._loop is not loop:
             await self._connect(loop)
         future: asyncio.Future[Any] = loop.create_future()
         self._enqueue(pack(args), future, loop)
@@ -142,7 +142,7 @@ class Multiplexer:
                 self._watchdog.cancel()
                 self._watchdog = None
             self._loop, self._connecting = loop, None
-        if self._connecting is None or (self._connecting.done() and self._transport is None):
+        if self._connecting is None or (self._connecting.done() and not self._ready):
             self._connecting = asyncio.ensure_future(self._open(loop))
         await asyncio.shield(self._connecting)
 
@@ -169,9 +169,9 @@ class Multiplexer:
         except BaseException:
             self._drop(RedisConnectionError("Redis refused the connection's handshake"))
             raise
-        self._transport = self._current.transport if self._current is not None else None
-        if self._transport is None:
+        if self._current is None:
             raise RedisConnectionError("Redis connection lost during its handshake")
+        self._ready = True
 
     # --- the current connection's events (from _Wire) --------------------------------------------
 
@@ -198,7 +198,7 @@ class Multiplexer:
             self._flush()  # the batch in flight is answered: send what queued up behind it
 
     def _lost(self) -> None:
-        self._transport = self._current = None
+        self._ready, self._current = False, None
         self._fail_waiting(RedisConnectionError("Redis connection lost"))
 
     # --- failure ---------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ class Multiplexer:
             self._watchdog = self._loop.call_later(overdue_at - now, self._check_overdue)
 
     def _drop(self, error: Exception, old_loop: asyncio.AbstractEventLoop | None = None) -> None:
-        wire, self._transport, self._current = self._current, None, None
+        wire, self._current, self._ready = self._current, None, False
         self._fail_waiting(error)
         if wire is None or wire.transport is None:
             return
