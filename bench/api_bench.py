@@ -752,15 +752,16 @@ class Measured:
 
     @property
     def redis_cpu_ms(self) -> float | None:
-        if self.redis_cpu_s is None or not self.result.requests:
-            return None
-        return 1000 * self.redis_cpu_s / self.result.requests
+        return self._per_request_ms(self.redis_cpu_s)
 
     @property
     def worker_cpu_ms(self) -> float | None:
-        if self.worker_cpu_s is None or not self.result.requests:
+        return self._per_request_ms(self.worker_cpu_s)
+
+    def _per_request_ms(self, cpu_s: float | None) -> float | None:
+        if cpu_s is None or not self.result.requests:
             return None
-        return 1000 * self.worker_cpu_s / self.result.requests
+        return 1000 * cpu_s / self.result.requests
 
     @property
     def refused(self) -> int:
@@ -820,9 +821,7 @@ def measure(ctx: Context, variant: str, label: str, route: Route, server: Server
     worker_before = cpu_seconds(worker.process.pid) if worker is not None else None
     result, started, ended = run(args.duration, f"{variant}-m")
     cpu = cpu_seconds(server.process.pid) - cpu_before
-    worker_cpu = None
-    if worker is not None and worker_before is not None:
-        worker_cpu = cpu_seconds(worker.process.pid) - worker_before
+    worker_cpu = None if worker_before is None else cpu_seconds(worker.process.pid) - worker_before
     redis_cpu = None
     if redis_before is not None and ctx.redis is not None:
         after = ctx.redis.cpu_seconds()
@@ -889,9 +888,11 @@ def start_hub(
     hub = ctx.servers.start(f"hub-{variant.key}", [billing_hub, "serve", "--port", str(port)], port, env)
     wait_ready(hub, "/health", need_200=True, deadline=time.monotonic() + START_TIMEOUT_S)
     if variant.worker:
+        from gateway.worker import READY_LINE  # here, not at the top: the load generator imports this module
+
         worker_env = {k: v for k, v in env.items() if k != "BILLING_HUB_DISPATCHER_ENABLED"}
         worker = ctx.servers.start(f"worker-{variant.key}", [billing_hub, "dispatch"], 0, worker_env)
-        wait_for_line(worker, "dispatcher ready:", deadline=time.monotonic() + START_TIMEOUT_S)
+        wait_for_line(worker, READY_LINE, deadline=time.monotonic() + START_TIMEOUT_S)
         ctx.workers[variant.key] = worker
     return hub
 
