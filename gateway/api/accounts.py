@@ -9,6 +9,7 @@ from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import AccountDetails, PatientAccount
+from gateway.api._body import CanonicalBody
 from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, PreferHeader, accepted, caller_id, hub_of
 from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.hub import Delivery
@@ -33,6 +34,8 @@ class AccountController(Controller):
         responses={**WRITE_PROBLEMS, **FINAL_200},
         status_code=202,
         summary="Create or update a patient account and sync it to the EHR and ERP",
+        dto=CanonicalBody[AccountDetails],
+        return_dto=None,
     )
     async def put_account(
         self,

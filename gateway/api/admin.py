@@ -13,6 +13,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from connectors._breaker import BreakerSnapshot
+from gateway.api._body import CanonicalBody
 from gateway.api._common import READ_PROBLEMS, caller_id, hub_of, problems
 from gateway.hub import Hub
 from gateway.problems import ProblemError
@@ -137,7 +138,8 @@ class AdminController(Controller):
         return ReplayResult(replayed=replayed)
 
     @post("/dead-letters/replay", operation_id="replayDeadLetters", status_code=200,
-          responses=problems(400, 401, 403, 415), summary="Replay every dead letter matching a filter")  # fmt: skip
+          responses=problems(400, 401, 403, 415), summary="Replay every dead letter matching a filter",
+          dto=CanonicalBody[ReplayFilter], return_dto=None)  # fmt: skip
     async def replay_many(self, request: Request[Any, Any, Any], data: JSONBody[ReplayFilter]) -> ReplayResult:
         hub = hub_of(request)
         where = DeadLetterFilter(

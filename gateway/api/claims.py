@@ -19,6 +19,7 @@ from canonical.v1 import Claim, ClaimStatus
 from connectors import ConnectorError
 from connectors.clearinghouse import X12ClearinghouseConnector
 from connectors.clearinghouse.x12 import StatusInquiry
+from gateway.api._body import CanonicalBody
 from gateway.api._common import (
     FINAL_200,
     READ_PROBLEMS,
@@ -53,6 +54,8 @@ class ClaimController(Controller):
         responses={**WRITE_PROBLEMS, **FINAL_200},
         status_code=202,
         summary="Accept a professional claim for the clearinghouse (sent as an 837P)",
+        dto=CanonicalBody[Claim],
+        return_dto=None,
     )
     async def post_claim(
         self, request: Request[Any, Any, Any], data: JSONBody[Claim], prefer: PreferHeader = None

@@ -9,6 +9,7 @@ from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import JournalEntry
+from gateway.api._body import CanonicalBody
 from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, PreferHeader, accepted, caller_id, hub_of
 from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.hub import Delivery
@@ -30,6 +31,8 @@ class JournalController(Controller):
         responses={**WRITE_PROBLEMS, **FINAL_200},
         status_code=202,
         summary="Accept a journal for posting to the ERP",
+        dto=CanonicalBody[JournalEntry],
+        return_dto=None,
     )
     async def post_journal(
         self,

@@ -149,3 +149,9 @@ def test_unknown_field_names_are_not_echoed(client: TestClient[Any]) -> None:
         client.post("/v1/journals", json={**factories.journal(), "SMITH-JOHN": 1}), 400, "validation-error"
     )
     assert "SMITH" not in str(problem)
+
+
+@pytest.mark.parametrize("path", ["/v1/journals", "/v1/claims"])
+def test_empty_json_body_is_400(client: TestClient[Any], path: str) -> None:
+    response = client.post(path, content=b"", headers={"content-type": "application/json"})
+    _problem(response, 400, "malformed-request")
