@@ -23,9 +23,19 @@ from litestar.typing import FieldDefinition
 from canonical import decoder, money_dec_hook
 from gateway.problems import ProblemError, validation_problem
 
-__all__ = ["CanonicalBody"]
+__all__ = ["CanonicalBody", "decode_body"]
 
 T = TypeVar("T")
+
+
+def decode_body(body: bytes, type_: type[T]) -> T:
+    """A JSON body as ``type_``, or the 400 problem naming what is wrong with it."""
+    try:
+        return decoder(type_).decode(body)
+    except msgspec.ValidationError as exc:
+        raise validation_problem(exc, type_) from None
+    except msgspec.DecodeError:
+        raise ProblemError(400, "malformed-request", "the request body is not valid JSON") from None
 
 
 class CanonicalBody(AbstractDTO[T]):
@@ -52,13 +62,7 @@ class CanonicalBody(AbstractDTO[T]):
         return False
 
     def decode_bytes(self, value: bytes) -> T:
-        try:
-            decoded: T = decoder(self.model_type).decode(value)
-        except msgspec.ValidationError as exc:
-            raise validation_problem(exc, self.model_type) from None
-        except msgspec.DecodeError:
-            raise ProblemError(400, "malformed-request", "the request body is not valid JSON") from None
-        return decoded
+        return decode_body(value, self.model_type)
 
     def decode_builtins(self, value: dict[str, Any]) -> T:
         try:

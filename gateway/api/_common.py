@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, Response
+from litestar import Request
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter
 
+from gateway.api._response import JsonView
 from gateway.hub import Hub, parse_prefer_wait
 from gateway.problems import PROBLEM_JSON, Problem
 from gateway.store import OutboxRecord, TransactionRecord
 from gateway.views import TransactionView, transaction_view
 
 __all__ = [
+    "ACCEPTED_RESPONSES",
     "API_KEY_HEADER",
-    "FINAL_200",
     "READ_PROBLEMS",
     "SECURITY",
     "SECURITY_COMPONENTS",
@@ -56,8 +57,14 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 READ_PROBLEMS = problems(400, 401, 403, 404, 429, 503)
-FINAL_200 = {
-    200: ResponseSpec(TransactionView, description="Prefer: wait was given and the work finished in time"),
+# A write handler answers with a JsonView, so its OpenAPI responses are stated here, not inferred.
+ACCEPTED_RESPONSES = {
+    202: ResponseSpec(
+        TransactionView, description="Request accepted, processing continues off-line", generate_examples=False
+    ),
+    200: ResponseSpec(
+        TransactionView, description="Prefer: wait was given and the work finished in time", generate_examples=False
+    ),
 }
 WRITE_PROBLEMS = problems(400, 401, 403, 409, 413, 415, 422, 429, 503)
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
@@ -79,9 +86,7 @@ def caller_id(request: Request[Any, Any, Any]) -> str:
     return str(request.scope["state"]["client_id"])
 
 
-async def accepted(
-    hub: Hub, stored: tuple[TransactionRecord, list[OutboxRecord]], prefer: str | None
-) -> Response[TransactionView]:
+async def accepted(hub: Hub, stored: tuple[TransactionRecord, list[OutboxRecord]], prefer: str | None) -> JsonView:
     """202 with ``Location``, or 200 with the final state when ``Prefer: wait`` was met in time."""
     transaction, outbox = stored
     wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
@@ -89,8 +94,8 @@ async def accepted(
         view = transaction_view(transaction, outbox, [])  # just written: no need to read it back
     else:
         view = transaction_view(*await hub.settle(transaction.id, wait_s))
-    headers = {"Location": f"/v1/transactions/{transaction.id}"}
+    headers = [(b"location", f"/v1/transactions/{transaction.id}".encode())]
     if wait_s is not None:
-        headers["Preference-Applied"] = f"wait={wait_s:g}"
+        headers.append((b"preference-applied", f"wait={wait_s:g}".encode()))
     final = view.state in ("completed", "failed")
-    return Response(view, status_code=200 if final and wait_s is not None else 202, headers=headers)
+    return JsonView(view, status=200 if final and wait_s is not None else 202, headers=headers)

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, put
+from litestar import Controller, Request, get, put
 from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import AccountDetails, PatientAccount
 from gateway.api._body import CanonicalBody
-from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, PreferHeader, accepted, caller_id, hub_of
+from gateway.api._common import (
+    ACCEPTED_RESPONSES,
+    READ_PROBLEMS,
+    WRITE_PROBLEMS,
+    PreferHeader,
+    accepted,
+    caller_id,
+    hub_of,
+)
 from gateway.api._resources import load_owned, new_resource, transaction_state
+from gateway.api._response import JsonView
 from gateway.hub import Delivery
 from gateway.ids import new_id
 from gateway.problems import ProblemError
-from gateway.views import AccountView, TransactionView, timestamp
+from gateway.views import AccountView, timestamp
 
 __all__ = ["AccountController"]
 
@@ -31,7 +40,7 @@ class AccountController(Controller):
     @put(
         "/{account_number:str}",
         operation_id="putAccount",
-        responses={**WRITE_PROBLEMS, **FINAL_200},
+        responses={**WRITE_PROBLEMS, **ACCEPTED_RESPONSES},
         status_code=202,
         summary="Create or update a patient account and sync it to the EHR and ERP",
         dto=CanonicalBody[AccountDetails],
@@ -43,7 +52,7 @@ class AccountController(Controller):
         account_number: AccountNumberParam,
         data: JSONBody[AccountDetails],
         prefer: PreferHeader = None,
-    ) -> Response[TransactionView]:
+    ) -> JsonView:
         hub = hub_of(request)
         client_id = caller_id(request)
         existing = await hub.store.get_resource("account", account_number)

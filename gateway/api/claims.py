@@ -21,7 +21,7 @@ from connectors.clearinghouse import X12ClearinghouseConnector
 from connectors.clearinghouse.x12 import StatusInquiry
 from gateway.api._body import CanonicalBody
 from gateway.api._common import (
-    FINAL_200,
+    ACCEPTED_RESPONSES,
     READ_PROBLEMS,
     WRITE_PROBLEMS,
     PreferHeader,
@@ -31,6 +31,7 @@ from gateway.api._common import (
     problems,
 )
 from gateway.api._resources import load_owned, new_resource, transaction_state
+from gateway.api._response import JsonView
 from gateway.hub import Delivery, Hub
 from gateway.ids import new_id
 from gateway.problems import ProblemError
@@ -51,7 +52,7 @@ class ClaimController(Controller):
     @post(
         "/",
         operation_id="postClaim",
-        responses={**WRITE_PROBLEMS, **FINAL_200},
+        responses={**WRITE_PROBLEMS, **ACCEPTED_RESPONSES},
         status_code=202,
         summary="Accept a professional claim for the clearinghouse (sent as an 837P)",
         dto=CanonicalBody[Claim],
@@ -59,7 +60,7 @@ class ClaimController(Controller):
     )
     async def post_claim(
         self, request: Request[Any, Any, Any], data: JSONBody[Claim], prefer: PreferHeader = None
-    ) -> Response[Any]:
+    ) -> JsonView:
         hub = hub_of(request)
         client_id = caller_id(request)
         existing = await hub.store.get_resource("claim", data.claim_id)

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter
 
 from canonical import encode
 from canonical.v1 import JournalEntry
 from gateway.api._body import CanonicalBody
-from gateway.api._common import FINAL_200, READ_PROBLEMS, WRITE_PROBLEMS, PreferHeader, accepted, caller_id, hub_of
+from gateway.api._common import (
+    ACCEPTED_RESPONSES,
+    READ_PROBLEMS,
+    WRITE_PROBLEMS,
+    PreferHeader,
+    accepted,
+    caller_id,
+    hub_of,
+)
 from gateway.api._resources import load_owned, new_resource, transaction_state
+from gateway.api._response import JsonView
 from gateway.hub import Delivery
 from gateway.ids import new_id
-from gateway.views import JournalView, TransactionView, timestamp
+from gateway.views import JournalView, timestamp
 
 __all__ = ["JournalController"]
 
@@ -28,7 +37,7 @@ class JournalController(Controller):
     @post(
         "/",
         operation_id="postJournal",
-        responses={**WRITE_PROBLEMS, **FINAL_200},
+        responses={**WRITE_PROBLEMS, **ACCEPTED_RESPONSES},
         status_code=202,
         summary="Accept a journal for posting to the ERP",
         dto=CanonicalBody[JournalEntry],
@@ -39,7 +48,7 @@ class JournalController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[JournalEntry],
         prefer: PreferHeader = None,
-    ) -> Response[TransactionView]:
+    ) -> JsonView:
         hub = hub_of(request)
         journal_id, transaction_id = new_id("jnl"), new_id("txn")
         stored = await hub.submit(

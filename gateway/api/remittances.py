@@ -11,10 +11,10 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import Parameter
 
-from canonical import decode
 from canonical.v1 import BalancingFinding, ClaimPayment, ClaimStatus, Remittance, check_balancing
+from gateway.api._body import decode_body
 from gateway.api._common import (
-    FINAL_200,
+    ACCEPTED_RESPONSES,
     READ_PROBLEMS,
     WRITE_PROBLEMS,
     PreferHeader,
@@ -25,9 +25,9 @@ from gateway.api._common import (
 )
 from gateway.api._remit_x12 import X12_MEDIA_TYPE, AckRecord, IngestedSet, RejectedSet, ingest_835
 from gateway.api._resources import load_owned, new_resource
+from gateway.api._response import JsonView
 from gateway.hub import Hub
 from gateway.ids import new_id
-from gateway.problems import ProblemError, validation_problem
 from gateway.store import ResourceRecord
 from gateway.views import RemittanceView, timestamp
 
@@ -117,7 +117,7 @@ async def _remittance_view(
     return view, statuses
 
 
-async def _post_x12(hub: Hub, body: bytes, client_id: str, transaction_id: str) -> Response[Any]:
+async def _post_x12(hub: Hub, body: bytes, client_id: str, transaction_id: str) -> JsonView:
     ingest = ingest_835(body, new_id)
     resources: list[ResourceRecord] = []
     for remittance_id, read in ingest.remittances:
@@ -140,7 +140,7 @@ async def _post_x12(hub: Hub, body: bytes, client_id: str, transaction_id: str) 
         remittances=ack.accepted,
         rejected=ack.rejected,
     )
-    return Response(answer, status_code=201, headers={"Location": f"/v1/transactions/{transaction_id}"})
+    return JsonView(answer, status=201, headers=[(b"location", f"/v1/transactions/{transaction_id}".encode())])
 
 
 class RemittanceController(Controller):
@@ -150,25 +150,20 @@ class RemittanceController(Controller):
     @post(
         "/",
         operation_id="postRemittance",
-        responses={**WRITE_PROBLEMS, **problems(422), **FINAL_200, 201: X12_ACCEPTED},
+        responses={**WRITE_PROBLEMS, **problems(422), **ACCEPTED_RESPONSES, 201: X12_ACCEPTED},
         status_code=202,
         operation_class=RemittanceOperation,
         opt={"body": True},
         summary="Ingest a remittance: canonical JSON, or a raw X12 835 (application/edi-x12)",
     )
-    async def post_remittance(self, request: Request[Any, Any, Any], prefer: PreferHeader = None) -> Response[Any]:
+    async def post_remittance(self, request: Request[Any, Any, Any], prefer: PreferHeader = None) -> JsonView:
         hub = hub_of(request)
         client_id = caller_id(request)
         body = await request.body()
         transaction_id = new_id("txn")
         if request.content_type[0] == X12_MEDIA_TYPE:
             return await _post_x12(hub, body, client_id, transaction_id)
-        try:
-            remittance = decode(body, Remittance)
-        except msgspec.ValidationError as exc:
-            raise validation_problem(exc, Remittance) from None
-        except msgspec.DecodeError:
-            raise ProblemError(400, "malformed-request", "the request body is not valid JSON") from None
+        remittance = decode_body(body, Remittance)
         view, statuses = await _remittance_view(hub, new_id("rmt"), remittance, None, client_id, transaction_id)
         stored = await hub.submit(
             client_id=client_id,
