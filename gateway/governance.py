@@ -204,7 +204,7 @@ async def _rate_limit(governance: Governance, policy: CompiledPolicy, route: Rou
                 503, "upstream-unavailable", "rate limiting is unavailable; try again shortly", {"Retry-After": "1"}
             ) from None
         return  # fail open: this policy prefers serving to limiting when the shared store is down
-    call.extra_headers = [(k.lower().encode(), v.encode()) for k, v in rate_limit_headers(rule, decision).items()]
+    call.extra_headers = rate_limit_headers(rule, decision)
     if not decision.allowed:
         raise Refusal(429, "too-many-requests", f"rate limit {rule.name!r} exceeded")
 

@@ -97,17 +97,19 @@ def gcra(debt: int, rule: RateLimitRule, cost: int) -> tuple[bool, int]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _constants(rule: RateLimitRule) -> tuple[int, int, str]:
-    """Per rule, once: window in µs, tolerance in units, the ``RateLimit-Policy`` field value.
-    Every request needs them; recomputing (rounding, formatting) was ~3% of a read request."""
+def _constants(rule: RateLimitRule) -> tuple[int, int, bytes, bytes]:
+    """Per rule, once: window in µs, tolerance in units, the ``RateLimit-Policy`` field value and the
+    policy name as a Structured Field String. Every request needs them; recomputing (rounding,
+    formatting) was ~3% of a read request."""
     window_us = rule.window_us
-    policy = f"{_sf_string(rule.name)};q={rule.limit};w={max(1, _whole_seconds(rule.window_s))}"
-    return window_us, window_us * rule.capacity, policy
+    name = _sf_string(rule.name)
+    policy = f"{name};q={rule.limit};w={max(1, _whole_seconds(rule.window_s))}"
+    return window_us, window_us * rule.capacity, policy.encode(), name.encode()
 
 
 def decision_from_debt(rule: RateLimitRule, cost: int, allowed: bool, debt: int) -> RateDecision:
     """Turn the debt after a decision into remaining quota and waits (shared by both backends)."""
-    window_us, tolerance, _ = _constants(rule)
+    window_us, tolerance, _, _ = _constants(rule)
     retry_units = debt + window_us * cost - tolerance
     return RateDecision(
         allowed=allowed,
@@ -137,18 +139,19 @@ def _whole_seconds(seconds: float) -> int:
     return math.ceil(round(seconds, 6))
 
 
-def rate_limit_headers(rule: RateLimitRule, decision: RateDecision) -> dict[str, str]:
-    """``RateLimit-Policy``, ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers) and ``Retry-After``.
+def rate_limit_headers(rule: RateLimitRule, decision: RateDecision) -> list[tuple[bytes, bytes]]:
+    """``RateLimit-Policy``, ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers) and ``Retry-After``,
+    as ASGI header lines (lower-case names, bytes): they go on every governed response as they are.
 
     Both fields are Structured Field Lists of one String item with Integer parameters: ``q`` quota and
     ``w`` window (seconds, at least 1) on the policy; ``r`` remaining and ``t`` seconds until reset on
     the current state.
     """
-    policy = _constants(rule)[2]
-    headers = {
-        "RateLimit-Policy": policy,
-        "RateLimit": f"{_sf_string(rule.name)};r={decision.remaining};t={_whole_seconds(decision.reset_s)}",
-    }
+    _, _, policy, name = _constants(rule)
+    lines = [
+        (b"ratelimit-policy", policy),
+        (b"ratelimit", b"%s;r=%d;t=%d" % (name, decision.remaining, _whole_seconds(decision.reset_s))),
+    ]
     if not decision.allowed:
-        headers["Retry-After"] = str(max(1, _whole_seconds(decision.retry_after_s or 0.0)))
-    return headers
+        lines.append((b"retry-after", b"%d" % max(1, _whole_seconds(decision.retry_after_s or 0.0))))
+    return lines

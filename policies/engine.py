@@ -47,6 +47,9 @@ class CompiledPolicy:
     keyring: KeyRing
     jwt: JwtVerifier | None
     rules: dict[str, RateLimitRule] = field(default_factory=dict)
+    # One Caller per client for API keys, built with the policy: a frozenset of scopes per request
+    # would be rebuilt from the same file on every call.
+    key_callers: dict[str, Caller] = field(default_factory=dict)
 
     def route(self, operation_id: str) -> RoutePolicy | None:
         return self.file.routes.get(operation_id)
@@ -59,7 +62,7 @@ class CompiledPolicy:
             client_id = self.keyring.match(api_key)
             if client_id is None:
                 raise AuthFailure("the API key is not valid")
-            return Caller(client_id, frozenset(self.file.clients[client_id].scopes), "api_key")
+            return self.key_callers[client_id]
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return await self._bearer(token.strip())
@@ -102,7 +105,8 @@ def compile_policy(policy: PolicyFile, http: httpx.AsyncClient | None = None) ->
             rules[name] = RateLimitRule(name=name, limit=r.limit, window_s=r.window_s, burst=r.burst)
         except ValueError as exc:
             raise PolicyError(f"rate_limits.{name}: {exc}") from None
-    return CompiledPolicy(file=policy, keyring=keyring, jwt=verifier, rules=rules)
+    key_callers = {cid: Caller(cid, frozenset(c.scopes), "api_key") for cid, c in policy.clients.items()}
+    return CompiledPolicy(file=policy, keyring=keyring, jwt=verifier, rules=rules, key_callers=key_callers)
 
 
 class PolicyHolder:

@@ -98,26 +98,30 @@ async def test_cost_outside_the_burst_is_a_configuration_error(limiter: RateLimi
         await limiter.hit(_key(), RateLimitRule(name="weighted", limit=5, window_s=60), cost=cost)
 
 
+def _fields(lines: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {name.decode(): value.decode() for name, value in lines}
+
+
 POLICY = re.compile(r'^"journals-write";q=3;w=60$')
 STATE = re.compile(r'^"journals-write";r=(\d+);t=(\d+)$')
 
 
 async def test_headers_follow_the_draft_syntax(limiter: RateLimiter) -> None:
     rule, key = RateLimitRule(name="journals-write", limit=3, window_s=60), _key()
-    first = rate_limit_headers(rule, await limiter.hit(key, rule))
-    assert set(first) == {"RateLimit-Policy", "RateLimit"}
-    assert POLICY.match(first["RateLimit-Policy"])
-    assert STATE.match(first["RateLimit"]), first
-    assert first["RateLimit"] == '"journals-write";r=2;t=20'
+    first = _fields(rate_limit_headers(rule, await limiter.hit(key, rule)))
+    assert set(first) == {"ratelimit-policy", "ratelimit"}
+    assert POLICY.match(first["ratelimit-policy"])
+    assert STATE.match(first["ratelimit"]), first
+    assert first["ratelimit"] == '"journals-write";r=2;t=20'
 
     for _ in range(2):
         await limiter.hit(key, rule)
-    refused = rate_limit_headers(rule, await limiter.hit(key, rule))
-    state = STATE.match(refused["RateLimit"])
+    refused = _fields(rate_limit_headers(rule, await limiter.hit(key, rule)))
+    state = STATE.match(refused["ratelimit"])
     assert state is not None
     assert state.group(1) == "0"
     assert 59 <= int(state.group(2)) <= 60
-    assert refused["Retry-After"] in {"19", "20"}
+    assert refused["retry-after"] in {"19", "20"}
 
 
 async def test_concurrent_hits_never_exceed_the_limit(limiters: LimiterBackend) -> None:
@@ -199,18 +203,18 @@ def test_invalid_rules_are_refused(fields: dict[str, object], message: str) -> N
 def test_policy_name_is_escaped_as_a_structured_field_string() -> None:
     rule = RateLimitRule(name='odd "name" \\ here', limit=10, window_s=0.5)
     decision = RateDecision(allowed=False, limit=10, remaining=0, reset_s=0.02, retry_after_s=0.01)
-    headers = rate_limit_headers(rule, decision)
-    assert headers["RateLimit-Policy"] == r'"odd \"name\" \\ here";q=10;w=1'
-    assert headers["RateLimit"] == r'"odd \"name\" \\ here";r=0;t=1'
-    assert headers["Retry-After"] == "1"  # never 0: "retry now" would be a lie
+    headers = _fields(rate_limit_headers(rule, decision))
+    assert headers["ratelimit-policy"] == r'"odd \"name\" \\ here";q=10;w=1'
+    assert headers["ratelimit"] == r'"odd \"name\" \\ here";r=0;t=1'
+    assert headers["retry-after"] == "1"  # never 0: "retry now" would be a lie
 
 
 def test_whole_seconds_round_up_but_ignore_float_noise() -> None:
     rule = RateLimitRule(name="n", limit=3, window_s=60)
     decision = RateDecision(allowed=False, limit=3, remaining=0, reset_s=20.000000001, retry_after_s=3.2)
-    headers = rate_limit_headers(rule, decision)
-    assert headers["RateLimit"] == '"n";r=0;t=20'
-    assert headers["Retry-After"] == "4"
+    headers = _fields(rate_limit_headers(rule, decision))
+    assert headers["ratelimit"] == '"n";r=0;t=20'
+    assert headers["retry-after"] == "4"
 
 
 def test_public_surface() -> None:
