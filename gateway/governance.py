@@ -26,6 +26,7 @@ from policies.audit import AuditEntry
 from policies.config import RoutePolicy
 from policies.engine import AuthFailure, AuthUnavailable, Caller, CompiledPolicy
 from policies.idempotency import (
+    IdempotencyStore,
     IdempotencyUnavailable,
     InFlight,
     Mismatch,
@@ -38,7 +39,7 @@ from policies.limits import ShapeViolation, check_json_shape
 from policies.ratelimit import RateLimiterUnavailable, rate_limit_headers
 from policies.redaction import PhiHasher
 
-__all__ = ["governance_middleware"]
+__all__ = ["IDEMPOTENT_REQUEST", "IdempotentRequest", "governance_middleware"]
 
 # ASGI messages and scopes are plain dicts here; Litestar's TypedDict unions add nothing but casts.
 Scope = dict[str, Any]
@@ -53,6 +54,23 @@ _IDEMPOTENT_METHODS = frozenset({"POST"})
 _WWW_AUTHENTICATE = 'ApiKey header="X-API-Key", Bearer realm="billing-hub"'
 # Keys whose values are client-chosen business identifiers are audited as hashes, not as themselves.
 _HASHED_PATH_PARAMS = frozenset({"account_number", "claim_id"})
+
+
+# Where the middleware leaves the IdempotentRequest in the scope's state for the route handler.
+IDEMPOTENT_REQUEST = "idempotent_request"
+
+
+@dataclass(slots=True)
+class IdempotentRequest:
+    """The record ``begin`` claimed for this request. A write handler whose store can write the
+    finished record together with its work (``store.final_write``) does, and notes the answer it
+    wrote in ``written``: when that is the response sent, the middleware has nothing to complete."""
+
+    key: str
+    fingerprint: str
+    ttl_s: float
+    store: IdempotencyStore
+    written: StoredResponse | None = None
 
 
 class Refusal(Exception):
@@ -245,8 +263,11 @@ async def _idempotent(
     assert call.caller is not None
     store_key = f"{call.caller.client_id}:{call.operation}:{key}"
     ttl = policy.file.idempotency.ttl_s
+    request = IdempotentRequest(
+        store_key, fingerprint(scope["method"], scope["path"], body), ttl, governance.idempotency
+    )
     try:
-        begun = await governance.idempotency.begin(store_key, fingerprint(scope["method"], scope["path"], body), ttl)
+        begun = await governance.idempotency.begin(store_key, request.fingerprint, ttl)
     except IdempotencyUnavailable:
         raise Refusal(
             503, "upstream-unavailable", "idempotency records are unavailable; retry shortly", {"Retry-After": "1"}
@@ -261,6 +282,7 @@ async def _idempotent(
             raise Refusal(422, "unprocessable-content", "this Idempotency-Key was used with a different request")
         case Started():
             pass
+    scope["state"][IDEMPOTENT_REQUEST] = request
     captured = _Capture()
     downstream: Any = app
     try:
@@ -269,7 +291,9 @@ async def _idempotent(
         await governance.idempotency.release(store_key)
         raise
     if captured.status is not None and captured.status < 500:
-        await governance.idempotency.complete(store_key, captured.stored(), ttl)
+        stored = captured.stored()
+        if stored != request.written:  # else the store wrote this very answer with the transaction
+            await governance.idempotency.complete(store_key, stored, ttl)
     else:
         await governance.idempotency.release(store_key)
 

@@ -29,6 +29,7 @@ from gateway.store import (
     TransactionSnapshot,
 )
 from gateway.tracing import current_span_id, current_trace_id, current_traceparent
+from policies.idempotency import FinalWrite
 
 __all__ = ["Delivery", "Hub", "parse_prefer_wait"]
 
@@ -90,16 +91,10 @@ class Hub:
             await connector.aclose()
         await self.store.close()
 
-    async def submit(
-        self,
-        *,
-        client_id: str,
-        kind: str,
-        resource: ResourceRecord,
-        deliveries: list[Delivery],
-        extra_resources: list[ResourceRecord] | None = None,
+    def prepare(
+        self, *, client_id: str, kind: str, resource: ResourceRecord, deliveries: list[Delivery]
     ) -> tuple[TransactionRecord, list[OutboxRecord]]:
-        """Store the work; return what was stored (the caller answers from it without a read)."""
+        """The records of a new piece of work, nothing written yet (so the answer can be built first)."""
         now = time.time()
         transaction = TransactionRecord(
             id=resource.transaction_id or new_id("txn"),
@@ -128,9 +123,33 @@ class Hub:
             )
             for d in deliveries
         ]
-        await self.store.accept(transaction, [resource, *(extra_resources or [])], outbox)
+        return transaction, outbox
+
+    async def commit(
+        self,
+        transaction: TransactionRecord,
+        resources: list[ResourceRecord],
+        outbox: list[OutboxRecord],
+        idempotency_record: FinalWrite | None = None,
+    ) -> None:
+        """Store prepared work in one atomic write (with the idempotency record answering for it, if
+        given) and wake the dispatcher."""
+        await self.store.accept(transaction, resources, outbox, idempotency_record)
         if outbox:
             self.dispatcher.wake()
+
+    async def submit(
+        self,
+        *,
+        client_id: str,
+        kind: str,
+        resource: ResourceRecord,
+        deliveries: list[Delivery],
+        extra_resources: list[ResourceRecord] | None = None,
+    ) -> tuple[TransactionRecord, list[OutboxRecord]]:
+        """Prepare and store the work; return what was stored (the caller answers from it without a read)."""
+        transaction, outbox = self.prepare(client_id=client_id, kind=kind, resource=resource, deliveries=deliveries)
+        await self.commit(transaction, [resource, *(extra_resources or [])], outbox)
         return transaction, outbox
 
     def drain(self) -> None:

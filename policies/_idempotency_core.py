@@ -17,6 +17,7 @@ import msgspec
 __all__ = [
     "DEFAULT_LEASE_S",
     "Begin",
+    "FinalWrite",
     "IdempotencyStore",
     "IdempotencyUnavailable",
     "InFlight",
@@ -43,6 +44,15 @@ class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+
+
+class FinalWrite(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished record as one string key to set, for a store on the same Redis server to write in
+    the same atomic write as the work the record answers for (see ``IdempotencyStore.final_write``)."""
+
+    key: str
+    value: bytes
+    ttl_ms: int
 
 
 class Started(msgspec.Struct, frozen=True):
@@ -74,6 +84,10 @@ class IdempotencyStore(Protocol):
     async def complete(self, key: str, response: StoredResponse, ttl_s: float) -> None: ...
 
     async def release(self, key: str) -> None: ...
+
+    def final_write(self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float) -> FinalWrite | None:
+        """What ``complete`` would write, as a write another store can make atomically with its own;
+        ``None`` when this backend's records cannot be written that way."""
 
     async def aclose(self) -> None: ...
 

@@ -6,6 +6,10 @@ no response yet) or ``D`` (done, msgpack response follows). ``begin`` is a singl
 there otherwise, atomically, in one round trip. The in-flight record lives for the lease only, so a
 hub that crashes mid-request blocks the key for a minute, not for the whole TTL. ``complete`` and
 ``release`` are short Lua scripts because each reads the record before changing it.
+
+``final_write`` gives the completed record as a plain SET for the hub's Redis store, which writes it
+in the same script as the transaction it answers for: a crash between the two writes could
+otherwise let a retry run the request a second time once the in-flight lease ran out.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from policies._idempotency_core import (
     DEFAULT_LEASE_S,
     STARTED,
     Begin,
+    FinalWrite,
     IdempotencyUnavailable,
     StoredResponse,
     classify,
@@ -86,6 +91,11 @@ class RedisIdempotencyStore:
 
     async def release(self, key: str) -> None:
         await self._run(self._release(keys=[self._prefix + key]))
+
+    def final_write(self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float) -> FinalWrite:
+        """The record ``complete`` leaves (same key, same form) for a store on this Redis server."""
+        value = b"D" + fingerprint.encode() + b"\n" + encode_response(response)
+        return FinalWrite(key=self._prefix + key, value=value, ttl_ms=_ms(ttl_s))
 
     async def aclose(self) -> None:
         """Nothing of its own to release: the client belongs to the caller."""

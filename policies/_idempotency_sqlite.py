@@ -79,6 +79,9 @@ class SqliteIdempotencyStore:
         with self._transaction() as db:
             db.execute("delete from idempotency_records where key = ? and response is null", (key,))
 
+    def final_write(self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float) -> None:
+        """The records live in a file of their own: nothing else writes them in its transaction."""
+
     def forget_in_flight(self) -> int:
         """At start-up of a single-node hub every in-flight record belongs to a process that died:
         release them so that clients' retries run now instead of meeting 409 until the lease ends."""

@@ -10,6 +10,7 @@ replaying), :class:`Replay` (send the stored response), :class:`InFlight` (409) 
 
 from policies._idempotency_core import (
     Begin,
+    FinalWrite,
     IdempotencyStore,
     IdempotencyUnavailable,
     InFlight,
@@ -24,6 +25,7 @@ from policies._idempotency_sqlite import SqliteIdempotencyStore
 
 __all__ = [
     "Begin",
+    "FinalWrite",
     "IdempotencyStore",
     "IdempotencyUnavailable",
     "InFlight",

@@ -10,10 +10,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter
 
 from gateway.api._response import JsonView
-from gateway.hub import Hub, parse_prefer_wait
+from gateway.governance import IDEMPOTENT_REQUEST, IdempotentRequest
+from gateway.hub import Delivery, Hub, parse_prefer_wait
 from gateway.problems import PROBLEM_JSON, Problem
-from gateway.store import OutboxRecord, TransactionRecord
+from gateway.store import ResourceRecord
 from gateway.views import TransactionView, transaction_view
+from policies.idempotency import StoredResponse
 
 __all__ = [
     "ACCEPTED_RESPONSES",
@@ -23,7 +25,7 @@ __all__ = [
     "SECURITY_COMPONENTS",
     "WRITE_PROBLEMS",
     "PreferHeader",
-    "accepted",
+    "accept_work",
     "caller_id",
     "hub_of",
     "problems",
@@ -86,16 +88,43 @@ def caller_id(request: Request[Any, Any, Any]) -> str:
     return str(request.scope["state"]["client_id"])
 
 
-async def accepted(hub: Hub, stored: tuple[TransactionRecord, list[OutboxRecord]], prefer: str | None) -> JsonView:
-    """202 with ``Location``, or 200 with the final state when ``Prefer: wait`` was met in time."""
-    transaction, outbox = stored
+async def accept_work(
+    request: Request[Any, Any, Any],
+    hub: Hub,
+    prefer: str | None,
+    *,
+    kind: str,
+    resource: ResourceRecord,
+    deliveries: list[Delivery],
+    extra_resources: list[ResourceRecord] | None = None,
+) -> JsonView:
+    """Store the work, then answer 202 with ``Location`` (or, with ``Prefer: wait``, 200 with the
+    final state when it is reached in time).
+
+    The 202 is known before anything is written, so an idempotent request's finished record goes into
+    the same atomic write as the work when the store can take it (Redis): a crash right after the
+    write can then not let the client's retry create the work a second time. With ``Prefer: wait``
+    the record holds that 202 until the middleware replaces it with the answer actually sent.
+    """
+    transaction, outbox = hub.prepare(client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries)
     wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
+    location = (b"location", f"/v1/transactions/{transaction.id}".encode())
+    answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
+    idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
+    stored = record = None
+    if idempotent is not None:
+        stored = StoredResponse(
+            status=answer.status_code,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.encode_headers()],
+            body=answer.body,
+        )
+        record = idempotent.store.final_write(idempotent.key, idempotent.fingerprint, stored, idempotent.ttl_s)
+    await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, record)
+    if idempotent is not None and record is not None:
+        idempotent.written = stored
     if wait_s is None:
-        view = transaction_view(transaction, outbox, [])  # just written: no need to read it back
-    else:
-        view = transaction_view(*await hub.settle(transaction.id, wait_s))
-    headers = [(b"location", f"/v1/transactions/{transaction.id}".encode())]
-    if wait_s is not None:
-        headers.append((b"preference-applied", f"wait={wait_s:g}".encode()))
+        return answer
+    view = transaction_view(*await hub.settle(transaction.id, wait_s))
     final = view.state in ("completed", "failed")
-    return JsonView(view, status=200 if final and wait_s is not None else 202, headers=headers)
+    applied = (b"preference-applied", f"wait={wait_s:g}".encode())
+    return JsonView(view, status=200 if final else 202, headers=[location, applied])

@@ -15,7 +15,7 @@ from gateway.api._common import (
     READ_PROBLEMS,
     WRITE_PROBLEMS,
     PreferHeader,
-    accepted,
+    accept_work,
     caller_id,
     hub_of,
 )
@@ -62,8 +62,10 @@ class AccountController(Controller):
         account = PatientAccount(account_number=account_number, **_fields(data))
         payload = encode(account)
         transaction_id = new_id("txn")
-        stored = await hub.submit(
-            client_id=client_id,
+        return await accept_work(
+            request,
+            hub,
+            prefer,
             kind="account.sync",
             resource=new_resource("account", account_number, client_id, account, transaction_id),
             deliveries=[
@@ -71,7 +73,6 @@ class AccountController(Controller):
                 Delivery("erp", "upsert_customer", payload),
             ],
         )
-        return await accepted(hub, stored, prefer)
 
     @get(
         "/{account_number:str}",

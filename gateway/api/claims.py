@@ -25,7 +25,7 @@ from gateway.api._common import (
     READ_PROBLEMS,
     WRITE_PROBLEMS,
     PreferHeader,
-    accepted,
+    accept_work,
     caller_id,
     hub_of,
     problems,
@@ -71,13 +71,14 @@ class ClaimController(Controller):
                 "a claim with this claim_id was already submitted; send frequency_code 7 (replace) or 8 (void)",
             )
         transaction_id = new_id("txn")
-        stored = await hub.submit(
-            client_id=client_id,
+        return await accept_work(
+            request,
+            hub,
+            prefer,
             kind="claim.submit",
             resource=new_resource("claim", data.claim_id, client_id, data, transaction_id),
             deliveries=[Delivery("clearinghouse", "submit_claim", encode(data))],
         )
-        return await accepted(hub, stored, prefer)
 
     @get("/{claim_id:str}", operation_id="getClaim", responses=READ_PROBLEMS, summary="A claim and its last status")
     async def get_claim(self, request: Request[Any, Any, Any], claim_id: ClaimIdParam) -> ClaimView:

@@ -15,7 +15,7 @@ from gateway.api._common import (
     READ_PROBLEMS,
     WRITE_PROBLEMS,
     PreferHeader,
-    accepted,
+    accept_work,
     caller_id,
     hub_of,
 )
@@ -51,13 +51,14 @@ class JournalController(Controller):
     ) -> JsonView:
         hub = hub_of(request)
         journal_id, transaction_id = new_id("jnl"), new_id("txn")
-        stored = await hub.submit(
-            client_id=caller_id(request),
+        return await accept_work(
+            request,
+            hub,
+            prefer,
             kind="journal.post",
             resource=new_resource("journal", journal_id, caller_id(request), data, transaction_id),
             deliveries=[Delivery("erp", "post_journal", encode(data))],
         )
-        return await accepted(hub, stored, prefer)
 
     @get(
         "/{journal_id:str}",

@@ -18,7 +18,7 @@ from gateway.api._common import (
     READ_PROBLEMS,
     WRITE_PROBLEMS,
     PreferHeader,
-    accepted,
+    accept_work,
     caller_id,
     hub_of,
     problems,
@@ -165,14 +165,15 @@ class RemittanceController(Controller):
             return await _post_x12(hub, body, client_id, transaction_id)
         remittance = decode_body(body, Remittance)
         view, statuses = await _remittance_view(hub, new_id("rmt"), remittance, None, client_id, transaction_id)
-        stored = await hub.submit(
-            client_id=client_id,
+        return await accept_work(
+            request,
+            hub,
+            prefer,
             kind="remittance.ingest",
             resource=new_resource("remittance", view.id, client_id, view, transaction_id),
             deliveries=[],
             extra_resources=statuses,
         )
-        return await accepted(hub, stored, prefer)
 
     @get(
         "/acknowledgements/{ack_id:str}",

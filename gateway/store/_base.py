@@ -11,6 +11,7 @@ from gateway.store._records import (
     ResourceRecord,
     TransactionRecord,
 )
+from policies.idempotency import FinalWrite
 
 __all__ = ["Store", "TransactionSnapshot"]
 
@@ -19,9 +20,18 @@ TransactionSnapshot = tuple[TransactionRecord, list[OutboxRecord], list[AttemptR
 
 class Store(Protocol):
     async def accept(
-        self, transaction: TransactionRecord, resources: list[ResourceRecord], outbox: list[OutboxRecord]
+        self,
+        transaction: TransactionRecord,
+        resources: list[ResourceRecord],
+        outbox: list[OutboxRecord],
+        idempotency_record: FinalWrite | None = None,
     ) -> None:
-        """Persist a transaction, its resources and its outbox entries in one atomic write."""
+        """Persist a transaction, its resources and its outbox entries in one atomic write.
+
+        ``idempotency_record``, when given, is written in that same write: the finished record of the
+        idempotent request this transaction answers (only the Redis store can; the SQLite store
+        refuses one, and the idempotency middleware then completes the record after the response).
+        """
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None: ...
 

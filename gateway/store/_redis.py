@@ -45,6 +45,7 @@ from gateway.store._records import (
     ResourceRecord,
     TransactionRecord,
 )
+from policies.idempotency import FinalWrite
 
 __all__ = ["RedisStore"]
 
@@ -190,7 +191,11 @@ class RedisStore:
         return store
 
     async def accept(
-        self, transaction: TransactionRecord, resources: list[ResourceRecord], outbox: list[OutboxRecord]
+        self,
+        transaction: TransactionRecord,
+        resources: list[ResourceRecord],
+        outbox: list[OutboxRecord],
+        idempotency_record: FinalWrite | None = None,
     ) -> None:
         txn_pairs = _pairs(transaction, _TXN_TEXT + _TXN_FLOAT)
         args: list[_Value] = [self._prefix, transaction.id, str(len(txn_pairs) // 2), *txn_pairs]
@@ -202,7 +207,11 @@ class RedisStore:
             pairs = _pairs(e, _OUTBOX_FIELDS)
             args += [e.id, e.transaction_id, e.state, _float(e.next_attempt_at), _float(e.created_at)]
             args += [str(len(pairs) // 2), *pairs]
-        await self._accept(keys=[self._pending, self._dead, self._waiting], args=args)
+        keys = [self._pending, self._dead, self._waiting]
+        if idempotency_record is not None:
+            keys.append(idempotency_record.key)
+            args += [idempotency_record.value, str(idempotency_record.ttl_ms)]
+        await self._accept(keys=keys, args=args)
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None:
         if not resources:

@@ -45,10 +45,10 @@ local function put_resource(P, i)
 end
 """
 
-# KEYS: pending, dead, waiting.
+# KEYS: pending, dead, waiting, and optionally the idempotency record answering for this write.
 # ARGV: prefix, transaction id, n, n field/value pairs of the transaction, r, r resources (9 values
 # each), o, o outbox entries each as: id, transaction_id, state, next_attempt_at, created_at, m,
-# m field/value pairs.
+# m field/value pairs; with KEYS[4], the record's value and its time to live in ms.
 ACCEPT = (
     _PUT_RESOURCE
     + """
@@ -85,6 +85,7 @@ for _, s in ipairs(entries) do
   if state == 'dead' then redis.call('ZADD', KEYS[2], 0, id) end
   if state == 'pending' or state == 'in_flight' then redis.call('ZADD', KEYS[3], ARGV[s + 4], id) end
 end
+if KEYS[4] then redis.call('SET', KEYS[4], ARGV[i], 'PX', ARGV[i + 1]) end
 return 1
 """
 )

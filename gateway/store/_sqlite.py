@@ -26,6 +26,7 @@ from gateway.store._records import (
     derive_state,
 )
 from gateway.store._sqlite_writer import SqliteWriter, connect
+from policies.idempotency import FinalWrite
 
 __all__ = ["HUB_DATABASE", "SqliteStore"]
 
@@ -128,8 +129,14 @@ class SqliteStore:
         await self._writer.submit(work)
 
     async def accept(
-        self, transaction: TransactionRecord, resources: list[ResourceRecord], outbox: list[OutboxRecord]
+        self,
+        transaction: TransactionRecord,
+        resources: list[ResourceRecord],
+        outbox: list[OutboxRecord],
+        idempotency_record: FinalWrite | None = None,
     ) -> None:
+        if idempotency_record is not None:  # never dropped silently: the caller counts on it being written
+            raise ValueError("the SQLite store cannot write an idempotency record with a transaction")
         t = transaction
         statements: list[_Statement] = [
             (

@@ -30,6 +30,7 @@ from gateway.store import (
     TransactionRecord,
 )
 from gateway.store._redis import RedisStore
+from policies.idempotency import FinalWrite
 
 Outcome = Literal["success", "retry", "reject", "misconfigured"]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -426,6 +427,32 @@ async def test_accept_refuses_an_existing_id_and_writes_nothing(redis_stores: Re
     assert await store.get_transaction(other.id) is None
     with pytest.raises(ValueError, match="cannot contain"):
         await store.get_resource("a:b", "c")
+
+
+@pytest.mark.redis
+async def test_the_idempotency_record_is_written_with_the_transaction_or_not_at_all(
+    redis_stores: RedisStores,
+) -> None:
+    store, raw = redis_stores.new(), redis_stores.clients[0]
+    now = time.time()
+    txn, resource, outbox = _transaction(now, deliveries=1)
+    record = FinalWrite(key=f"{redis_stores.prefix}idem:k1", value=b"D<fp>\n<answer>", ttl_ms=60_000)
+    await store.accept(txn, [resource], outbox, record)
+    assert await raw.get(record.key) == record.value
+    assert 59_000 < await raw.pttl(record.key) <= 60_000
+    again = FinalWrite(key=f"{redis_stores.prefix}idem:k2", value=b"D<fp>\n<other>", ttl_ms=60_000)
+    with pytest.raises(redis.exceptions.ResponseError, match="duplicate transaction"):
+        await store.accept(txn, [], [], again)  # refused: neither the work nor its record is written
+    assert await raw.exists(again.key) == 0
+
+
+async def test_the_sqlite_store_refuses_an_idempotency_record_rather_than_drop_it(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.sqlite3", durability="normal")
+    txn, resource, outbox = _transaction(time.time(), deliveries=1)
+    with pytest.raises(ValueError, match="cannot write an idempotency record"):
+        await store.accept(txn, [resource], outbox, FinalWrite(key="k", value=b"v", ttl_ms=1))
+    assert await store.get_transaction(txn.id) is None
+    await store.close()
 
 
 @pytest.mark.redis

@@ -205,6 +205,27 @@ async def test_redis_in_flight_record_has_the_lease_ttl(redis_clients: RedisClie
     assert 86_399_000 < await client.pttl(redis_clients.prefix + unique_key) <= 86_400_000
 
 
+@pytest.mark.redis
+async def test_redis_final_write_is_the_record_complete_leaves(redis_clients: RedisClients, unique_key: str) -> None:
+    store = RedisIdempotencyStore(redis_clients.new(), prefix=redis_clients.prefix, lease_s=60)
+    client = redis_clients.made[0]
+    await store.begin(unique_key, ORIGINAL, DAY_S)
+    await store.complete(unique_key, RESPONSE, DAY_S)
+    write = store.final_write(unique_key, ORIGINAL, RESPONSE, DAY_S)
+    assert (write.key, write.ttl_ms) == (redis_clients.prefix + unique_key, 86_400_000)
+    assert write.value == await client.get(write.key)
+    await client.delete(write.key)
+    await client.set(write.key, write.value, px=write.ttl_ms)  # as the hub's store writes it
+    assert await store.begin(unique_key, ORIGINAL, DAY_S) == Replay(RESPONSE)
+    assert await store.begin(unique_key, DIFFERENT, DAY_S) == Mismatch()
+
+
+async def test_sqlite_has_no_final_write(tmp_path: Path) -> None:
+    store = SqliteIdempotencyStore(tmp_path / "idempotency.sqlite3")
+    assert store.final_write("k", ORIGINAL, RESPONSE, DAY_S) is None
+    await store.aclose()
+
+
 # -- the fingerprint ------------------------------------------------------------------------------
 
 
@@ -231,6 +252,7 @@ def test_fingerprint_tells_requests_apart(other: tuple[str, str, bytes]) -> None
 def test_public_surface() -> None:
     assert sorted(policies.idempotency.__all__) == [
         "Begin",
+        "FinalWrite",
         "IdempotencyStore",
         "IdempotencyUnavailable",
         "InFlight",
