@@ -11,17 +11,19 @@ with the Struct's own schema, so the OpenAPI documents stay as they were.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-from litestar._openapi.schema_generation import SchemaCreator
 from litestar.dto import AbstractDTO, DTOFieldDefinition
-from litestar.dto._backend import DTOBackend
 from litestar.openapi.spec import Reference, Schema
 from litestar.typing import FieldDefinition
 
 from canonical import decoder, money_dec_hook
 from gateway.problems import ProblemError, validation_problem
+
+if TYPE_CHECKING:  # Litestar's own types for these hooks live in private modules: annotations only
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.dto._backend import DTOBackend
 
 __all__ = ["CanonicalBody", "decode_body"]
 
