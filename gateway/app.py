@@ -67,6 +67,7 @@ def create_app(
 
     async def on_startup(app: Litestar) -> None:
         runtime = await open_runtime(settings, v1_operations(app), telemetry, hub=hub, store=store)
+        runtime.governance.forget_in_flight()  # this is the serving process
         app.state.runtime = runtime
         app.state.governance = runtime.governance
         app.state.hub = runtime.hub

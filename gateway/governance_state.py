@@ -43,11 +43,15 @@ def open_audit_log(settings: Settings) -> tuple[AuditLog, Callable[[], Awaitable
     return log, log.aclose
 
 
-def _embedded_idempotency(data: Path, settings: Settings) -> SqliteIdempotencyStore:
-    store = SqliteIdempotencyStore(data / "idempotency.sqlite3", lease_s=settings.idempotency_lease_s)
-    released = store.forget_in_flight()  # one node: whatever was in flight died with the last process
-    if released:
-        log.warning("released %d idempotency keys left in flight by a previous run", released)
+def _embedded_idempotency(data: Path, settings: Settings, hub_store: Store | None) -> SqliteIdempotencyStore:
+    if isinstance(hub_store, SqliteStore):
+        # In the hub's database, written by its group-commit writer: a finished record is then
+        # committed with the transaction it answers for, and no call blocks the event loop.
+        store = SqliteIdempotencyStore(
+            data / HUB_DATABASE, lease_s=settings.idempotency_lease_s, submit=hub_store.submit
+        )
+    else:
+        store = SqliteIdempotencyStore(data / "idempotency.sqlite3", lease_s=settings.idempotency_lease_s)
     return store
 
 
@@ -84,7 +88,7 @@ class Governance:
         return cls(
             holder=holder,
             limiter=MemoryRateLimiter(),
-            idempotency=_embedded_idempotency(data, settings),
+            idempotency=_embedded_idempotency(data, settings, store),
             # The audit chain lives in the hub's store and its appends ride the store's group commit.
             audit_log=SqliteAuditLog(
                 data / HUB_DATABASE,
@@ -99,6 +103,16 @@ class Governance:
 
     def start(self) -> None:
         self.audit_writer.start()
+
+    def forget_in_flight(self) -> None:
+        """For the serving process of a single-node (embedded) hub, once at start-up: whatever was in
+        flight died with the last such process, so its clients' retries may run now rather than meet
+        409 until the lease ends. Not for a ``billing-hub dispatch`` process, which would release the
+        claims of requests the serving process is running. Redis leases run out by themselves."""
+        if isinstance(self.idempotency, SqliteIdempotencyStore):
+            released = self.idempotency.forget_in_flight()
+            if released:
+                log.warning("released %d idempotency keys left in flight by a previous run", released)
 
     async def audit(self, entry: AuditEntry) -> None:
         await self.audit_writer.add(entry)

@@ -29,7 +29,7 @@ from gateway.store import (
     TransactionSnapshot,
 )
 from gateway.tracing import current_span_id, current_trace_id, current_traceparent
-from policies.idempotency import FinalWrite
+from policies.idempotency import FinalStatement, FinalWrite
 
 __all__ = ["Delivery", "Hub", "parse_prefer_wait"]
 
@@ -130,7 +130,7 @@ class Hub:
         transaction: TransactionRecord,
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
-        idempotency_record: FinalWrite | None = None,
+        idempotency_record: FinalWrite | FinalStatement | None = None,
     ) -> None:
         """Store prepared work in one atomic write (with the idempotency record answering for it, if
         given) and wake the dispatcher."""

@@ -17,6 +17,7 @@ import msgspec
 __all__ = [
     "DEFAULT_LEASE_S",
     "Begin",
+    "FinalStatement",
     "FinalWrite",
     "IdempotencyStore",
     "IdempotencyUnavailable",
@@ -55,6 +56,14 @@ class FinalWrite(msgspec.Struct, frozen=True, kw_only=True):
     ttl_ms: int
 
 
+class FinalStatement(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished record as one SQL statement, for the hub's SQLite store to run in the transaction
+    that stores the work the record answers for (the table lives in the same database)."""
+
+    sql: str
+    params: tuple[str | bytes | float, ...]
+
+
 class Started(msgspec.Struct, frozen=True):
     """This caller owns the key: run the request, then ``complete`` or ``release``."""
 
@@ -85,9 +94,11 @@ class IdempotencyStore(Protocol):
 
     async def release(self, key: str) -> None: ...
 
-    def final_write(self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float) -> FinalWrite | None:
-        """What ``complete`` would write, as a write another store can make atomically with its own;
-        ``None`` when this backend's records cannot be written that way."""
+    def final_write(
+        self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float
+    ) -> FinalWrite | FinalStatement | None:
+        """What ``complete`` would write, as a write the hub's store can make atomically with its own
+        (a Redis SET, or an SQL statement); ``None`` when this backend's records cannot be written so."""
 
     async def aclose(self) -> None: ...
 

@@ -2,23 +2,30 @@
 
 ``begin`` reads and claims the key inside one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's
 write lock first, so two processes (or two connections) sharing the file cannot both start the same
-key. Like the hub's own store, calls run on the event loop thread: each is one short indexed
-statement batch. Expiry is wall-clock time (the file outlives the process); an expired row is
-treated as absent at once and deleted later by an occasional sweep.
+key. Expiry is wall-clock time (the file outlives the process); an expired row is treated as absent
+at once and deleted later by an occasional sweep.
+
+Two ways to write. On its own (``submit=None``) the store runs each call as a short transaction of
+its own connection, on the calling thread. Given the hub store's group-commit ``submit`` (the table
+then lives in the hub's database), every call runs in the writer's next batch instead: nothing
+blocks the event loop on SQLite's lock, and ``final_write`` can hand the store the finished record as
+one more statement of the transaction it answers for, so both are committed together or not at all.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from policies._idempotency_core import (
     DEFAULT_LEASE_S,
     STARTED,
     Begin,
+    FinalStatement,
     IdempotencyUnavailable,
     StoredResponse,
     classify,
@@ -34,14 +41,19 @@ create table if not exists idempotency_records(
 create index if not exists idempotency_records_expiry on idempotency_records(expires_at);
 """
 _SWEEP_EVERY = 256
+_UPSERT = "insert or replace into idempotency_records values (?, ?, ?, ?)"
+T = TypeVar("T")
+Submit = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
 
 
 class SqliteIdempotencyStore:
-    """Records in their own table; ``path`` may be a file of its own or one shared with other tables."""
+    """Records in their own table; ``path`` may be a file of its own or one shared with other tables.
+    With ``submit``, ``path`` must be the file that writer commits to."""
 
-    def __init__(self, path: Path, *, lease_s: float = DEFAULT_LEASE_S) -> None:
+    def __init__(self, path: Path, *, lease_s: float = DEFAULT_LEASE_S, submit: Submit | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lease_s = lease_s
+        self._submit = submit
         self._begins = 0
         # isolation_level=None: transactions are explicit, so "begin immediate" means what it says.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -52,7 +64,9 @@ class SqliteIdempotencyStore:
 
     async def begin(self, key: str, fingerprint: str, ttl_s: float) -> Begin:
         now = time.time()
-        with self._transaction() as db:
+        in_flight_until = now + lease_s(ttl_s, self._lease_s)
+
+        def claim(db: sqlite3.Connection) -> Begin:
             self._maybe_sweep(db, now)
             row = db.execute(
                 "select fingerprint, response from idempotency_records where key = ? and expires_at > ?",
@@ -60,27 +74,31 @@ class SqliteIdempotencyStore:
             ).fetchone()
             if row is not None:
                 return classify(row[0], fingerprint, row[1])
-            db.execute(
-                "insert or replace into idempotency_records values (?, ?, null, ?)",
-                (key, fingerprint, now + lease_s(ttl_s, self._lease_s)),
-            )
-        return STARTED
+            db.execute(_UPSERT, (key, fingerprint, None, in_flight_until))
+            return STARTED
+
+        return await self._run(claim)
 
     async def complete(self, key: str, response: StoredResponse, ttl_s: float) -> None:
         # Keeps the fingerprint of the record begin wrote; if that record is gone, there is nothing to
         # attach the response to, and a retry simply runs again.
-        with self._transaction() as db:
-            db.execute(
-                "update idempotency_records set response = ?, expires_at = ? where key = ?",
-                (encode_response(response), time.time() + ttl_s, key),
-            )
+        params = (encode_response(response), time.time() + ttl_s, key)
+        await self._run(
+            lambda db: db.execute("update idempotency_records set response = ?, expires_at = ? where key = ?", params)
+        )
 
     async def release(self, key: str) -> None:
-        with self._transaction() as db:
-            db.execute("delete from idempotency_records where key = ? and response is null", (key,))
+        await self._run(
+            lambda db: db.execute("delete from idempotency_records where key = ? and response is null", (key,))
+        )
 
-    def final_write(self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float) -> None:
-        """The records live in a file of their own: nothing else writes them in its transaction."""
+    def final_write(self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float) -> FinalStatement | None:
+        """The finished record as one statement for the hub store's writer, when this store shares it
+        (``submit``); on a file of its own nothing else can write it in the same transaction."""
+        if self._submit is None:
+            return None
+        params = (key, fingerprint, encode_response(response), time.time() + ttl_s)
+        return FinalStatement(sql=_UPSERT, params=params)
 
     def forget_in_flight(self) -> int:
         """At start-up of a single-node hub every in-flight record belongs to a process that died:
@@ -90,6 +108,16 @@ class SqliteIdempotencyStore:
 
     async def aclose(self) -> None:
         self._db.close()
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._submit is None:
+            with self._transaction() as db:
+                return work(db)
+        try:
+            result: T = await self._submit(work)
+        except sqlite3.OperationalError as exc:  # locked past busy_timeout, read-only, disk full
+            raise IdempotencyUnavailable("idempotency records unavailable") from exc
+        return result
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -10,6 +10,7 @@ replaying), :class:`Replay` (send the stored response), :class:`InFlight` (409) 
 
 from policies._idempotency_core import (
     Begin,
+    FinalStatement,
     FinalWrite,
     IdempotencyStore,
     IdempotencyUnavailable,
@@ -25,6 +26,7 @@ from policies._idempotency_sqlite import SqliteIdempotencyStore
 
 __all__ = [
     "Begin",
+    "FinalStatement",
     "FinalWrite",
     "IdempotencyStore",
     "IdempotencyUnavailable",

@@ -101,10 +101,11 @@ async def accept_work(
     """Store the work, then answer 202 with ``Location`` (or, with ``Prefer: wait``, 200 with the
     final state when it is reached in time).
 
-    The 202 is known before anything is written, so an idempotent request's finished record goes into
-    the same atomic write as the work when the store can take it (Redis): a crash right after the
-    write can then not let the client's retry create the work a second time. With ``Prefer: wait``
-    the record holds that 202 until the middleware replaces it with the answer actually sent.
+    Without ``Prefer: wait`` the 202 is known before anything is written, so an idempotent request's
+    finished record goes into the same atomic write as the work: a crash right after the write can
+    then not let the client's retry create the work a second time. A request that waits stays in
+    flight until its answer (a retry meanwhile must meet 409), so its record is completed after it,
+    by the middleware, as for every other route.
     """
     transaction, outbox = hub.prepare(client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries)
     wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
@@ -112,7 +113,7 @@ async def accept_work(
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
     idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
     stored = record = None
-    if idempotent is not None:
+    if idempotent is not None and wait_s is None:
         stored = StoredResponse(
             status=answer.status_code,
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.encode_headers()],

@@ -11,7 +11,7 @@ from gateway.store._records import (
     ResourceRecord,
     TransactionRecord,
 )
-from policies.idempotency import FinalWrite
+from policies.idempotency import FinalStatement, FinalWrite
 
 __all__ = ["Store", "TransactionSnapshot"]
 
@@ -24,13 +24,13 @@ class Store(Protocol):
         transaction: TransactionRecord,
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
-        idempotency_record: FinalWrite | None = None,
+        idempotency_record: FinalWrite | FinalStatement | None = None,
     ) -> None:
         """Persist a transaction, its resources and its outbox entries in one atomic write.
 
         ``idempotency_record``, when given, is written in that same write: the finished record of the
-        idempotent request this transaction answers (only the Redis store can; the SQLite store
-        refuses one, and the idempotency middleware then completes the record after the response).
+        idempotent request this transaction answers, in this backend's form (a Redis SET for the
+        Redis store, an SQL statement for the SQLite store; the other form is refused, not dropped).
         """
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None: ...

@@ -45,7 +45,7 @@ from gateway.store._records import (
     ResourceRecord,
     TransactionRecord,
 )
-from policies.idempotency import FinalWrite
+from policies.idempotency import FinalStatement, FinalWrite
 
 __all__ = ["RedisStore"]
 
@@ -195,8 +195,10 @@ class RedisStore:
         transaction: TransactionRecord,
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
-        idempotency_record: FinalWrite | None = None,
+        idempotency_record: FinalWrite | FinalStatement | None = None,
     ) -> None:
+        if isinstance(idempotency_record, FinalStatement):  # never dropped silently
+            raise ValueError("the Redis store cannot run an SQL idempotency record with a transaction")
         txn_pairs = _pairs(transaction, _TXN_TEXT + _TXN_FLOAT)
         args: list[_Value] = [self._prefix, transaction.id, str(len(txn_pairs) // 2), *txn_pairs]
         args.append(str(len(resources)))

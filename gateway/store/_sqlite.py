@@ -26,7 +26,7 @@ from gateway.store._records import (
     derive_state,
 )
 from gateway.store._sqlite_writer import SqliteWriter, connect
-from policies.idempotency import FinalWrite
+from policies.idempotency import FinalStatement, FinalWrite
 
 __all__ = ["HUB_DATABASE", "SqliteStore"]
 
@@ -133,10 +133,10 @@ class SqliteStore:
         transaction: TransactionRecord,
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
-        idempotency_record: FinalWrite | None = None,
+        idempotency_record: FinalWrite | FinalStatement | None = None,
     ) -> None:
-        if idempotency_record is not None:  # never dropped silently: the caller counts on it being written
-            raise ValueError("the SQLite store cannot write an idempotency record with a transaction")
+        if isinstance(idempotency_record, FinalWrite):  # never dropped silently: the caller counts on it
+            raise ValueError("the SQLite store cannot write a Redis idempotency record with a transaction")
         t = transaction
         statements: list[_Statement] = [
             (
@@ -148,6 +148,8 @@ class SqliteStore:
         statements += [_resource_statement(r) for r in resources]
         marks = ",".join("?" * len(_OUTBOX_FIELDS))
         statements += [(f"insert into outbox ({_OUTBOX_COLUMNS}) values ({marks})", _outbox_values(e)) for e in outbox]
+        if idempotency_record is not None:
+            statements.append((idempotency_record.sql, idempotency_record.params))
         await self._write(statements)
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import socket
+import sqlite3
 import time
 import uuid
 from collections import Counter
@@ -30,7 +31,7 @@ from gateway.store import (
     TransactionRecord,
 )
 from gateway.store._redis import RedisStore
-from policies.idempotency import FinalWrite
+from policies.idempotency import FinalStatement, FinalWrite
 
 Outcome = Literal["success", "retry", "reject", "misconfigured"]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -446,13 +447,31 @@ async def test_the_idempotency_record_is_written_with_the_transaction_or_not_at_
     assert await raw.exists(again.key) == 0
 
 
-async def test_the_sqlite_store_refuses_an_idempotency_record_rather_than_drop_it(tmp_path: Path) -> None:
+async def test_the_sqlite_store_runs_the_idempotency_statement_in_the_transaction(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "hub.sqlite3", durability="normal")
+    await store.submit(lambda db: db.execute("create table records(key text primary key, value blob)"))
     txn, resource, outbox = _transaction(time.time(), deliveries=1)
-    with pytest.raises(ValueError, match="cannot write an idempotency record"):
-        await store.accept(txn, [resource], outbox, FinalWrite(key="k", value=b"v", ttl_ms=1))
-    assert await store.get_transaction(txn.id) is None
+    record = FinalStatement(sql="insert into records values (?, ?)", params=("k1", b"answer"))
+    await store.accept(txn, [resource], outbox, record)
+    assert await store.submit(lambda db: db.execute("select value from records").fetchall()) == [(b"answer",)]
+    again = FinalStatement(sql="insert into records values (?, ?)", params=("k2", b"other"))
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.accept(txn, [], [], again)  # refused: neither the work nor its record is written
+    assert await store.submit(lambda db: db.execute("select key from records").fetchall()) == [("k1",)]
+    with pytest.raises(ValueError, match="cannot write a Redis idempotency record"):
+        await store.accept(_transaction(time.time())[0], [], [], FinalWrite(key="k", value=b"v", ttl_ms=1))
     await store.close()
+
+
+@pytest.mark.redis
+async def test_the_redis_store_refuses_an_sql_idempotency_record_rather_than_drop_it(
+    redis_stores: RedisStores,
+) -> None:
+    store = redis_stores.new()
+    txn, resource, outbox = _transaction(time.time(), deliveries=1)
+    with pytest.raises(ValueError, match="cannot run an SQL idempotency record"):
+        await store.accept(txn, [resource], outbox, FinalStatement(sql="select 1", params=()))
+    assert await store.get_transaction(txn.id) is None
 
 
 @pytest.mark.redis

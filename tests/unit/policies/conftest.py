@@ -23,6 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from gateway.redis_client import pipelined_redis
+from gateway.store import SqliteStore
 from policies.idempotency import IdempotencyStore, RedisIdempotencyStore, SqliteIdempotencyStore
 from policies.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 
@@ -181,15 +182,32 @@ def _redis_stores(clients: RedisClients) -> StoreBackend:
     return StoreBackend("redis", make)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def _sqlite_writer_stores(hub_store: SqliteStore) -> StoreBackend:
+    """As the embedded hub runs them: in the hub's database, every call through its group commit."""
+
+    def make() -> IdempotencyStore:
+        return SqliteIdempotencyStore(hub_store.path, lease_s=SHORT_LEASE_S, submit=hub_store.submit)
+
+    return StoreBackend("sqlite-writer", make)
+
+
+@pytest.fixture(params=["sqlite", "sqlite-writer", pytest.param("redis", marks=pytest.mark.redis)])
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreBackend]:
-    clients = None if request.param == "sqlite" else RedisClients(require_redis())
-    backend = _sqlite_stores(tmp_path) if clients is None else _redis_stores(clients)
+    clients = RedisClients(require_redis()) if request.param == "redis" else None
+    hub_store = SqliteStore(tmp_path / "hub.sqlite3", durability="normal") if request.param == "sqlite-writer" else None
+    if clients is not None:
+        backend = _redis_stores(clients)
+    elif hub_store is not None:
+        backend = _sqlite_writer_stores(hub_store)
+    else:
+        backend = _sqlite_stores(tmp_path)
     yield backend
     for store in backend.made:
         await store.aclose()
     if clients is not None:
         await clients.close()
+    if hub_store is not None:
+        await hub_store.close()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import policies.idempotency
+from gateway.store import SqliteStore
 from policies.idempotency import (
     IdempotencyStore,
     IdempotencyUnavailable,
@@ -220,10 +221,25 @@ async def test_redis_final_write_is_the_record_complete_leaves(redis_clients: Re
     assert await store.begin(unique_key, DIFFERENT, DAY_S) == Mismatch()
 
 
-async def test_sqlite_has_no_final_write(tmp_path: Path) -> None:
+async def test_sqlite_on_a_file_of_its_own_has_no_final_write(tmp_path: Path) -> None:
     store = SqliteIdempotencyStore(tmp_path / "idempotency.sqlite3")
     assert store.final_write("k", ORIGINAL, RESPONSE, DAY_S) is None
     await store.aclose()
+
+
+async def test_sqlite_final_write_commits_with_the_hub_transaction(tmp_path: Path, unique_key: str) -> None:
+    hub_store = SqliteStore(tmp_path / "hub.sqlite3", durability="normal")
+    store = SqliteIdempotencyStore(hub_store.path, submit=hub_store.submit)
+    try:
+        assert await store.begin(unique_key, ORIGINAL, DAY_S) == Started()
+        statement = store.final_write(unique_key, ORIGINAL, RESPONSE, DAY_S)
+        assert statement is not None
+        await hub_store.submit(lambda db: db.execute(statement.sql, statement.params))
+        assert await store.begin(unique_key, ORIGINAL, DAY_S) == Replay(RESPONSE)
+        assert await store.begin(unique_key, DIFFERENT, DAY_S) == Mismatch()
+    finally:
+        await store.aclose()
+        await hub_store.close()
 
 
 # -- the fingerprint ------------------------------------------------------------------------------
@@ -252,6 +268,7 @@ def test_fingerprint_tells_requests_apart(other: tuple[str, str, bytes]) -> None
 def test_public_surface() -> None:
     assert sorted(policies.idempotency.__all__) == [
         "Begin",
+        "FinalStatement",
         "FinalWrite",
         "IdempotencyStore",
         "IdempotencyUnavailable",
