@@ -43,6 +43,11 @@ def open_audit_log(settings: Settings) -> tuple[AuditLog, Callable[[], Awaitable
     return log, log.aclose
 
 
+# Where embedded idempotency records lived before they moved into the hub's database (and still live
+# when the hub's store is not the SQLite one).
+_OWN_IDEMPOTENCY_FILE = "idempotency.sqlite3"
+
+
 def _embedded_idempotency(data: Path, settings: Settings, hub_store: Store | None) -> SqliteIdempotencyStore:
     if isinstance(hub_store, SqliteStore):
         # In the hub's database, written by its group-commit writer: a finished record is then
@@ -50,8 +55,11 @@ def _embedded_idempotency(data: Path, settings: Settings, hub_store: Store | Non
         store = SqliteIdempotencyStore(
             data / HUB_DATABASE, lease_s=settings.idempotency_lease_s, submit=hub_store.submit
         )
+        adopted = store.adopt(data / _OWN_IDEMPOTENCY_FILE)
+        if adopted:
+            log.warning("moved %d idempotency records into %s", adopted, HUB_DATABASE)
     else:
-        store = SqliteIdempotencyStore(data / "idempotency.sqlite3", lease_s=settings.idempotency_lease_s)
+        store = SqliteIdempotencyStore(data / _OWN_IDEMPOTENCY_FILE, lease_s=settings.idempotency_lease_s)
     return store
 
 

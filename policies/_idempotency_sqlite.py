@@ -14,6 +14,7 @@ one more statement of the transaction it answers for, so both are committed toge
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -99,6 +100,27 @@ class SqliteIdempotencyStore:
             return None
         params = (key, fingerprint, encode_response(response), time.time() + ttl_s)
         return FinalStatement(sql=_UPSERT, params=params)
+
+    def adopt(self, old: Path) -> int:
+        """Take over the finished, unexpired records of ``old``, a file of records this store replaces
+        (they used to live in a file of their own), then rename it so it is read only once: a retry
+        after an upgrade is still answered from its record. Returns how many records moved."""
+        if not old.exists():
+            return 0
+        db = self._db
+        db.execute("attach database ? as old", (str(old),))  # not allowed inside a transaction
+        try:
+            with self._transaction():
+                moved = db.execute(
+                    "insert or ignore into idempotency_records select key, fingerprint, response, expires_at "
+                    "from old.idempotency_records where response is not null and expires_at > ?",
+                    (time.time(),),
+                ).rowcount
+        finally:
+            db.execute("detach database old")
+        with contextlib.suppress(FileNotFoundError):  # another process adopted it first
+            old.rename(old.with_name(old.name + ".adopted"))
+        return moved
 
     def forget_in_flight(self) -> int:
         """At start-up of a single-node hub every in-flight record belongs to a process that died:

@@ -9,12 +9,14 @@ backends: Redis (one script) and the embedded SQLite store (one group-commit tra
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import redis
 from litestar.testing import TestClient
@@ -23,7 +25,7 @@ from gateway.app import create_app
 from gateway.governance_state import Governance
 from gateway.settings import Settings
 from gateway.store import HUB_DATABASE, SqliteStore
-from policies.idempotency import InFlight, SqliteIdempotencyStore, Started, StoredResponse
+from policies.idempotency import InFlight, SqliteIdempotencyStore, Started, StoredResponse, fingerprint
 from tests import factories
 from tests.conftest import KEY, TEST_POLICY
 
@@ -111,3 +113,25 @@ async def test_only_the_serving_process_releases_claims_left_in_flight(tmp_path:
             await governance.aclose()
         await claims.aclose()
         await store.close()
+
+
+def test_records_from_the_old_idempotency_file_still_answer_retries(tmp_path: Path) -> None:
+    """Before an upgrade the embedded records lived in ``idempotency.sqlite3``; a client's retry after
+    it must still be answered from its record, not run again."""
+    body = msgspec.json.encode(factories.journal("IDEM-UPGRADE-1"))
+    answer = StoredResponse(status=202, headers=[("location", "/v1/transactions/txn_before")], body=b'{"id":"x"}')
+    old = SqliteIdempotencyStore(tmp_path / "idempotency.sqlite3")
+    key = "alpha:postJournal:upgrade-1"
+    asyncio.run(old.begin(key, fingerprint("POST", "/v1/journals", body), 3600))
+    asyncio.run(old.complete(key, answer, 3600))
+    asyncio.run(old.begin("alpha:postJournal:left-in-flight", "fp", 3600))
+    asyncio.run(old.aclose())
+    settings = Settings(data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        headers = {"X-API-Key": KEY, "Idempotency-Key": "upgrade-1", "content-type": "application/json"}
+        retry = client.post("/v1/journals", content=body, headers=headers)
+    assert retry.status_code == 202
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.content == answer.body
+    assert not (tmp_path / "idempotency.sqlite3").exists()
+    assert (tmp_path / "idempotency.sqlite3.adopted").exists()
