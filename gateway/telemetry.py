@@ -159,15 +159,18 @@ def server_middleware(app: Any, telemetry: Telemetry) -> Any:
         status = 500
         span = None
         token = None
+        carrier = _headers(scope)
         if telemetry.tracing:
-            context = propagate.extract(_headers(scope))
+            # Most clients send no trace context: then there is nothing to extract (the propagators
+            # cost ~2% of a read request for nothing).
+            context = propagate.extract(carrier) if carrier else None
             span = telemetry.tracer.start_span(method, context=context, kind=SpanKind.SERVER)
             token = otel_context.attach(trace.set_span_in_context(span, context))
             trace_id = format(span.get_span_context().trace_id, "032x")
             if not span.get_span_context().is_valid or trace_id == "0" * 32:
-                trace_id = trace_id_from_traceparent(_headers(scope).get("traceparent"))
+                trace_id = trace_id_from_traceparent(carrier.get("traceparent"))
         else:
-            trace_id = trace_id_from_traceparent(_headers(scope).get("traceparent"))
+            trace_id = trace_id_from_traceparent(carrier.get("traceparent"))
         set_trace_id(trace_id)
 
         async def sender(message: dict[str, Any]) -> None:
