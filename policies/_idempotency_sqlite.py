@@ -17,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from policies._audit_sqlite import Submit  # the same group-commit hook the audit log takes
 from policies._idempotency_core import (
     DEFAULT_LEASE_S,
     STARTED,
@@ -44,7 +45,6 @@ create index if not exists idempotency_records_expiry on idempotency_records(exp
 _SWEEP_EVERY = 256
 _UPSERT = "insert or replace into idempotency_records values (?, ?, ?, ?)"
 T = TypeVar("T")
-Submit = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
 
 
 class SqliteIdempotencyStore:
