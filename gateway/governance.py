@@ -39,7 +39,7 @@ from policies.limits import ShapeViolation, check_json_shape
 from policies.ratelimit import RateLimiterUnavailable, rate_limit_headers
 from policies.redaction import PhiHasher
 
-__all__ = ["IDEMPOTENT_REQUEST", "IdempotentRequest", "governance_middleware"]
+__all__ = ["IDEMPOTENT_REQUEST", "IdempotentRequest", "governance_middleware", "stored_response"]
 
 # ASGI messages and scopes are plain dicts here; Litestar's TypedDict unions add nothing but casts.
 Scope = dict[str, Any]
@@ -298,19 +298,30 @@ async def _idempotent(
         await governance.idempotency.release(store_key)
 
 
+# Rate-limit and trace fields belong to the original call, not to a replay.
+_NOT_REPLAYED = frozenset({b"ratelimit", b"ratelimit-policy", b"x-trace-id"})
+
+
+def stored_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> StoredResponse:
+    """A response as an idempotency record keeps it. The one conversion both the middleware (after the
+    answer) and a write handler (storing the answer with its transaction) use, so the two compare equal."""
+    keep = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k.lower() not in _NOT_REPLAYED]
+    return StoredResponse(status=status, headers=keep, body=body)
+
+
 class _Capture:
     """Tees the response so it can be stored for replay."""
 
     def __init__(self) -> None:
         self.status: int | None = None
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
 
     def wrap(self, send: Send) -> Send:
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.status = message["status"]
-                self.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+                self.headers = list(message.get("headers", []))
             elif message["type"] == "http.response.body":
                 self.chunks.append(message.get("body", b""))
             await send(message)
@@ -318,9 +329,7 @@ class _Capture:
         return capture
 
     def stored(self) -> StoredResponse:
-        # Rate-limit and trace headers belong to the original call, not to a replay.
-        keep = [(k, v) for k, v in self.headers if k.lower() not in {"ratelimit", "ratelimit-policy", "x-trace-id"}]
-        return StoredResponse(status=self.status or 500, headers=keep, body=b"".join(self.chunks))
+        return stored_response(self.status or 500, self.headers, b"".join(self.chunks))
 
 
 async def _replay(send: Send, call: _Call, stored: StoredResponse) -> None:

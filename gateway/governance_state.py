@@ -50,11 +50,10 @@ _OWN_IDEMPOTENCY_FILE = "idempotency.sqlite3"
 
 def _embedded_idempotency(data: Path, settings: Settings, hub_store: Store | None) -> SqliteIdempotencyStore:
     if isinstance(hub_store, SqliteStore):
-        # In the hub's database, written by its group-commit writer: a finished record is then
-        # committed with the transaction it answers for, and no call blocks the event loop.
-        store = SqliteIdempotencyStore(
-            data / HUB_DATABASE, lease_s=settings.idempotency_lease_s, submit=hub_store.submit
-        )
+        # In the hub's database (the file its writer commits to), through its group-commit writer: a
+        # finished record is then committed with the transaction it answers for, and no call blocks
+        # the event loop.
+        store = SqliteIdempotencyStore(hub_store.path, lease_s=settings.idempotency_lease_s, submit=hub_store.submit)
         adopted = store.adopt(data / _OWN_IDEMPOTENCY_FILE)
         if adopted:
             log.warning("moved %d idempotency records into %s", adopted, HUB_DATABASE)
@@ -97,9 +96,10 @@ class Governance:
             holder=holder,
             limiter=MemoryRateLimiter(),
             idempotency=_embedded_idempotency(data, settings, store),
-            # The audit chain lives in the hub's store and its appends ride the store's group commit.
+            # The audit chain lives in the hub's store and its appends ride the store's group commit
+            # (in the file that writer commits to, wherever the store was opened).
             audit_log=SqliteAuditLog(
-                data / HUB_DATABASE,
+                store.path if isinstance(store, SqliteStore) else data / HUB_DATABASE,
                 durability=settings.durability,
                 submit=store.submit if isinstance(store, SqliteStore) else None,
             ),

@@ -146,11 +146,11 @@ class Hub:
         resource: ResourceRecord,
         deliveries: list[Delivery],
         extra_resources: list[ResourceRecord] | None = None,
-    ) -> tuple[TransactionRecord, list[OutboxRecord]]:
-        """Prepare and store the work; return what was stored (the caller answers from it without a read)."""
+    ) -> None:
+        """Prepare and store the work, for a caller whose answer does not come from the records
+        (the X12 remittance intake); the JSON write routes use ``accept_work``."""
         transaction, outbox = self.prepare(client_id=client_id, kind=kind, resource=resource, deliveries=deliveries)
         await self.commit(transaction, [resource, *(extra_resources or [])], outbox)
-        return transaction, outbox
 
     def drain(self) -> None:
         """The server is shutting down: every ``Prefer: wait`` answers now (202) instead of at its end.

@@ -9,13 +9,12 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter
 
-from gateway.api._response import JsonView
-from gateway.governance import IDEMPOTENT_REQUEST, IdempotentRequest
+from gateway.api._response import JsonView, documented
+from gateway.governance import IDEMPOTENT_REQUEST, IdempotentRequest, stored_response
 from gateway.hub import Delivery, Hub, parse_prefer_wait
 from gateway.problems import PROBLEM_JSON, Problem
 from gateway.store import ResourceRecord
 from gateway.views import TransactionView, transaction_view
-from policies.idempotency import StoredResponse
 
 __all__ = [
     "ACCEPTED_RESPONSES",
@@ -61,12 +60,8 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
 READ_PROBLEMS = problems(400, 401, 403, 404, 429, 503)
 # A write handler answers with a JsonView, so its OpenAPI responses are stated here, not inferred.
 ACCEPTED_RESPONSES = {
-    202: ResponseSpec(
-        TransactionView, description="Request accepted, processing continues off-line", generate_examples=False
-    ),
-    200: ResponseSpec(
-        TransactionView, description="Prefer: wait was given and the work finished in time", generate_examples=False
-    ),
+    **documented(TransactionView, 202, "Request accepted, processing continues off-line"),
+    **documented(TransactionView, 200, "Prefer: wait was given and the work finished in time"),
 }
 WRITE_PROBLEMS = problems(400, 401, 403, 409, 413, 415, 422, 429, 503)
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
@@ -114,11 +109,7 @@ async def accept_work(
     idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
     stored = record = None
     if idempotent is not None and wait_s is None:
-        stored = StoredResponse(
-            status=answer.status_code,
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.encode_headers()],
-            body=answer.body,
-        )
+        stored = stored_response(answer.status_code, answer.encode_headers(), answer.body)
         record = idempotent.store.final_write(idempotent.key, idempotent.fingerprint, stored, idempotent.ttl_s)
     await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, record)
     if idempotent is not None and record is not None:
