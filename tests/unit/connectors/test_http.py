@@ -41,7 +41,12 @@ def test_make_client_builds_a_connector_client() -> None:
 def test_a_connectors_prebuilt_url_is_the_one_httpx_would_build(base: str, path: str) -> None:
     client = httpx.AsyncClient(base_url=base)
     connector = HttpConnector(ConnectorConfig(base_url=base), client)
-    expected = client.build_request("GET", path).url
+    try:
+        expected = client.build_request("GET", path).url
+    except httpx.InvalidURL:  # a path httpx refuses (":" first) must be refused the same way, not rebuilt
+        with pytest.raises(httpx.InvalidURL):
+            client.build_request("GET", connector._absolute(path))
+        return
     for _ in range(2):  # built, then from the cache
         assert client.build_request("GET", connector._absolute(path)).url == expected
     if all((c.isalnum() and c.isascii()) or c in "/_.~-" for c in path):
