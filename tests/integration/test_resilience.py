@@ -352,13 +352,18 @@ def test_sigterm_releases_in_flight_deliveries_and_exits_within_the_bound(tmp_pa
             exit_task = asyncio.create_task(asyncio.to_thread(hub.terminate, 60))
             # While it shuts down, the hub stops accepting: a new connection is refused before it exits.
             refused_while_alive = False
-            async with httpx.AsyncClient(timeout=1) as fresh:
+            # Every probe opens its own connection: a kept-alive one would be closed by the shutdown
+            # under a probe in flight (a read error), which says nothing about new connections.
+            no_reuse = httpx.Limits(max_keepalive_connections=0)
+            async with httpx.AsyncClient(timeout=1, limits=no_reuse) as fresh:
                 while not exit_task.done():
                     try:
                         await fresh.get(f"{hub.url}/health")
                     except httpx.ConnectError:
                         refused_while_alive = not exit_task.done()
                         break
+                    except (httpx.ReadError, httpx.RemoteProtocolError):
+                        pass  # connected while the listener closed, then reset: probe again
                     await asyncio.sleep(0.02)
             return await exit_task, await waiter, refused_while_alive
 
