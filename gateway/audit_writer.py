@@ -6,6 +6,10 @@ the calls they record. Here calls enqueue their entry and carry on; the writer c
 queued up in one append. The queue is bounded, so a store that cannot keep up slows the callers
 down instead of losing records or growing without limit. ``flush`` waits until everything queued so
 far is written (the audit read API calls it, so a caller reads its own records).
+
+A call that stored work has its record stored with the work instead (``AuditLog.with_work``); on
+Redis that record waits on a pending list until an append chains it, so such a call ``nudge``s the
+writer, and the writer chains what is pending once when it starts (left by a process that died).
 """
 
 from __future__ import annotations
@@ -25,11 +29,18 @@ MAX_BATCH = 500
 class AuditWriter:
     def __init__(self, audit_log: AuditLog, capacity: int = 10_000) -> None:
         self.audit_log = audit_log
-        self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue(maxsize=capacity)
+        # None in the queue: append nothing of its own, but chain what is pending.
+        self._queue: asyncio.Queue[AuditEntry | None] = asyncio.Queue(maxsize=capacity)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
+        self._queue.put_nowait(None)
+
+    async def nudge(self) -> None:
+        """Chain what is pending soon (a record was just stored with its work)."""
+        if self._task is not None:
+            await self._queue.put(None)
 
     async def add(self, entry: AuditEntry) -> None:
         if self._task is None:  # not started (tools, tests): write straight through
@@ -57,10 +68,11 @@ class AuditWriter:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            entries = [entry for entry in batch if entry is not None]
             try:
-                await self.audit_log.append_many(batch)
+                await self.audit_log.append_many(entries)
             except Exception as exc:  # the calls have been answered; losing their records must be loud
-                log.error("audit append of %d records failed: %s", len(batch), type(exc).__name__)
+                log.error("audit append of %d records failed: %s", len(entries), type(exc).__name__)
             finally:
                 for _ in batch:
                     self._queue.task_done()

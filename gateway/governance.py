@@ -5,14 +5,15 @@
 
 It is one ASGI middleware rather than guards because idempotency has to capture the response and
 guards cannot, and because the order matters: the client id must be known before the rate-limit and
-idempotency keys can be built. Every call, allowed or refused, leaves an audit record.
+idempotency keys can be built. Every call, allowed or refused, leaves an audit record: queued after
+the answer, or, for a call that stores work, stored with that work (``audit_with_work``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from litestar.types import ASGIApp
 from gateway.governance_state import Governance
 from gateway.problems import PROBLEM_JSON, Problem, problem_type, route_template
 from gateway.tracing import current_trace_id
-from policies.audit import AuditEntry
+from policies.audit import AuditEntry, AuditPush, InTransaction
 from policies.config import RoutePolicy
 from policies.engine import AuthFailure, AuthUnavailable, Caller, CompiledPolicy
 from policies.idempotency import (
@@ -39,7 +40,14 @@ from policies.limits import ShapeViolation, check_json_shape
 from policies.ratelimit import RateLimiterUnavailable, rate_limit_headers
 from policies.redaction import PhiHasher
 
-__all__ = ["IDEMPOTENT_REQUEST", "IdempotentRequest", "governance_middleware", "stored_response"]
+__all__ = [
+    "IDEMPOTENT_REQUEST",
+    "IdempotentRequest",
+    "audit_with_work",
+    "audited_with_work",
+    "governance_middleware",
+    "stored_response",
+]
 
 # ASGI messages and scopes are plain dicts here; Litestar's TypedDict unions add nothing but casts.
 Scope = dict[str, Any]
@@ -58,6 +66,8 @@ _HASHED_PATH_PARAMS = frozenset({"account_number", "claim_id"})
 
 # Where the middleware leaves the IdempotentRequest in the scope's state for the route handler.
 IDEMPOTENT_REQUEST = "idempotent_request"
+# Where it leaves the call it governs, whose audit record a write handler may store with its work.
+_AUDITED_CALL = "audited_call"
 
 
 @dataclass(slots=True)
@@ -86,6 +96,7 @@ class _Call:
     status: int = 0
     extra_headers: list[tuple[bytes, bytes]] | None = None
     location: str | None = None
+    stored_with_work: int | None = None  # the status whose audit record was stored with the work
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -155,7 +166,10 @@ def governance_middleware(app: ASGIApp) -> ASGIApp:
             call.status = refusal.status
             await _send_problem(send, scope, refusal, call.extra_headers or [])
         finally:
-            await governance.audit(_audit_entry(call, scope, governance.phi_hasher))
+            if call.stored_with_work is not None and call.stored_with_work == call.status:
+                await governance.audit_writer.nudge()  # chain it now; it is safe already
+            else:
+                await governance.audit(_audit_entry(call, scope, governance.phi_hasher, call.status, call.location))
 
     wrapped: ASGIApp = middleware
     return wrapped
@@ -175,7 +189,8 @@ async def _govern(
         raise Refusal(403, "forbidden", "this operation has no policy")
     call.caller = await _authorize(policy, route, scope)
     await _rate_limit(governance, policy, route, call)
-    scope.setdefault("state", {})["client_id"] = call.caller.client_id
+    state = scope.setdefault("state", {})
+    state["client_id"], state[_AUDITED_CALL] = call.caller.client_id, call
     downstream: Any = app
     handler = scope["route_handler"]
     # A handler reading its body itself (several media types) says so with opt={"body": True}.
@@ -357,13 +372,32 @@ def _with_headers(send: Send, call: _Call) -> Send:
     return sender
 
 
-def _audit_entry(call: _Call, scope: Scope, phi_hash: PhiHasher) -> AuditEntry:
+def audit_with_work(scope: Mapping[str, Any], status: int, location: str) -> AuditPush | InTransaction | None:
+    """The audit record this call will have when it answers ``status`` with ``location``, in the form
+    the hub's store writes together with the work (``None`` for a call the middleware does not
+    govern). After the work is stored, say so with ``audited_with_work``."""
+    call: _Call | None = scope.get("state", {}).get(_AUDITED_CALL)
+    if call is None:
+        return None
+    governance: Governance = scope["app"].state.governance
+    return governance.audit_log.with_work(_audit_entry(call, scope, governance.phi_hasher, status, location))
+
+
+def audited_with_work(scope: Mapping[str, Any], status: int) -> None:
+    """The record from ``audit_with_work`` is stored: if the call answers ``status`` as planned, the
+    middleware writes no second one."""
+    scope["state"][_AUDITED_CALL].stored_with_work = status
+
+
+def _audit_entry(
+    call: _Call, scope: Mapping[str, Any], phi_hash: PhiHasher, status: int, location: str | None
+) -> AuditEntry:
     params: dict[str, Any] = scope.get("path_params") or {}
     resource_id: str | None = None
     for name, value in params.items():
         resource_id = phi_hash(str(value)) if name in _HASHED_PATH_PARAMS else str(value)
-    transaction_id = call.location.rsplit("/", 1)[-1] if call.location else None
-    status = call.status or 500
+    transaction_id = location.rsplit("/", 1)[-1] if location else None
+    status = status or 500
     return AuditEntry(
         client_id=call.caller.client_id if call.caller else "anonymous",
         operation=call.operation,

@@ -29,6 +29,7 @@ from gateway.store import (
     TransactionSnapshot,
 )
 from gateway.tracing import current_span_id, current_trace_id, current_traceparent
+from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite
 
 __all__ = ["Delivery", "Hub", "parse_prefer_wait"]
@@ -131,10 +132,11 @@ class Hub:
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
         idempotency_record: FinalWrite | FinalStatement | None = None,
+        audit_record: AuditPush | InTransaction | None = None,
     ) -> None:
-        """Store prepared work in one atomic write (with the idempotency record answering for it, if
-        given) and wake the dispatcher."""
-        await self.store.accept(transaction, resources, outbox, idempotency_record)
+        """Store prepared work in one atomic write (with the idempotency record answering for it and
+        the audit record of the call, if given) and wake the dispatcher."""
+        await self.store.accept(transaction, resources, outbox, idempotency_record, audit_record)
         if outbox:
             self.dispatcher.wake()
 

@@ -15,7 +15,9 @@ step as the record; ``verify_chain(..., head=...)`` checks it. Someone able to r
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+import sqlite3
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 import msgspec
@@ -28,7 +30,9 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "AuditLog",
+    "AuditPush",
     "AuditRecord",
+    "InTransaction",
     "VerifyResult",
     "chain_hash",
     "check_limit",
@@ -153,11 +157,33 @@ def matches(
     )
 
 
+class AuditPush(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry to push onto the Redis log's pending list, in the hub store's atomic write of the
+    work it records; the next append chains it (see ``AuditLog.with_work``)."""
+
+    key: str
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InTransaction:
+    """Work for the hub's SQLite store to run inside the transaction that stores a piece of work:
+    here, chaining that work's audit record onto the log in the same database."""
+
+    run: Callable[[sqlite3.Connection], object]
+
+
 class AuditLog(Protocol):
     """Append-only, hash-chained; ``append`` is serialised so the chain never forks."""
 
+    def with_work(self, entry: AuditEntry) -> AuditPush | InTransaction:
+        """``entry`` in the form the hub's store of this backend writes atomically with the work the
+        entry records, so the record of an accepted write cannot be lost once the write is stored."""
+        ...
+
     async def append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
-        """Chain several entries in order, in one write where the backend can."""
+        """Chain several entries in order, in one write where the backend can; entries written with
+        their work but not chained yet (Redis) are chained first, also when ``entries`` is empty."""
         ...
 
     async def append(self, entry: AuditEntry) -> AuditRecord: ...

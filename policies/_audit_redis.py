@@ -10,8 +10,14 @@ so retries only come from other processes. (This replaced WATCH/MULTI, which nee
 of its own and four round trips through redis-py's pool per batch — 15% of a dispatcher's CPU; the
 read and the script are two plain commands, pipelined with everything else.)
 
+The record of a call that stored work is not queued in the process that answered it (a crash would
+lose it): the hub's store pushes it onto ``pending`` in the same script that stores the work
+(``with_work``), and every append chains what is pending first, in the same compare-and-append
+(which also trims exactly what it chained, so two instances can never chain one entry twice).
+
 Keys under ``prefix``:
 
+- ``{prefix}:pending``     list of entries (JSON) stored with their work and not chained yet
 - ``{prefix}:head``        hash ``seq``, ``hash`` of the newest record
 - ``{prefix}:records``     hash ``seq -> record JSON``
 - ``{prefix}:seqs``        sorted set of every seq (score = seq): order, paging, gaps visible
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -35,6 +42,7 @@ from policies._audit_chain import (
     AuditCorrupt,
     AuditEntry,
     AuditHead,
+    AuditPush,
     AuditRecord,
     check_limit,
     matches,
@@ -44,23 +52,32 @@ from policies._audit_chain import (
 __all__ = ["AuditWriteConflict", "RedisAuditLog"]
 
 _BATCH = 500
-# KEYS: head, records, seqs. ARGV: expected seq, expected hash, new seq, new hash, the client index
-# prefix, then per record: seq, JSON, client id.
+# KEYS: head, pending. The head and the oldest pending entries, read at one instant.
+_READ_LUA = """
+local head = redis.call('HMGET', KEYS[1], 'seq', 'hash')
+return {head[1] or false, head[2] or false, redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)}
+"""
+# KEYS: head, records, seqs, pending. ARGV: expected seq, expected hash, new seq, new hash, the client
+# index prefix, the genesis hash, how many pending entries this chains, then per record: seq, JSON,
+# client id. Pending entries are only ever removed here, with a head move, so if the head is still
+# the one read, the first n pending entries are still the ones read.
 _APPEND_LUA = """
 local head = redis.call('HMGET', KEYS[1], 'seq', 'hash')
 local seq, hash = head[1] or '0', head[2] or ARGV[6]
 if seq ~= ARGV[1] or (head[1] and hash ~= ARGV[2]) then return 0 end
-for i = 7, #ARGV, 3 do
+for i = 8, #ARGV, 3 do
   local s = ARGV[i]
   redis.call('HSET', KEYS[2], s, ARGV[i + 1])
   redis.call('ZADD', KEYS[3], s, s)
   redis.call('ZADD', ARGV[5] .. ARGV[i + 2], s, s)
 end
+if ARGV[7] ~= '0' then redis.call('LTRIM', KEYS[4], tonumber(ARGV[7]), -1) end
 redis.call('HSET', KEYS[1], 'seq', ARGV[3], 'hash', ARGV[4])
 return 1
 """
 _MAX_ATTEMPTS = 200
 _DECODER = msgspec.json.Decoder(AuditRecord)
+_ENTRY_DECODER = msgspec.json.Decoder(AuditEntry)
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -83,17 +100,19 @@ class RedisAuditLog:
         self._records = f"{prefix}:records"
         self._seqs = f"{prefix}:seqs"
         self._client_prefix = f"{prefix}:client:"
+        self._pending = f"{prefix}:pending"
         self._lock = asyncio.Lock()
+        self._read = client.register_script(_READ_LUA)
         self._append = client.register_script(_APPEND_LUA)
 
+    def with_work(self, entry: AuditEntry) -> AuditPush:
+        return AuditPush(key=self._pending, value=_ENCODER.encode(entry))
+
     async def append(self, entry: AuditEntry) -> AuditRecord:
-        (record,) = await self.append_many([entry])
-        return record
+        return (await self.append_many([entry]))[-1]  # after whatever was pending
 
     async def append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
-        """Chain a batch with one head read and one compare-and-append script for all of them."""
-        if not entries:
-            return []
+        """Chain what is pending, then ``entries``, with one read and one compare-and-append script."""
         async with self._lock:
             for attempt in range(_MAX_ATTEMPTS):
                 try:
@@ -104,18 +123,34 @@ class RedisAuditLog:
         raise AuditWriteConflict(f"audit append lost {_MAX_ATTEMPTS} races for the head")
 
     async def _try_append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
-        seq_raw, hash_raw = await self._client.hmget(self._head, ["seq", "hash"])
+        seq_raw, hash_raw, pending = await self._read(keys=[self._head, self._pending], args=[_BATCH])
+        if not entries and not pending:
+            return []
         expected_seq, expected_hash = _text(seq_raw) or "0", _text(hash_raw) or GENESIS_HASH
-        records = seal_all(entries, AuditHead(seq=int(expected_seq), hash=expected_hash))
+        chained = [self._decode_pending(raw) for raw in pending] + entries
+        records = seal_all(chained, AuditHead(seq=int(expected_seq), hash=expected_hash))
         last = records[-1]
         args: list[str | bytes] = [expected_seq, expected_hash, str(last.seq), last.hash, self._client_prefix]
-        args.append(GENESIS_HASH)
+        args += [GENESIS_HASH, str(len(pending))]
         for record in records:
             args += [str(record.seq), _ENCODER.encode(record), record.client_id]
-        written = await self._append(keys=[self._head, self._records, self._seqs], args=args)
-        if written != 1:
+        keys = [self._head, self._records, self._seqs, self._pending]
+        if await self._append(keys=keys, args=args) != 1:
             raise _HeadMoved
         return records
+
+    @staticmethod
+    def _decode_pending(raw: bytes | str) -> AuditEntry:
+        """Only ``with_work`` writes pending entries, so one that cannot be read was altered in Redis.
+        It is chained as a record saying so: dropped, it would vanish without a trace; refused, it
+        would stop every append after it."""
+        try:
+            return _ENTRY_DECODER.decode(raw)
+        except msgspec.DecodeError:
+            return AuditEntry(
+                client_id="hub", operation="audit:pending-unreadable", resource_id=None, outcome="error",
+                status=None, trace_id=None, at=time.time(),
+            )  # fmt: skip
 
     async def page(
         self,

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
-from policies._audit_chain import AuditEntry, AuditHead, AuditRecord, check_limit, seal_all
+from policies._audit_chain import AuditEntry, AuditHead, AuditRecord, InTransaction, check_limit, seal_all
 
 __all__ = ["SqliteAuditLog"]
 
@@ -88,6 +88,11 @@ class SqliteAuditLog:
         self._db.execute(f"pragma synchronous={'full' if durability == 'full' else 'normal'}")
         self._db.execute("pragma busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+
+    def with_work(self, entry: AuditEntry) -> InTransaction:
+        """Chained in the hub store's transaction that stores the work: that store writes this same
+        file, and ``BEGIN IMMEDIATE`` there serialises it with every other append."""
+        return InTransaction(lambda db: _append_in(db, [entry]))
 
     async def append_many(self, entries: list[AuditEntry]) -> list[AuditRecord]:
         """A batch in one write transaction (one fsync), in order."""

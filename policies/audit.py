@@ -12,8 +12,13 @@ ids, never payload values such as names or member ids. Where a person must be co
 Two backends behind one ``AuditLog`` protocol, run by the same tests:
 
 - ``SqliteAuditLog(path)``: embedded, one ``BEGIN IMMEDIATE`` transaction per append.
-- ``RedisAuditLog(client, prefix)``: shared by several hub instances; WATCH/MULTI optimistic
-  appends with the hash computed in Python (Redis Lua has no SHA-256).
+- ``RedisAuditLog(client, prefix)``: shared by several hub instances; optimistic compare-and-append
+  with the hash computed in Python (Redis Lua has no SHA-256).
+
+Most records are queued and chained in batches after the call is answered (``gateway.audit_writer``).
+The record of a call that stored work is not: ``with_work`` gives it in the form the hub's store
+writes in the same atomic write as the work (SQLite: chained in that transaction; Redis: pushed onto
+a pending list that the next append chains first), so a crash after the write cannot lose it.
 
 The record layout, hashing and verification live in ``_audit_chain``; each backend in its own module.
 """
@@ -28,7 +33,9 @@ from policies._audit_chain import (
     AuditEntry,
     AuditHead,
     AuditLog,
+    AuditPush,
     AuditRecord,
+    InTransaction,
     VerifyResult,
     chain_hash,
     verify_chain,
@@ -45,8 +52,10 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "AuditLog",
+    "AuditPush",
     "AuditRecord",
     "AuditWriteConflict",
+    "InTransaction",
     "RedisAuditLog",
     "SqliteAuditLog",
     "VerifyResult",

@@ -10,7 +10,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter
 
 from gateway.api._response import JsonView, documented
-from gateway.governance import IDEMPOTENT_REQUEST, IdempotentRequest, stored_response
+from gateway.governance import (
+    IDEMPOTENT_REQUEST,
+    IdempotentRequest,
+    audit_with_work,
+    audited_with_work,
+    stored_response,
+)
 from gateway.hub import Delivery, Hub, parse_prefer_wait
 from gateway.problems import PROBLEM_JSON, Problem
 from gateway.store import ResourceRecord
@@ -97,23 +103,28 @@ async def accept_work(
     final state when it is reached in time).
 
     Without ``Prefer: wait`` the 202 is known before anything is written, so an idempotent request's
-    finished record goes into the same atomic write as the work: a crash right after the write can
-    then not let the client's retry create the work a second time. A request that waits stays in
-    flight until its answer (a retry meanwhile must meet 409), so its record is completed after it,
-    by the middleware, as for every other route.
+    finished record and the call's audit record go into the same atomic write as the work: a crash
+    right after the write can then neither let the client's retry create the work a second time nor
+    leave stored work without its audit record. A request that waits stays in flight until its answer
+    (a retry meanwhile must meet 409), so both its records are written after it, by the middleware,
+    as for every other route.
     """
     transaction, outbox = hub.prepare(client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries)
     wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
     location = (b"location", f"/v1/transactions/{transaction.id}".encode())
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
     idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
-    stored = record = None
-    if idempotent is not None and wait_s is None:
-        stored = stored_response(answer.status_code, answer.encode_headers(), answer.body)
-        record = idempotent.store.final_write(idempotent.key, idempotent.fingerprint, stored, idempotent.ttl_s)
-    await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, record)
+    stored = record = audit = None
+    if wait_s is None:
+        audit = audit_with_work(request.scope, answer.status_code, location[1].decode())
+        if idempotent is not None:
+            stored = stored_response(answer.status_code, answer.encode_headers(), answer.body)
+            record = idempotent.store.final_write(idempotent.key, idempotent.fingerprint, stored, idempotent.ttl_s)
+    await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, record, audit)
     if idempotent is not None and record is not None:
         idempotent.written = stored
+    if audit is not None:
+        audited_with_work(request.scope, answer.status_code)
     if wait_s is None:
         return answer
     view = transaction_view(*await hub.settle(transaction.id, wait_s))

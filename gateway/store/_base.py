@@ -11,6 +11,7 @@ from gateway.store._records import (
     ResourceRecord,
     TransactionRecord,
 )
+from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite
 
 __all__ = ["Store", "TransactionSnapshot"]
@@ -25,12 +26,14 @@ class Store(Protocol):
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
         idempotency_record: FinalWrite | FinalStatement | None = None,
+        audit_record: AuditPush | InTransaction | None = None,
     ) -> None:
         """Persist a transaction, its resources and its outbox entries in one atomic write.
 
-        ``idempotency_record``, when given, is written in that same write: the finished record of the
-        idempotent request this transaction answers, in this backend's form (a Redis SET for the
-        Redis store, an SQL statement for the SQLite store; the other form is refused, not dropped).
+        ``idempotency_record`` and ``audit_record``, when given, are written in that same write: the
+        finished record of the idempotent request this transaction answers, and the audit record of
+        the call that stored it, each in this backend's form (Redis commands for the Redis store, work
+        in the SQLite transaction for the SQLite store; the other form is refused, not dropped).
         """
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None: ...

@@ -45,6 +45,7 @@ from gateway.store._records import (
     ResourceRecord,
     TransactionRecord,
 )
+from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite
 
 __all__ = ["RedisStore"]
@@ -196,9 +197,12 @@ class RedisStore:
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
         idempotency_record: FinalWrite | FinalStatement | None = None,
+        audit_record: AuditPush | InTransaction | None = None,
     ) -> None:
         if isinstance(idempotency_record, FinalStatement):  # never dropped silently
             raise ValueError("the Redis store cannot run an SQL idempotency record with a transaction")
+        if isinstance(audit_record, InTransaction):
+            raise ValueError("the Redis store cannot run SQLite work with a transaction")
         txn_pairs = _pairs(transaction, _TXN_TEXT + _TXN_FLOAT)
         args: list[_Value] = [self._prefix, transaction.id, str(len(txn_pairs) // 2), *txn_pairs]
         args.append(str(len(resources)))
@@ -212,7 +216,10 @@ class RedisStore:
         keys = [self._pending, self._dead, self._waiting]
         if idempotency_record is not None:
             keys.append(idempotency_record.key)
-            args += [idempotency_record.value, str(idempotency_record.ttl_ms)]
+            args += ["set", idempotency_record.value, str(idempotency_record.ttl_ms)]
+        if audit_record is not None:
+            keys.append(audit_record.key)
+            args += ["push", audit_record.value, ""]
         await self._accept(keys=keys, args=args)
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None:

@@ -45,10 +45,11 @@ local function put_resource(P, i)
 end
 """
 
-# KEYS: pending, dead, waiting, and optionally the idempotency record answering for this write.
-# ARGV: prefix, transaction id, n, n field/value pairs of the transaction, r, r resources (9 values
-# each), o, o outbox entries each as: id, transaction_id, state, next_attempt_at, created_at, m,
-# m field/value pairs; with KEYS[4], the record's value and its time to live in ms.
+# KEYS: pending, dead, waiting, then the keys of records written along with the work (the idempotency
+# record answering for it, the audit log's pending list). ARGV: prefix, transaction id, n, n
+# field/value pairs of the transaction, r, r resources (9 values each), o, o outbox entries each as:
+# id, transaction_id, state, next_attempt_at, created_at, m, m field/value pairs; then per extra key:
+# 'set' with a value and its time to live in ms, or 'push' with a value to append to a list (and '').
 ACCEPT = (
     _PUT_RESOURCE
     + """
@@ -85,7 +86,11 @@ for _, s in ipairs(entries) do
   if state == 'dead' then redis.call('ZADD', KEYS[2], 0, id) end
   if state == 'pending' or state == 'in_flight' then redis.call('ZADD', KEYS[3], ARGV[s + 4], id) end
 end
-if KEYS[4] then redis.call('SET', KEYS[4], ARGV[i], 'PX', ARGV[i + 1]) end
+for k = 4, #KEYS do
+  if ARGV[i] == 'set' then redis.call('SET', KEYS[k], ARGV[i + 1], 'PX', ARGV[i + 2])
+  else redis.call('RPUSH', KEYS[k], ARGV[i + 1]) end
+  i = i + 3
+end
 return 1
 """
 )

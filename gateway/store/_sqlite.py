@@ -26,6 +26,7 @@ from gateway.store._records import (
     derive_state,
 )
 from gateway.store._sqlite_writer import SqliteWriter, connect
+from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite
 
 __all__ = ["HUB_DATABASE", "SqliteStore"]
@@ -121,10 +122,12 @@ class SqliteStore:
         share the writer thread and its durability."""
         return await self._writer.submit(work)
 
-    async def _write(self, statements: list[_Statement]) -> None:
+    async def _write(self, statements: list[_Statement], also: InTransaction | None = None) -> None:
         def work(db: sqlite3.Connection) -> None:
             for sql, params in statements:
                 db.execute(sql, params)
+            if also is not None:
+                also.run(db)
 
         await self._writer.submit(work)
 
@@ -134,9 +137,12 @@ class SqliteStore:
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
         idempotency_record: FinalWrite | FinalStatement | None = None,
+        audit_record: AuditPush | InTransaction | None = None,
     ) -> None:
         if isinstance(idempotency_record, FinalWrite):  # never dropped silently: the caller counts on it
             raise ValueError("the SQLite store cannot write a Redis idempotency record with a transaction")
+        if isinstance(audit_record, AuditPush):
+            raise ValueError("the SQLite store cannot push onto a Redis audit log with a transaction")
         t = transaction
         statements: list[_Statement] = [
             (
@@ -150,7 +156,7 @@ class SqliteStore:
         statements += [(f"insert into outbox ({_OUTBOX_COLUMNS}) values ({marks})", _outbox_values(e)) for e in outbox]
         if idempotency_record is not None:
             statements.append((idempotency_record.sql, idempotency_record.params))
-        await self._write(statements)
+        await self._write(statements, audit_record)
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None:
         await self._write([_resource_statement(r) for r in resources])

@@ -159,6 +159,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_posts_nothing_twice(tmp_pat
 
         stored = poll("every stored delivery done", store_settled, timeout_s=30, every_s=0.1)
         assert set(stored) == {"completed"}, stored
+        # Every stored transaction has the audit record of the call that stored it, kills or not:
+        # the record is written with the work, not queued after the answer.
+        transaction_ids, audited = _audited_writes(tmp_path / "data" / "hub.sqlite3")
+        assert transaction_ids - audited == set()
         with hub.client() as api:
             assert api.get("/v1/admin/dead-letters").json()["items"] == []
         duplicates = sum(1 for r in erp_requests(erp) if r["method"] == "POST" and r["status"] == 200)
@@ -168,6 +172,22 @@ def test_sigkill_at_random_moments_loses_nothing_and_posts_nothing_twice(tmp_pat
             f"{log.replayed}; hub transactions {stored.total()} ({stored.total() - count} orphaned by a kill); "
             f"posts the ERP answered as duplicates (last 1000 requests) {duplicates}"
         )
+
+
+def _audited_writes(path: Path) -> tuple[set[str], set[str]]:
+    """Every transaction id in the hub's file, and those an accepted POST's audit record names."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        transactions = {row[0] for row in db.execute("select id from transactions")}
+        audited = {
+            row[0]
+            for row in db.execute(
+                "select transaction_id from audit_log where operation = 'postJournal' and status = 202"
+            )
+        }
+    finally:
+        db.close()
+    return transactions, audited
 
 
 def _store_states(path: Path) -> tuple[Counter[str], Counter[str]]:

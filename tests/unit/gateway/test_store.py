@@ -31,6 +31,7 @@ from gateway.store import (
     TransactionRecord,
 )
 from gateway.store._redis import RedisStore
+from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite
 
 Outcome = Literal["success", "retry", "reject", "misconfigured"]
@@ -472,6 +473,39 @@ async def test_the_redis_store_refuses_an_sql_idempotency_record_rather_than_dro
     with pytest.raises(ValueError, match="cannot run an SQL idempotency record"):
         await store.accept(txn, [resource], outbox, FinalStatement(sql="select 1", params=()))
     assert await store.get_transaction(txn.id) is None
+
+
+@pytest.mark.redis
+async def test_the_audit_record_is_pushed_with_the_transaction_or_not_at_all(redis_stores: RedisStores) -> None:
+    store, raw = redis_stores.new(), redis_stores.clients[0]
+    txn, resource, outbox = _transaction(time.time(), deliveries=1)
+    pending = f"{redis_stores.prefix}audit:pending"
+    idempotency = FinalWrite(key=f"{redis_stores.prefix}idem:k1", value=b"D<fp>\n<answer>", ttl_ms=60_000)
+    await store.accept(txn, [resource], outbox, idempotency, AuditPush(key=pending, value=b"<entry 1>"))
+    assert await raw.lrange(pending, 0, -1) == [b"<entry 1>"]
+    assert await raw.get(idempotency.key) == idempotency.value  # both companions, each in its place
+    with pytest.raises(redis.exceptions.ResponseError, match="duplicate transaction"):
+        await store.accept(txn, [], [], None, AuditPush(key=pending, value=b"<entry 2>"))
+    assert await raw.lrange(pending, 0, -1) == [b"<entry 1>"]
+    with pytest.raises(ValueError, match="cannot run SQLite work"):
+        await store.accept(_transaction(time.time())[0], [], [], None, InTransaction(lambda db: None))
+
+
+async def test_the_sqlite_store_runs_the_audit_work_in_the_transaction(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.sqlite3", durability="normal")
+    await store.submit(lambda db: db.execute("create table seen(txn text primary key)"))
+    txn = _transaction(time.time())[0]
+
+    def note(txn_id: str) -> InTransaction:
+        return InTransaction(lambda db: db.execute("insert into seen values (?)", (txn_id,)))
+
+    await store.accept(txn, [], [], None, note(txn.id))
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.accept(_transaction(time.time())[0], [], [], None, note(txn.id))  # its work fails: all undone
+    assert await store.submit(lambda db: db.execute("select count(*) from transactions").fetchone()) == (1,)
+    with pytest.raises(ValueError, match="cannot push onto a Redis audit log"):
+        await store.accept(_transaction(time.time())[0], [], [], None, AuditPush(key="k", value=b"v"))
+    await store.close()
 
 
 @pytest.mark.redis

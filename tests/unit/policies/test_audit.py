@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -27,6 +27,7 @@ from policies.audit import (
     AuditEntry,
     AuditHead,
     AuditLog,
+    AuditPush,
     AuditRecord,
     RedisAuditLog,
     SqliteAuditLog,
@@ -351,6 +352,82 @@ async def test_an_unreadable_record_is_named_not_a_crash(backend: Backend) -> No
     await backend.corrupt(3)
     result = await verify_log(backend.log)
     assert (result.ok, result.first_bad_seq) == (False, 3)
+
+
+# --- records stored with their work ---------------------------------------------------------------
+
+
+async def _stored_with_work(log: AuditLog, entries: list[AuditEntry]) -> None:
+    """What the hub's store does with ``with_work``'s answer, in its own atomic write of the work."""
+    for e in entries:
+        form = log.with_work(e)
+        if isinstance(form, AuditPush):
+            client = await _redis_client()
+            await client.rpush(form.key, form.value)
+            await client.aclose()
+        else:
+            with sqlite3.connect(cast("SqliteAuditLog", log).path, isolation_level=None) as db:
+                db.execute("begin immediate")
+                form.run(db)
+                db.execute("commit")
+
+
+async def test_records_stored_with_work_join_the_one_chain(backend: Backend) -> None:
+    await backend.fill(2)
+    await _stored_with_work(backend.log, [entry(3), entry(4)])
+    await backend.log.append_many([entry(5)])
+    records = [r async for r in backend.log.iterate()]
+    assert [(r.seq, r.resource_id) for r in records] == [(i, f"jnl_{i}") for i in range(1, 6)]
+    result = await verify_log(backend.log)
+    assert (result.ok, result.checked) == (True, 5)
+
+
+@pytest.mark.redis
+async def test_pending_records_are_chained_once_whoever_appends() -> None:
+    """Entries a crashed process's store left pending are chained by the next append of any instance,
+    empty or not, before its own entries; two instances racing chain each one exactly once."""
+    backend = await _redis_backend()
+    try:
+        other = await backend.another()
+        await _stored_with_work(backend.log, [entry(i) for i in range(1, 31)])
+        first, second, _ = await asyncio.gather(
+            backend.log.append_many([entry(100)]), other.append_many([entry(200)]), other.append_many([])
+        )
+        chained = [r async for r in backend.log.iterate()]
+        assert [r.seq for r in chained] == list(range(1, 33))
+        assert sorted(r.resource_id or "" for r in chained) == sorted(f"jnl_{i}" for i in (*range(1, 31), 100, 200))
+        pending_order = [r.resource_id for r in chained if r.resource_id not in ("jnl_100", "jnl_200")]
+        assert pending_order == [f"jnl_{i}" for i in range(1, 31)]  # in the order they were stored
+        assert first[-1].resource_id == "jnl_100"
+        assert second[-1].resource_id == "jnl_200"
+        assert await other.append_many([]) == []  # nothing left pending
+        result = await verify_log(backend.log)
+        assert (result.ok, result.checked) == (True, 32)
+    finally:
+        for close in backend.closers:
+            await close()
+
+
+@pytest.mark.redis
+async def test_an_altered_pending_entry_is_chained_as_such_not_dropped() -> None:
+    backend = await _redis_backend()
+    try:
+        await _stored_with_work(backend.log, [entry(1)])
+        form = backend.log.with_work(entry(2))
+        assert isinstance(form, AuditPush)
+        client = await _redis_client()
+        await client.rpush(form.key, b"{not an entry", form.value)
+        await client.aclose()
+        records = await backend.log.append_many([])
+        assert [(r.operation, r.outcome) for r in records] == [
+            ("postJournal", "ok"),
+            ("audit:pending-unreadable", "error"),
+            ("postJournal", "ok"),
+        ]
+        assert (await verify_log(backend.log)).ok
+    finally:
+        for close in backend.closers:
+            await close()
 
 
 # --- the chain in isolation -----------------------------------------------------------------------
