@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from connectors import Connector, ConnectorConfig, load_connector_class, make_client
 from gateway.dispatcher import Dispatcher
@@ -32,7 +32,7 @@ from gateway.tracing import current_span_id, current_trace_id, current_tracepare
 from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite
 
-__all__ = ["Delivery", "Hub", "parse_prefer_wait"]
+__all__ = ["Delivery", "Hub", "RecordsWithWork", "parse_prefer_wait"]
 
 # target name in the outbox -> (connector entry-point name, settings attribute with its URL)
 TARGETS: dict[str, tuple[str, str]] = {
@@ -49,6 +49,16 @@ def parse_prefer_wait(prefer: str | None, ceiling: float) -> float | None:
     """Seconds from ``Prefer: wait=N`` (RFC 7240), capped at ``ceiling``; ``None`` when absent."""
     match = _PREFER_WAIT.search(prefer) if prefer else None
     return min(float(match.group(1)), ceiling) if match else None
+
+
+class RecordsWithWork(Protocol):
+    """Records a write stores together with its work (``gateway.api._common.WithWork``)."""
+
+    @property
+    def idempotency_record(self) -> FinalWrite | FinalStatement | None: ...
+
+    @property
+    def audit_record(self) -> AuditPush | InTransaction | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +141,12 @@ class Hub:
         transaction: TransactionRecord,
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
-        idempotency_record: FinalWrite | FinalStatement | None = None,
-        audit_record: AuditPush | InTransaction | None = None,
+        records: RecordsWithWork | None = None,
     ) -> None:
         """Store prepared work in one atomic write (with the idempotency record answering for it and
-        the audit record of the call, if given) and wake the dispatcher."""
+        the audit record of the call, when ``records`` has them) and wake the dispatcher."""
+        idempotency_record = records.idempotency_record if records is not None else None
+        audit_record = records.audit_record if records is not None else None
         await self.store.accept(transaction, resources, outbox, idempotency_record, audit_record)
         if outbox:
             self.dispatcher.wake()
@@ -148,11 +159,12 @@ class Hub:
         resource: ResourceRecord,
         deliveries: list[Delivery],
         extra_resources: list[ResourceRecord] | None = None,
+        records: RecordsWithWork | None = None,
     ) -> None:
         """Prepare and store the work, for a caller whose answer does not come from the records
         (the X12 remittance intake); the JSON write routes use ``accept_work``."""
         transaction, outbox = self.prepare(client_id=client_id, kind=kind, resource=resource, deliveries=deliveries)
-        await self.commit(transaction, [resource, *(extra_resources or [])], outbox)
+        await self.commit(transaction, [resource, *(extra_resources or [])], outbox, records)
 
     def drain(self) -> None:
         """The server is shutting down: every ``Prefer: wait`` answers now (202) instead of at its end.

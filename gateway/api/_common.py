@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request
@@ -21,6 +22,8 @@ from gateway.hub import Delivery, Hub, parse_prefer_wait
 from gateway.problems import PROBLEM_JSON, Problem
 from gateway.store import ResourceRecord
 from gateway.views import TransactionView, transaction_view
+from policies.audit import AuditPush, InTransaction
+from policies.idempotency import FinalStatement, FinalWrite, StoredResponse
 
 __all__ = [
     "ACCEPTED_RESPONSES",
@@ -30,6 +33,7 @@ __all__ = [
     "SECURITY_COMPONENTS",
     "WRITE_PROBLEMS",
     "PreferHeader",
+    "WithWork",
     "accept_work",
     "caller_id",
     "hub_of",
@@ -89,6 +93,36 @@ def caller_id(request: Request[Any, Any, Any]) -> str:
     return str(request.scope["state"]["client_id"])
 
 
+@dataclass(slots=True)
+class WithWork:
+    """What a write stores in the same atomic write as its work, once its answer is known: the
+    finished idempotency record (for an idempotent request) and the call's audit record. A crash
+    right after that write can then neither let the client's retry create the work a second time
+    nor leave stored work without the record of the call that stored it."""
+
+    idempotency_record: FinalWrite | FinalStatement | None = None
+    audit_record: AuditPush | InTransaction | None = None
+    _stored: StoredResponse | None = None
+
+    @classmethod
+    def answering(cls, request: Request[Any, Any, Any], answer: JsonView, location: str) -> WithWork:
+        made = cls(audit_record=audit_with_work(request.scope, answer.status_code, location))
+        idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
+        if idempotent is not None:
+            made._stored = stored_response(answer.status_code, answer.encode_headers(), answer.body)
+            made.idempotency_record = idempotent.store.final_write(
+                idempotent.key, idempotent.fingerprint, made._stored, idempotent.ttl_s
+            )
+        return made
+
+    def written(self, request: Request[Any, Any, Any], status: int) -> None:
+        """The work and these records are stored: the middleware must not write them a second time."""
+        if self.idempotency_record is not None:
+            request.scope["state"][IDEMPOTENT_REQUEST].written = self._stored
+        if self.audit_record is not None:
+            audited_with_work(request.scope, status)
+
+
 async def accept_work(
     request: Request[Any, Any, Any],
     hub: Hub,
@@ -102,29 +136,19 @@ async def accept_work(
     """Store the work, then answer 202 with ``Location`` (or, with ``Prefer: wait``, 200 with the
     final state when it is reached in time).
 
-    Without ``Prefer: wait`` the 202 is known before anything is written, so an idempotent request's
-    finished record and the call's audit record go into the same atomic write as the work: a crash
-    right after the write can then neither let the client's retry create the work a second time nor
-    leave stored work without its audit record. A request that waits stays in flight until its answer
-    (a retry meanwhile must meet 409), so both its records are written after it, by the middleware,
-    as for every other route.
+    Without ``Prefer: wait`` the 202 is known before anything is written, so its records go into the
+    write of the work (``WithWork``). A request that waits stays in flight until its answer (a retry
+    meanwhile must meet 409), so its records are written after it, by the middleware, as for every
+    other route.
     """
     transaction, outbox = hub.prepare(client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries)
     wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
-    location = (b"location", f"/v1/transactions/{transaction.id}".encode())
+    href = f"/v1/transactions/{transaction.id}"
+    location = (b"location", href.encode())
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
-    idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
-    stored = record = audit = None
-    if wait_s is None:
-        audit = audit_with_work(request.scope, answer.status_code, location[1].decode())
-        if idempotent is not None:
-            stored = stored_response(answer.status_code, answer.encode_headers(), answer.body)
-            record = idempotent.store.final_write(idempotent.key, idempotent.fingerprint, stored, idempotent.ttl_s)
-    await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, record, audit)
-    if idempotent is not None and record is not None:
-        idempotent.written = stored
-    if audit is not None:
-        audited_with_work(request.scope, answer.status_code)
+    records = WithWork.answering(request, answer, href) if wait_s is None else WithWork()
+    await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, records)
+    records.written(request, answer.status_code)
     if wait_s is None:
         return answer
     view = transaction_view(*await hub.settle(transaction.id, wait_s))

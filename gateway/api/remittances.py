@@ -18,6 +18,7 @@ from gateway.api._common import (
     READ_PROBLEMS,
     WRITE_PROBLEMS,
     PreferHeader,
+    WithWork,
     accept_work,
     caller_id,
     hub_of,
@@ -117,7 +118,8 @@ async def _remittance_view(
     return view, statuses
 
 
-async def _post_x12(hub: Hub, body: bytes, client_id: str, transaction_id: str) -> JsonView:
+async def _post_x12(request: Request[Any, Any, Any], hub: Hub, body: bytes, transaction_id: str) -> JsonView:
+    client_id = caller_id(request)
     ingest = ingest_835(body, new_id)
     resources: list[ResourceRecord] = []
     for remittance_id, read in ingest.remittances:
@@ -126,13 +128,6 @@ async def _post_x12(hub: Hub, body: bytes, client_id: str, transaction_id: str) 
                                                 transaction_id)  # fmt: skip
         resources += [new_resource("remittance", remittance_id, client_id, view, transaction_id), *statuses]
     ack = ingest.ack
-    await hub.submit(
-        client_id=client_id,
-        kind="remittance.ingest.x12",
-        resource=new_resource("acknowledgement", ack.id, client_id, ack, transaction_id),
-        deliveries=[],
-        extra_resources=resources,
-    )
     answer = X12Accepted(
         transaction_id=transaction_id,
         acknowledgement_id=ack.id,
@@ -140,7 +135,19 @@ async def _post_x12(hub: Hub, body: bytes, client_id: str, transaction_id: str) 
         remittances=ack.accepted,
         rejected=ack.rejected,
     )
-    return JsonView(answer, status=201, headers=[(b"location", f"/v1/transactions/{transaction_id}".encode())])
+    href = f"/v1/transactions/{transaction_id}"
+    accepted = JsonView(answer, status=201, headers=[(b"location", href.encode())])
+    records = WithWork.answering(request, accepted, href)  # the answer is known before the work is stored
+    await hub.submit(
+        client_id=client_id,
+        kind="remittance.ingest.x12",
+        resource=new_resource("acknowledgement", ack.id, client_id, ack, transaction_id),
+        deliveries=[],
+        extra_resources=resources,
+        records=records,
+    )
+    records.written(request, accepted.status_code)
+    return accepted
 
 
 class RemittanceController(Controller):
@@ -162,7 +169,7 @@ class RemittanceController(Controller):
         body = await request.body()
         transaction_id = new_id("txn")
         if request.content_type[0] == X12_MEDIA_TYPE:
-            return await _post_x12(hub, body, client_id, transaction_id)
+            return await _post_x12(request, hub, body, transaction_id)
         remittance = decode_body(body, Remittance)
         view, statuses = await _remittance_view(hub, new_id("rmt"), remittance, None, client_id, transaction_id)
         return await accept_work(

@@ -33,6 +33,7 @@ from tests import factories
 from tests.conftest import KEY, TEST_POLICY
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "x12"
 
 
 @dataclass
@@ -106,8 +107,13 @@ def test_every_accepted_write_is_audited_with_its_work(hub: Hub) -> None:
         "/v1/journals", json=factories.journal("AUDIT-WORK-2"), headers={"Idempotency-Key": "audit-work-2"}
     )
     account = hub.client.put("/v1/accounts/ACC-AUDIT-1", json=factories.account_details())
-    answers = [journal, idempotent, account]
-    assert [a.status_code for a in answers] == [202, 202, 202], [a.text for a in answers]
+    x12 = hub.client.post(
+        "/v1/remittances",
+        content=(FIXTURES / "835_full.x12").read_bytes(),
+        headers={"content-type": "application/edi-x12", "Idempotency-Key": "audit-work-x12"},
+    )
+    answers = [journal, idempotent, account, x12]
+    assert [a.status_code for a in answers] == [202, 202, 202, 201], [a.text for a in answers]
     assert hub.queued == []  # not one of them waited in the queue
 
     records, chain_ok = hub.records_after_restart()
@@ -116,6 +122,7 @@ def test_every_accepted_write_is_audited_with_its_work(hub: Hub) -> None:
         ("postJournal", 202, "ok", "alpha"),
         ("postJournal", 202, "ok", "alpha"),
         ("putAccount", 202, "ok", "alpha"),
+        ("postRemittance", 201, "ok", "alpha"),
     ]
     assert [r.transaction_id for r in records] == [a.headers["location"].rsplit("/", 1)[-1] for a in answers]
     assert records[2].resource_id is not None

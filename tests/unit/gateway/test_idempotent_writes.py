@@ -81,6 +81,20 @@ def test_the_record_is_final_with_the_transaction(hub: tuple[TestClient[Any], li
     assert client.post("/v1/journals", json=factories.journal("OTHER"), headers=headers).status_code == 422
 
 
+def test_the_x12_intake_record_is_final_with_its_transaction_too(
+    hub: tuple[TestClient[Any], list[StoredResponse]],
+) -> None:
+    client, completed = hub
+    headers = {"content-type": "application/edi-x12", "Idempotency-Key": "atomic-x12"}
+    raw = (Path(__file__).parents[2] / "fixtures" / "x12" / "835_full.x12").read_bytes()
+    first = client.post("/v1/remittances", content=raw, headers=headers)
+    assert first.status_code == 201, first.text
+    assert completed == []
+    retry = client.post("/v1/remittances", content=raw, headers=headers)
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert (retry.status_code, retry.content) == (201, first.content)
+
+
 def test_a_waiting_request_stays_in_flight_and_is_completed_after_its_answer(
     hub: tuple[TestClient[Any], list[StoredResponse]],
 ) -> None:
