@@ -115,7 +115,13 @@ def _segment_loops(issues: Iterable[SegmentIssue]) -> list[Segment]:
         loop_id = found_loop if found_loop and len(found_loop) <= _MAX_LOOP_ID else None
         segment_codes = [issue.code for issue in found if issue.element is None]
         element_issues = [issue for issue in found if issue.element is not None]
-        first_code = segment_codes.pop(0) if segment_codes else "8"
+        # The IK3 over IK4s says "8" (segment has data element errors) when that is among its codes:
+        # another code there would stand for the element errors and leave "8" an IK3 of its own.
+        if element_issues and "8" in segment_codes:
+            segment_codes.remove("8")
+            first_code = "8"
+        else:
+            first_code = segment_codes.pop(0) if segment_codes else "8"
         segments.append(seg("IK3", segment_id, str(position), loop_id, first_code))
         for issue in element_issues:
             where = (str(issue.element), str(issue.component) if issue.component else "")
