@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors._base import HttpConnector
+from connectors._errors import RetriableError
 from connectors._http import ConnectorClient, make_client
+from connectors._outcomes import error_for_transport
 from connectors._protocol import ConnectorConfig
 
 
@@ -51,3 +55,24 @@ def test_a_connectors_prebuilt_url_is_the_one_httpx_would_build(base: str, path:
         assert client.build_request("GET", connector._absolute(path)).url == expected
     if all((c.isalnum() and c.isascii()) or c in "/_.~-" for c in path):
         assert isinstance(connector._absolute(path), httpx.URL)  # plain paths take the fast way
+
+
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+async def test_a_refused_connect_is_reported_as_refused_not_as_a_timeout(transport: str) -> None:
+    """httpx-aiohttp raises ConnectTimeout for a refused connect; the hub must still say "refused"."""
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = make_client(f"http://127.0.0.1:{port}", timeout_s=5, connect_timeout_s=5, transport=transport)
+    async with client:
+        with pytest.raises(httpx.TransportError) as raised:
+            await client.post("/journals", json={})
+    error = error_for_transport("erp", raised.value)
+    assert isinstance(error, RetriableError)
+    assert str(error) == "erp: connection refused or unreachable"
+
+
+def test_a_real_connect_timeout_stays_a_timeout() -> None:
+    with pytest.raises(httpx.ConnectTimeout) as raised:
+        raise httpx.ConnectTimeout("slow") from TimeoutError()
+    assert str(error_for_transport("erp", raised.value)) == "erp: timed out"
