@@ -8,18 +8,20 @@ it runs.
 from __future__ import annotations
 
 import gc
+import logging
 from dataclasses import dataclass
 
 from gateway.dispatcher import AttemptObserver
 from gateway.governance_state import Governance
 from gateway.hub import Hub
 from gateway.settings import Settings
-from gateway.store import AttemptRecord, OutboxRecord, Store, TransactionRecord
+from gateway.store import AttemptRecord, OutboxRecord, RedisStore, Store, TransactionRecord
 from gateway.telemetry import Telemetry
 from policies.audit import AuditEntry
 
 __all__ = ["Runtime", "open_runtime", "settle_heap"]
 
+log = logging.getLogger("billing_hub.runtime")
 GC_GEN0_THRESHOLD = 20_000  # CPython's default is 700 allocations between first-generation passes
 
 _CIRCUIT_LEVEL = {"closed": 0, "half_open": 1, "open": 2}
@@ -74,6 +76,8 @@ async def open_runtime(
     telemetry.gauges["billing_hub.circuit.state"] = lambda: [
         (_CIRCUIT_LEVEL[b.state], {"connector": name}) for name, b in running.dispatcher.breakers.items()
     ]
+    if isinstance(running.store, RedisStore) and (why := await running.store.volatility()):
+        log.warning("%s; give it AOF persistence (appendonly yes)", why)
     await running.start()
     return Runtime(running, governance)
 

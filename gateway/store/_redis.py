@@ -29,10 +29,12 @@ primary with replicas) is assumed: the scripts build per-record keys, which Redi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway.redis_client import pipelined_redis
 from gateway.store import _redis_lua as lua
@@ -134,6 +136,20 @@ def _transaction(flat: list[bytes]) -> TransactionRecord:
     for name, key in _TXN_FLOAT_B:
         values[name] = float(f[key])
     return TransactionRecord(**values)
+
+
+def volatility(config: Mapping[bytes | str, bytes | str]) -> str | None:
+    """From CONFIG GET appendonly and save: ``None`` with AOF on; otherwise what a restart loses."""
+    values = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+              for k, v in config.items()}  # fmt: skip
+    if values.get("appendonly", "no") == "yes":
+        return None
+    if values.get("save", "").strip():
+        return (
+            "Redis writes only periodic snapshots (appendonly no): "
+            "work accepted since the last one is lost if it restarts"
+        )
+    return "Redis keeps nothing on disk (appendonly no, no snapshots): all accepted work is lost if it restarts"
 
 
 def _resource_key(kind: str, resource_id: str) -> str:
@@ -322,6 +338,16 @@ class RedisStore:
 
     async def ping(self) -> bool:
         return bool(await self._client.ping())
+
+    async def volatility(self) -> str | None:
+        """Why the server would lose accepted work on a restart, or ``None`` when it persists it
+        (or will not say: managed services often refuse CONFIG)."""
+        try:
+            config = cast("dict[bytes | str, bytes | str]", await self._client.config_get("appendonly"))
+            config |= cast("dict[bytes | str, bytes | str]", await self._client.config_get("save"))
+        except RedisError:
+            return None
+        return volatility(config)
 
     async def close(self) -> None:
         """Closes the client only when ``from_url`` made it; a client passed in stays the caller's."""

@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import redis.exceptions
@@ -30,7 +30,7 @@ from gateway.store import (
     Store,
     TransactionRecord,
 )
-from gateway.store._redis import RedisStore
+from gateway.store._redis import RedisStore, volatility
 from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite
 
@@ -568,3 +568,28 @@ async def test_an_unreachable_redis_raises_connection_error(redis_stores: RedisS
         await store.claim_due(time.time(), 10, lease_s=30, owner="a")
     with pytest.raises(redis.exceptions.ConnectionError):
         await store.ping()
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ({b"appendonly": b"yes", b"save": b""}, None),
+        ({"appendonly": "yes", "save": "3600 1"}, None),
+        ({"appendonly": "no", "save": "3600 1 300 100"}, "periodic snapshots"),
+        ({"appendonly": "no", "save": ""}, "keeps nothing on disk"),
+    ],
+)
+def test_a_redis_that_would_lose_accepted_work_is_named(config: dict[Any, Any], says: str | None) -> None:
+    why = volatility(config)
+    if says is None:
+        assert why is None
+    else:
+        assert why is not None
+        assert says in why
+
+
+@pytest.mark.redis
+async def test_the_store_asks_the_real_server_how_it_persists(redis_stores: RedisStores) -> None:
+    raw = redis_stores.clients[0]
+    config = {**await raw.config_get("appendonly"), **await raw.config_get("save")}
+    assert await redis_stores.new().volatility() == volatility(config)
