@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from connectors import Connector, ConnectorConfig, load_connector_class, make_client
+from connectors.clearinghouse import NumbersInterchanges, SequenceNumbers
 from gateway.dispatcher import Dispatcher
 from gateway.ids import new_id
 from gateway.settings import Settings
@@ -89,7 +90,15 @@ class Hub:
                 max_connections=settings.dispatch_concurrency + 64,
             )
         store = store or SqliteStore(Path(settings.data_dir) / HUB_DATABASE, durability=settings.durability)
-        return cls(settings=settings, store=store, connectors=build_connectors(settings))
+        connectors = build_connectors(settings)
+        for target, connector in connectors.items():
+            if isinstance(connector, NumbersInterchanges):  # one sequence per trading partner
+                connector.numbers = SequenceNumbers(store.next_number, f"x12-interchange:{target}")
+        return cls(settings=settings, store=store, connectors=connectors)
+
+    def reply_numbers(self) -> SequenceNumbers:
+        """Control numbers of the 999s the hub answers received X12 with (the hub is their sender)."""
+        return SequenceNumbers(self.store.next_number, "x12-interchange:replies")
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()

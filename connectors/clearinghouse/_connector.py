@@ -8,7 +8,6 @@ category) is a rejection, not something to retry.
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 import httpx
@@ -17,9 +16,9 @@ from canonical.v1 import Claim, ClaimStatus
 from connectors._base import HttpConnector
 from connectors._errors import RejectedError, RetriableError
 from connectors._protocol import ConnectorConfig, DeliveryResult
+from connectors.clearinghouse._numbers import ClockSeededNumbers, InterchangeNumbers
 from connectors.clearinghouse._parties import CLEARINGHOUSE, HUB, HUB_SUBMITTER, HUB_TO_CLEARINGHOUSE
 from connectors.clearinghouse.x12 import (
-    ControlCounter,
     FunctionalAck,
     Read277,
     StatusInquiry,
@@ -36,7 +35,6 @@ X12 = "application/edi-x12"
 # 277CA categories that mean the claim was not accepted (A3 returned, A4 not found, A6/A7 rejected,
 # A8 rejected for relational field in error).
 REJECTED_CATEGORIES = frozenset({"A3", "A4", "A6", "A7", "A8"})
-MAX_CONTROL = 999_999_999
 
 
 class X12ClearinghouseConfig(ConnectorConfig, kw_only=True, frozen=True):
@@ -90,9 +88,8 @@ class X12ClearinghouseConnector(HttpConnector):
     def __init__(self, config: ConnectorConfig, client: httpx.AsyncClient) -> None:
         super().__init__(config, client)
         self.filing_indicator = config.filing_indicator if isinstance(config, X12ClearinghouseConfig) else "CI"
-        # Control numbers must not repeat soon after a restart; seeding from the clock does that
-        # without a persistent counter (a clearinghouse checks them per sender, per day at most).
-        self.control = ControlCounter(start=int(time.time()) % MAX_CONTROL + 1)
+        # A hub replaces this with its store's sequence (see _numbers): shared and restart-proof.
+        self.numbers: InterchangeNumbers = ClockSeededNumbers()
         self.offer("submit_claim", Claim, self.submit_claim)
 
     async def submit_claim(self, claim: Claim, external_ref: str) -> DeliveryResult:
@@ -101,7 +98,7 @@ class X12ClearinghouseConnector(HttpConnector):
             submitter=HUB_SUBMITTER,
             receiver=CLEARINGHOUSE,
             envelope=HUB_TO_CLEARINGHOUSE,
-            control=self.control,
+            control=await self.numbers.next(),
             filing_indicator=self.filing_indicator,  # type: ignore[arg-type]
         )
         response = await self.send(
@@ -136,7 +133,7 @@ class X12ClearinghouseConnector(HttpConnector):
         )
 
     async def claim_status(self, inquiry: StatusInquiry, *, timeout_s: float | None = None) -> ClaimStatus:
-        written = write_276([inquiry], receiver=HUB, envelope=HUB_TO_CLEARINGHOUSE, control=self.control)
+        written = write_276([inquiry], receiver=HUB, envelope=HUB_TO_CLEARINGHOUSE, control=await self.numbers.next())
         response = await self.send(
             "POST", "/x12/276", content=written.data, headers={"content-type": X12}, timeout_s=timeout_s
         )

@@ -6,14 +6,13 @@ Problems name segment positions and codes only: an 835 is full of patient names.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import msgspec
 
 from canonical.v1 import BalancingFinding
 from connectors.clearinghouse.x12 import (
-    ControlCounter,
+    ControlNumbers,
     Envelope,
     Read835,
     SegmentIssue,
@@ -27,8 +26,6 @@ from gateway.problems import FieldError, ProblemError
 __all__ = ["X12_MEDIA_TYPE", "AckRecord", "IngestedSet", "RejectedSet", "X12Ingest", "ingest_835"]
 
 X12_MEDIA_TYPE = "application/edi-x12"
-
-_CONTROL = ControlCounter(start=int(time.time()) % 999_999_999 + 1)
 
 
 class IngestedSet(msgspec.Struct, kw_only=True, frozen=True):
@@ -67,8 +64,9 @@ def _issues_problem(reads: list[Read835]) -> ProblemError:
     return ProblemError(422, "rejected-x12", "no transaction set of the 835 could be accepted", errors=errors)
 
 
-def ingest_835(body: bytes, new_id: Callable[[str], str]) -> X12Ingest:
-    """Read and acknowledge; raises ProblemError for input that yields no usable remittance."""
+def ingest_835(body: bytes, new_id: Callable[[str], str], control: ControlNumbers) -> X12Ingest:
+    """Read and acknowledge (the 999 with ``control``); raises ProblemError for input that yields no
+    usable remittance."""
     try:
         reads = read_835(body)
     except X12Error as exc:
@@ -85,7 +83,7 @@ def ingest_835(body: bytes, new_id: Callable[[str], str]) -> X12Ingest:
     ack_999 = write_999(
         acknowledge(reads),
         envelope=Envelope(sender_id=isa.sender_id, receiver_id=isa.receiver_id).reply(),
-        control=_CONTROL,
+        control=control,
     ).text
     if not any(read.accepted and read.remittance is not None for read in reads):
         raise _issues_problem(reads)

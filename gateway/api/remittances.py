@@ -120,7 +120,7 @@ async def _remittance_view(
 
 async def _post_x12(request: Request[Any, Any, Any], hub: Hub, body: bytes, transaction_id: str) -> JsonView:
     client_id = caller_id(request)
-    ingest = ingest_835(body, new_id)
+    ingest = ingest_835(body, new_id, await hub.reply_numbers().next())
     resources: list[ResourceRecord] = []
     for remittance_id, read in ingest.remittances:
         assert read.remittance is not None

@@ -69,6 +69,10 @@ class Store(Protocol):
 
     async def next_due_at(self) -> float | None: ...
 
+    async def next_number(self, name: str, ceiling: int, first: int) -> int:
+        """The next value of a durable named sequence shared by every process on this store:
+        ``first`` when the sequence is new, then one more each call, back to 1 after ``ceiling``."""
+
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...

@@ -18,6 +18,7 @@ Keys under ``prefix`` (default ``billing-hub:``):
 - ``waiting``               sorted set: pending + in-flight entries by ``created_at`` (for stats)
 - ``dead``                  sorted set: dead entries, all score 0 so they page by id (``BYLEX``)
 - ``lease-token``           counter: the fencing tokens
+- ``sequence:{name}``       counter: a named sequence (``next_number``; X12 control numbers)
 
 Floats are stored as ``repr`` strings (exact round trip), ``None`` as an absent field, bytes as-is;
 the client must be made with ``decode_responses=False``. A duplicate transaction or outbox id makes
@@ -194,6 +195,7 @@ class RedisStore:
         self._snapshot = client.register_script(lua.SNAPSHOT)
         self._stats = client.register_script(lua.STATS)
         self._next_due = client.register_script(lua.NEXT_DUE)
+        self._next_number = client.register_script(lua.NEXT_NUMBER)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "billing-hub:", max_connections: int = 200) -> RedisStore:
@@ -335,6 +337,10 @@ class RedisStore:
     async def next_due_at(self) -> float | None:
         due = [float(s) for s in await self._next_due(keys=[self._pending, self._inflight]) if s is not None]
         return min(due) if due else None
+
+    async def next_number(self, name: str, ceiling: int, first: int) -> int:
+        key = f"{self._prefix}sequence:{name}"
+        return int(await self._next_number(keys=[key], args=[str(ceiling), str(first)]))
 
     async def ping(self) -> bool:
         return bool(await self._client.ping())

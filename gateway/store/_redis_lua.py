@@ -17,6 +17,7 @@ __all__ = [
     "CLAIM",
     "LIST_DEAD",
     "NEXT_DUE",
+    "NEXT_NUMBER",
     "PUT_RESOURCES",
     "RECORD",
     "RELEASE",
@@ -263,4 +264,13 @@ NEXT_DUE = """
 local a = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local b = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 return {a[2] or false, b[2] or false}
+"""
+
+# KEYS: the sequence. ARGV: ceiling, first. The next value: first for a new sequence, then one more,
+# back to 1 after the ceiling.
+NEXT_NUMBER = """
+local v = redis.call('GET', KEYS[1])
+if v then v = tonumber(v) % tonumber(ARGV[1]) + 1 else v = tonumber(ARGV[2]) end
+redis.call('SET', KEYS[1], v)
+return v
 """

@@ -220,6 +220,17 @@ class SqliteStore:
 
         return await self._writer.submit(work)
 
+    async def next_number(self, name: str, ceiling: int, first: int) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                "insert into counters values (?, ?) on conflict(name) do update set value = value % ? + 1 "
+                "returning value",
+                (f"sequence:{name}", first, ceiling),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._writer.submit(work)
+
     async def record_attempt(
         self, entry: OutboxRecord, attempt: AttemptRecord, *, next_attempt_at: float | None
     ) -> TransactionRecord:

@@ -593,3 +593,37 @@ async def test_the_store_asks_the_real_server_how_it_persists(redis_stores: Redi
     raw = redis_stores.clients[0]
     config = {**await raw.config_get("appendonly"), **await raw.config_get("save")}
     assert await redis_stores.new().volatility() == volatility(config)
+
+
+# --- named sequences (X12 interchange control numbers) ---------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
+    """Two stores on the same storage: two hub processes, or one process before and after a restart."""
+    if request.param == "sqlite":
+        first = SqliteStore(tmp_path / "hub.sqlite3", durability="normal")
+        second = SqliteStore(tmp_path / "hub.sqlite3", durability="normal")
+        yield first, second
+        await first.close()
+        await second.close()
+        return
+    stores = RedisStores()
+    await stores.require()
+    yield stores.new(), stores.new()
+    await stores.close()
+
+
+async def test_a_sequence_starts_where_told_counts_up_and_wraps(two_stores: tuple[Store, Store]) -> None:
+    store, _ = two_stores
+    assert [await store.next_number("x12:a", 5, 4) for _ in range(4)] == [4, 5, 1, 2]
+    assert await store.next_number("x12:b", 5, 3) == 3  # sequences are independent
+    assert await store.next_number("x12:a", 5, 4) == 3
+
+
+async def test_a_sequence_is_shared_and_survives_a_restart(two_stores: tuple[Store, Store]) -> None:
+    first, second = two_stores
+    drawn = await asyncio.gather(*(s.next_number("x12:shared", 999_999_999, 1000) for s in (first, second) * 50))
+    assert sorted(drawn) == list(range(1000, 1100))  # never the same number twice, none skipped
+    await first.close()  # a restart: the sequence goes on from the store, not from the clock
+    assert await second.next_number("x12:shared", 999_999_999, 1) == 1100
