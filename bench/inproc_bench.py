@@ -113,7 +113,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
             "BILLING_HUB_REDIS_URL": args.redis_url,
             "BILLING_HUB_REDIS_PREFIX": args.prefix,
             "BILLING_HUB_DATA_DIR": str(workdir / "data"),
-            "BILLING_HUB_TRACE_EXPORTER": "off",
+            # Tracing off unless the caller says otherwise (e.g. "discard" plus an OTEL_TRACES_SAMPLER).
+            "BILLING_HUB_TRACE_EXPORTER": os.environ.get("BILLING_HUB_TRACE_EXPORTER", "off"),
             "BILLING_HUB_DISPATCHER_ENABLED": "false",
             "BILLING_HUB_TARGETS": "erp",
             "BILLING_HUB_ERP_URL": "http://127.0.0.1:9",  # never called: nothing delivers here
