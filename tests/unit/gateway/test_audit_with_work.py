@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from litestar.testing import TestClient
 from redis.asyncio import Redis
 
@@ -64,19 +62,8 @@ class Hub:
         return asyncio.run(read())
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    prefix = f"test:audit-with-work:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 @pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
-def hub(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> Iterator[Hub]:
+def hub(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> Iterator[Hub]:
     settings = Settings(
         data_dir=str(tmp_path),
         dispatcher_enabled=False,  # nothing delivers: no delivery records in the log
@@ -84,7 +71,7 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> Iterator
         targets="ehr,erp",
         state_backend=request.param,
         redis_url=REDIS_URL,
-        redis_prefix=prefix,
+        redis_prefix=redis_prefix,
     )
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         made = Hub(client, settings)

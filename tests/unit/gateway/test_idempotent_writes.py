@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-import redis
 from litestar.testing import TestClient
 
 from gateway.app import create_app
@@ -32,20 +30,9 @@ from tests.conftest import KEY, TEST_POLICY
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    prefix = f"test:idem-writes:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 @pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
 def hub(
-    request: pytest.FixtureRequest, tmp_path: Path, prefix: str
+    request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str
 ) -> Iterator[tuple[TestClient[Any], list[StoredResponse]]]:
     settings = Settings(
         data_dir=str(tmp_path),
@@ -54,7 +41,7 @@ def hub(
         targets="ehr,erp",
         state_backend=request.param,
         redis_url=REDIS_URL,
-        redis_prefix=prefix,
+        redis_prefix=redis_prefix,
     )
     completed: list[StoredResponse] = []
 
