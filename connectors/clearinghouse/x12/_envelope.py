@@ -123,6 +123,15 @@ def wrong_transaction(envelope: SetEnvelope, expected: str) -> X12Error:
     )
 
 
+def open_set(envelope: SetEnvelope, code: str, implementation: str) -> list[SegmentIssue]:
+    """The opening every set reader shares: a set of another transaction type is refused
+    (``X12Error``); one of another implementation guide is read, with an issue on ST03 (returned)."""
+    if envelope.transaction_code != code:
+        raise wrong_transaction(envelope, code)
+    issue = check_version(envelope, implementation)
+    return [] if issue is None else [issue]
+
+
 def check_version(envelope: SetEnvelope, expected: str) -> SegmentIssue | None:
     """An issue on ST03 when the set's guide (ST03, else GS08) does not start with ``expected``."""
     if envelope.version.startswith(expected):

@@ -23,8 +23,7 @@ from connectors.clearinghouse.x12._envelope import (
     GroupEnd,
     SetEnvelope,
     TransactionSet,
-    check_version,
-    wrong_transaction,
+    open_set,
 )
 from connectors.clearinghouse.x12._inquiry import StatusInquiry
 from connectors.clearinghouse.x12._lexer import CHUNK_SIZE, Source
@@ -219,12 +218,9 @@ def _born(dmg: list[str]) -> date:
 
 def _read_set(tset: TransactionSet) -> Callable[[GroupEnd], Read276]:
     envelope = tset.envelope
-    if envelope.transaction_code != "276":
-        raise wrong_transaction(envelope, "276")
+    opening = open_set(envelope, "276", IMPLEMENTATION_276)
     reader = _SetReader(tset)
-    version_issue = check_version(envelope, IMPLEMENTATION_276)
-    if version_issue is not None:
-        reader.problems.issues.append(version_issue)
+    reader.problems.issues += opening
     reader.read()
 
     def finish(group: GroupEnd) -> Read276:

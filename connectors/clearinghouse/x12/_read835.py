@@ -44,8 +44,7 @@ from connectors.clearinghouse.x12._envelope import (
     GroupEnd,
     SetEnvelope,
     TransactionSet,
-    check_version,
-    wrong_transaction,
+    open_set,
 )
 from connectors.clearinghouse.x12._lexer import CHUNK_SIZE, Source
 from connectors.clearinghouse.x12._model import SegmentIssue
@@ -115,12 +114,9 @@ def _signed(payment: Payment | None) -> Money | None:
 
 def _read_set(tset: TransactionSet) -> Iterator[RemittanceHeader | ClaimPayment | RemittanceTrailer]:
     envelope = tset.envelope
-    if envelope.transaction_code != "835":
-        raise wrong_transaction(envelope, "835")
+    opening = open_set(envelope, "835", IMPLEMENTATION_835[:10])
     reader = SetReader835(tset)
-    version_issue = check_version(envelope, IMPLEMENTATION_835[:10])
-    if version_issue is not None:
-        reader.issues.append(version_issue)
+    reader.issues += opening
     payer, payee, payment = reader.header()
     yield RemittanceHeader(envelope=envelope, payer=payer, payee=payee, payment=payment)
     yield from reader.claims()

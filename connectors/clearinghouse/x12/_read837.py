@@ -26,8 +26,7 @@ from connectors.clearinghouse.x12._envelope import (
     GroupEnd,
     SetEnvelope,
     TransactionSet,
-    check_version,
-    wrong_transaction,
+    open_set,
 )
 from connectors.clearinghouse.x12._lexer import CHUNK_SIZE, Source
 from connectors.clearinghouse.x12._model import SegmentIssue
@@ -247,12 +246,9 @@ class _SetReader:
 
 def _read_set(tset: TransactionSet) -> Callable[[GroupEnd], Read837]:
     envelope = tset.envelope
-    if envelope.transaction_code != "837":
-        raise wrong_transaction(envelope, "837")
+    opening = open_set(envelope, "837", IMPLEMENTATION_837P)
     reader = _SetReader(tset)
-    version_issue = check_version(envelope, IMPLEMENTATION_837P)
-    if version_issue is not None:
-        reader.problems.issues.append(version_issue)
+    reader.problems.issues += opening
     reader.read()
 
     def finish(group: GroupEnd) -> Read837:
