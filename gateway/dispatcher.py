@@ -30,13 +30,16 @@ from gateway.retry import RetryPolicy
 from gateway.settings import Settings
 from gateway.store import AttemptRecord, LeaseLost, OutboxRecord, Store, TransactionRecord
 from gateway.telemetry import Telemetry
+from policies.audit import AuditPush, InTransaction
 
-__all__ = ["AttemptObserver", "Dispatcher"]
+__all__ = ["AttemptAudit", "AttemptObserver", "Dispatcher"]
 
 log = logging.getLogger("billing_hub.dispatcher")
 _tracer = trace.get_tracer("billing_hub.dispatcher")
 
 AttemptObserver = Callable[[OutboxRecord, AttemptRecord, TransactionRecord], Awaitable[None]]
+# The audit record of an attempt, in the form the store writes with the attempt (None: not this one).
+AttemptAudit = Callable[[OutboxRecord, AttemptRecord], AuditPush | InTransaction | None]
 _OUTCOME_BY_KIND = {"retriable": "retry", "rejected": "reject", "misconfigured": "misconfigured"}
 
 
@@ -55,6 +58,7 @@ class Dispatcher:
         )
         self.breakers = {name: CircuitBreaker(breaker_settings) for name in connectors}
         self.observers: list[AttemptObserver] = []
+        self.attempt_audit: AttemptAudit | None = None
         self.telemetry: Telemetry | None = None
         self._wake = asyncio.Event()
         self._waiters: dict[str, list[asyncio.Future[TransactionRecord]]] = {}
@@ -257,7 +261,10 @@ class Dispatcher:
             if entry.state == "pending":
                 self.telemetry.retries.add(1, {"connector": entry.target, "operation": entry.operation})
         try:
-            transaction = await self.store.record_attempt(entry, attempt, next_attempt_at=next_attempt_at)
+            audit = self.attempt_audit(entry, attempt) if self.attempt_audit is not None else None
+            transaction = await self.store.record_attempt(
+                entry, attempt, next_attempt_at=next_attempt_at, audit_record=audit
+            )
         except LeaseLost:
             log.warning("lease on %s was taken over; result of attempt %d dropped", entry.id, entry.attempts)
             return

@@ -140,6 +140,8 @@ class Hub:
                 created_at=now,
                 updated_at=now,
                 traceparent=current_traceparent(),
+                client_id=client_id,
+                trace_id=transaction.trace_id,
             )
             for d in deliveries
         ]

@@ -11,13 +11,13 @@ import gc
 import logging
 from dataclasses import dataclass
 
-from gateway.dispatcher import AttemptObserver
+from gateway.dispatcher import AttemptAudit, AttemptObserver
 from gateway.governance_state import Governance
 from gateway.hub import Hub
 from gateway.settings import Settings
 from gateway.store import AttemptRecord, OutboxRecord, RedisStore, Store, TransactionRecord
 from gateway.telemetry import Telemetry
-from policies.audit import AuditEntry
+from policies.audit import AuditEntry, AuditPush, InTransaction
 
 __all__ = ["Runtime", "open_runtime", "settle_heap"]
 
@@ -40,21 +40,39 @@ class Runtime:
         await self.hub.close()
 
 
+def _delivery_entry(entry: OutboxRecord, attempt: AttemptRecord, client_id: str, trace_id: str | None) -> AuditEntry:
+    return AuditEntry(
+        client_id=client_id,
+        operation=f"deliver:{entry.operation}",
+        resource_id=entry.id,
+        outcome={"success": "delivered", "retry": "retry"}.get(attempt.outcome, "failed"),
+        status=attempt.status,
+        trace_id=trace_id,
+        at=attempt.started_at,
+        target=entry.target,
+        transaction_id=entry.transaction_id,
+    )
+
+
+def _attempt_audit(governance: Governance) -> AttemptAudit:
+    """An attempt's audit record goes into the store's write of the attempt, so a crash right after
+    it cannot lose the record; an entry accepted before entries named their client cannot say
+    whose it is, and is audited after its attempt (below)."""
+
+    def record(entry: OutboxRecord, attempt: AttemptRecord) -> AuditPush | InTransaction | None:
+        if entry.client_id is None:
+            return None
+        return governance.audit_log.with_work(_delivery_entry(entry, attempt, entry.client_id, entry.trace_id))
+
+    return record
+
+
 def _audit_deliveries(governance: Governance) -> AttemptObserver:
     async def observe(entry: OutboxRecord, attempt: AttemptRecord, transaction: TransactionRecord) -> None:
-        await governance.audit(
-            AuditEntry(
-                client_id=transaction.client_id,
-                operation=f"deliver:{entry.operation}",
-                resource_id=entry.id,
-                outcome={"success": "delivered", "retry": "retry"}.get(attempt.outcome, "failed"),
-                status=attempt.status,
-                trace_id=transaction.trace_id,
-                at=attempt.started_at,
-                target=entry.target,
-                transaction_id=transaction.id,
-            )
-        )
+        if entry.client_id is not None:  # stored with the attempt: chain it now
+            await governance.audit_writer.nudge()
+            return
+        await governance.audit(_delivery_entry(entry, attempt, transaction.client_id, transaction.trace_id))
 
     return observe
 
@@ -71,6 +89,7 @@ async def open_runtime(
     running = hub or Hub.open(settings, store)
     governance = Governance.open(settings, operations, running.store)
     governance.start()
+    running.dispatcher.attempt_audit = _attempt_audit(governance)
     running.dispatcher.observers.append(_audit_deliveries(governance))
     running.dispatcher.telemetry = telemetry
     telemetry.gauges["billing_hub.circuit.state"] = lambda: [

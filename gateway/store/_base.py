@@ -46,9 +46,15 @@ class Store(Protocol):
         """Lease up to ``limit`` entries due now (or whose lease expired) to ``owner``."""
 
     async def record_attempt(
-        self, entry: OutboxRecord, attempt: AttemptRecord, *, next_attempt_at: float | None
+        self,
+        entry: OutboxRecord,
+        attempt: AttemptRecord,
+        *,
+        next_attempt_at: float | None,
+        audit_record: AuditPush | InTransaction | None = None,
     ) -> TransactionRecord:
-        """Store an attempt and the entry's new state; return the transaction with its derived state.
+        """Store an attempt and the entry's new state (with the attempt's audit record, when given, in
+        the same atomic step); return the transaction with its derived state.
 
         ``entry.state`` says what became of it: ``done`` (with ``result``), ``dead``, or ``pending``
         again with ``next_attempt_at``. Raises ``LeaseLost`` when ``entry.lease_token`` is no longer

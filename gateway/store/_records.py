@@ -58,6 +58,10 @@ class OutboxRecord(msgspec.Struct, kw_only=True):
     lease_token: int = 0
     # W3C traceparent of the request that accepted the work: delivery spans join its trace.
     traceparent: str | None = None
+    # The transaction's client and trace id, so an attempt's audit record can be written with the
+    # attempt. None on entries accepted before entries carried them.
+    client_id: str | None = None
+    trace_id: str | None = None
 
 
 class LeaseLost(Exception):

@@ -55,6 +55,7 @@ __all__ = ["RedisStore"]
 
 _OUTBOX_TEXT = (
     "id", "transaction_id", "target", "operation", "external_ref", "state", "error_kind", "error", "traceparent",
+    "client_id", "trace_id",
 )  # fmt: skip
 _OUTBOX_INT = ("attempts", "budget_attempts", "replays", "lease_token")
 _OUTBOX_FLOAT = ("next_attempt_at", "created_at", "updated_at", "budget_started_at")
@@ -277,8 +278,15 @@ class RedisStore:
         return [_outbox(e) for e in reply]
 
     async def record_attempt(
-        self, entry: OutboxRecord, attempt: AttemptRecord, *, next_attempt_at: float | None
+        self,
+        entry: OutboxRecord,
+        attempt: AttemptRecord,
+        *,
+        next_attempt_at: float | None,
+        audit_record: AuditPush | InTransaction | None = None,
     ) -> TransactionRecord:
+        if isinstance(audit_record, InTransaction):
+            raise ValueError("the Redis store cannot run SQLite work with an attempt")
         if entry.state not in _RECORDED_STATES:
             raise ValueError(f"an attempt leaves an entry pending, done or dead, not {entry.state!r}")
         names = ("state", "attempts", "result", "error_kind", "error", "updated_at", "budget_attempts",
@@ -287,14 +295,17 @@ class RedisStore:
         if next_attempt_at is not None:
             pairs += ["next_attempt_at", _float(next_attempt_at)]
         cleared = [n for n in names if getattr(entry, n) is None]
-        reply = await self._record(
-            keys=[self._pending, self._inflight, self._dead, self._waiting],
-            args=[
-                self._prefix, entry.id, str(entry.lease_token), entry.state,
-                "" if next_attempt_at is None else _float(next_attempt_at), str(attempt.number),
-                _JSON.encode(attempt), _float(entry.updated_at), str(len(pairs) // 2), *pairs, *cleared,
-            ],
-        )  # fmt: skip
+        keys = [self._pending, self._inflight, self._dead, self._waiting]
+        args: list[_Value] = [
+            self._prefix, entry.id, str(entry.lease_token), entry.state,
+            "" if next_attempt_at is None else _float(next_attempt_at), str(attempt.number),
+            _JSON.encode(attempt), _float(entry.updated_at), str(len(pairs) // 2), *pairs, str(len(cleared)),
+            *cleared,
+        ]  # fmt: skip
+        if audit_record is not None:
+            keys.append(audit_record.key)
+            args.append(audit_record.value)
+        reply = await self._record(keys=keys, args=args)
         if reply == 0:
             raise LeaseLost(entry.id)
         return _transaction(reply)

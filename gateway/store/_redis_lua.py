@@ -151,9 +151,10 @@ local function derive(P, txn)
 end
 """
 
-# KEYS: pending, inflight, dead, waiting.
+# KEYS: pending, inflight, dead, waiting, and optionally the audit log's pending list.
 # ARGV: prefix, id, lease token, new state, next_attempt_at ('' keeps it), attempt number, attempt
-# JSON, updated_at, n, n field/value pairs to set, then fields to delete.
+# JSON, updated_at, n, n field/value pairs to set, c, c fields to delete; with KEYS[5], the attempt's
+# audit entry to push.
 # Returns 0 when the lease is no longer ours, else the transaction's fields.
 RECORD = (
     _DERIVE
@@ -165,7 +166,9 @@ if cur[1] ~= ARGV[3] or cur[2] ~= 'in_flight' then return 0 end
 redis.call('HSET', P .. 'attempts:' .. id, ARGV[6], ARGV[7])
 local n = tonumber(ARGV[9])
 redis.call('HSET', key, unpack(ARGV, 10, 9 + 2 * n))
-redis.call('HDEL', key, 'lease_until', 'lease_owner', unpack(ARGV, 10 + 2 * n))
+local c = tonumber(ARGV[10 + 2 * n])
+redis.call('HDEL', key, 'lease_until', 'lease_owner', unpack(ARGV, 11 + 2 * n, 10 + 2 * n + c))
+if KEYS[5] then redis.call('RPUSH', KEYS[5], ARGV[11 + 2 * n + c]) end
 redis.call('ZREM', KEYS[2], id)
 if state == 'pending' then
   local at = ARGV[5]

@@ -46,7 +46,7 @@ create table if not exists outbox(
     attempts integer not null, next_attempt_at real not null, result blob, error_kind text, error text,
     created_at real not null, updated_at real not null, budget_attempts integer not null,
     budget_started_at real, replays integer not null, lease_token integer not null,
-    lease_until real, lease_owner text, traceparent text);
+    lease_until real, lease_owner text, traceparent text, client_id text, trace_id text);
 create index if not exists outbox_due on outbox(state, next_attempt_at);
 create index if not exists outbox_transaction on outbox(transaction_id);
 create table if not exists attempts(
@@ -61,8 +61,10 @@ create table if not exists counters(name text primary key, value integer not nul
 _OUTBOX_FIELDS = (
     "id", "transaction_id", "target", "operation", "payload", "external_ref", "state", "attempts",
     "next_attempt_at", "result", "error_kind", "error", "created_at", "updated_at", "budget_attempts",
-    "budget_started_at", "replays", "lease_token", "traceparent",
+    "budget_started_at", "replays", "lease_token", "traceparent", "client_id", "trace_id",
 )  # fmt: skip
+# Columns added to the outbox after its first release: (name, type), added where missing.
+_ADDED_OUTBOX_COLUMNS = (("client_id", "text"), ("trace_id", "text"))
 _OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
 _RESULT = msgspec.json.Decoder(dict[str, str])
 _Statement = tuple[str, tuple[Any, ...]]
@@ -103,6 +105,18 @@ def _resource_statement(r: ResourceRecord) -> _Statement:
     )
 
 
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A database made by an earlier release lacks the outbox's newer columns; its rows read as NULL."""
+    present = {row[1] for row in db.execute("pragma table_info(outbox)")}
+    for name, kind in _ADDED_OUTBOX_COLUMNS:
+        if name not in present:
+            try:
+                db.execute(f"alter table outbox add column {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process opening the file added it first
+                if "duplicate column" not in str(exc):
+                    raise
+
+
 def _check_lease(db: sqlite3.Connection, entry: OutboxRecord) -> None:
     row = db.execute("select lease_token, state from outbox where id = ?", (entry.id,)).fetchone()
     if row is None or row[0] != entry.lease_token or row[1] != "in_flight":
@@ -115,6 +129,7 @@ class SqliteStore:
         self.path = path
         self._writer = SqliteWriter(path, durability)
         self._writer.run_sync(lambda db: db.executescript(_SCHEMA))
+        self._writer.run_sync(_add_missing_columns)
         self._db = connect(path, durability)
 
     async def submit(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -232,8 +247,16 @@ class SqliteStore:
         return await self._writer.submit(work)
 
     async def record_attempt(
-        self, entry: OutboxRecord, attempt: AttemptRecord, *, next_attempt_at: float | None
+        self,
+        entry: OutboxRecord,
+        attempt: AttemptRecord,
+        *,
+        next_attempt_at: float | None,
+        audit_record: AuditPush | InTransaction | None = None,
     ) -> TransactionRecord:
+        if isinstance(audit_record, AuditPush):
+            raise ValueError("the SQLite store cannot push onto a Redis audit log with an attempt")
+
         def work(db: sqlite3.Connection) -> TransactionRecord:
             _check_lease(db, entry)
             a = attempt
@@ -252,6 +275,8 @@ class SqliteStore:
                     entry.budget_started_at, entry.id,
                 ),
             )  # fmt: skip
+            if audit_record is not None:
+                audit_record.run(db)
             return _refresh_transaction(db, entry.transaction_id, entry.updated_at)
 
         return await self._writer.submit(work)

@@ -163,6 +163,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_posts_nothing_twice(tmp_pat
         # the record is written with the work, not queued after the answer.
         transaction_ids, audited = _audited_writes(tmp_path / "data" / "hub.sqlite3")
         assert transaction_ids - audited == set()
+        # And every delivery attempt the store holds has its audit record: it is stored with the attempt.
+        attempts, audited_attempts = _audited_attempts(tmp_path / "data" / "hub.sqlite3")
+        assert attempts == audited_attempts
         with hub.client() as api:
             assert api.get("/v1/admin/dead-letters").json()["items"] == []
         duplicates = sum(1 for r in erp_requests(erp) if r["method"] == "POST" and r["status"] == 200)
@@ -188,6 +191,19 @@ def _audited_writes(path: Path) -> tuple[set[str], set[str]]:
     finally:
         db.close()
     return transactions, audited
+
+
+def _audited_attempts(path: Path) -> tuple[Counter[str], Counter[str]]:
+    """Attempts per outbox entry in the store, and delivery audit records per outbox entry."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        attempts = Counter(row[0] for row in db.execute("select outbox_id from attempts"))
+        audited = Counter(
+            row[0] for row in db.execute("select resource_id from audit_log where operation like 'deliver:%'")
+        )
+    finally:
+        db.close()
+    return attempts, audited
 
 
 def _store_states(path: Path) -> tuple[Counter[str], Counter[str]]:
