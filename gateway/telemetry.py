@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.request_metrics import RequestDurations
+from gateway.root_spans import PresetIds, RootSpans
 from gateway.tracing import set_trace_id, trace_id_from_traceparent
 
 __all__ = ["DiscardSpanExporter", "Telemetry", "setup_telemetry"]
@@ -65,6 +66,7 @@ class Telemetry:
         return self.tracer_provider is not None
 
     def __post_init__(self) -> None:
+        self.root_spans = RootSpans(self.tracer) if self.tracer_provider else None
         m = self.meter
         self.request_durations = RequestDurations()
         self.attempt_duration = m.create_histogram(
@@ -126,7 +128,8 @@ def setup_telemetry(trace_exporter: str = "auto", processor: SpanProcessor | Non
     tracer_provider = None
     exporter = _span_exporter(trace_exporter) if processor is None else None
     if processor is not None or exporter is not None:
-        tracer_provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+        # The sampler comes from OTEL_TRACES_SAMPLER; the ids from PresetIds (see gateway.root_spans).
+        tracer_provider = TracerProvider(resource=resource, id_generator=PresetIds())
         tracer_provider.add_span_processor(processor or BatchSpanProcessor(exporter))  # type: ignore[arg-type]
         # Global, so connectors, the dispatcher and in-process stubs all join the same traces. A
         # process keeps the first provider it sets (tests build it once per session).
@@ -164,7 +167,10 @@ def server_middleware(app: Any, telemetry: Telemetry) -> Any:
             # Most clients send no trace context: then there is nothing to extract (the propagators
             # cost ~2% of a read request for nothing).
             context = propagate.extract(carrier) if carrier else None
-            span = telemetry.tracer.start_span(method, context=context, kind=SpanKind.SERVER)
+            if context is None and telemetry.root_spans is not None:
+                span = telemetry.root_spans.start(method)
+            else:
+                span = telemetry.tracer.start_span(method, context=context, kind=SpanKind.SERVER)
             token = otel_context.attach(trace.set_span_in_context(span, context))
             trace_id = format(span.get_span_context().trace_id, "032x")
             if not span.get_span_context().is_valid or trace_id == "0" * 32:
@@ -185,7 +191,7 @@ def server_middleware(app: Any, telemetry: Telemetry) -> Any:
         finally:
             route = str(scope.get("path_template") or "").replace(":str}", "}") or None
             telemetry.request_durations.record(method, status, route or "", time.perf_counter() - started)
-            if span is not None:
+            if span is not None and span.is_recording():  # a dropped span has nothing to be told
                 attributes: dict[str, Any] = {"http.request.method": method, "http.response.status_code": status}
                 if route:
                     attributes["http.route"] = route
@@ -197,7 +203,7 @@ def server_middleware(app: Any, telemetry: Telemetry) -> Any:
                     span.set_attribute("error.type", str(status))
                     span.set_status(Status(StatusCode.ERROR))
                 span.end()
-                if token is not None:
-                    otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
 
     return middleware
