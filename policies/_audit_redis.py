@@ -8,7 +8,7 @@ writer moved it in between, nothing is written and the append retries with the n
 instances can never chain onto the same record. Inside one process appends also queue on a lock,
 so retries only come from other processes. (This replaced WATCH/MULTI, which needed a connection
 of its own and four round trips through redis-py's pool per batch — 15% of a dispatcher's CPU; the
-read and the script are two plain commands, pipelined with everything else.)
+read and the append are two scripts, pipelined with everything else.)
 
 The record of a call that stored work is not queued in the process that answered it (a crash would
 lose it): the hub's store pushes it onto ``pending`` in the same script that stores the work
