@@ -9,12 +9,14 @@ journal is eventually accepted, and the ERP stub's ledger is the ground truth fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import sqlite3
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -177,43 +179,37 @@ def test_sigkill_at_random_moments_loses_nothing_and_posts_nothing_twice(tmp_pat
         )
 
 
-def _audited_writes(path: Path) -> tuple[set[str], set[str]]:
-    """Every transaction id in the hub's file, and those an accepted POST's audit record names."""
+@contextlib.contextmanager
+def _store_file(path: Path) -> Iterator[sqlite3.Connection]:
+    """The hub's SQLite file, read-only (WAL: the running hub keeps writing)."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        transactions = {row[0] for row in db.execute("select id from transactions")}
-        audited = {
-            row[0]
-            for row in db.execute(
-                "select transaction_id from audit_log where operation = 'postJournal' and status = 202"
-            )
-        }
+        yield db
     finally:
         db.close()
-    return transactions, audited
+
+
+def _audited_writes(path: Path) -> tuple[set[str], set[str]]:
+    """Every transaction id in the hub's file, and those an accepted POST's audit record names."""
+    with _store_file(path) as db:
+        transactions = {row[0] for row in db.execute("select id from transactions")}
+        sql = "select transaction_id from audit_log where operation = 'postJournal' and status = 202"
+        return transactions, {row[0] for row in db.execute(sql)}
 
 
 def _audited_attempts(path: Path) -> tuple[Counter[str], Counter[str]]:
     """Attempts per outbox entry in the store, and delivery audit records per outbox entry."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with _store_file(path) as db:
         attempts = Counter(row[0] for row in db.execute("select outbox_id from attempts"))
-        audited = Counter(
-            row[0] for row in db.execute("select resource_id from audit_log where operation like 'deliver:%'")
-        )
-    finally:
-        db.close()
-    return attempts, audited
+        sql = "select resource_id from audit_log where operation like 'deliver:%'"
+        return attempts, Counter(row[0] for row in db.execute(sql))
 
 
 def _store_states(path: Path) -> tuple[Counter[str], Counter[str]]:
-    """Transaction and outbox states straight from the hub's SQLite file (read-only, WAL)."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    """Transaction and outbox states straight from the hub's file."""
+    with _store_file(path) as db:
         transactions = Counter(dict(db.execute("select state, count(*) from transactions group by state").fetchall()))
         outbox = Counter(dict(db.execute("select state, count(*) from outbox group by state").fetchall()))
-    finally:
-        db.close()
     return transactions, outbox
 
 
