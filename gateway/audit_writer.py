@@ -35,11 +35,13 @@ class AuditWriter:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
-        self._queue.put_nowait(None)
+        if self.audit_log.chains_pending:
+            self._queue.put_nowait(None)  # chain what a process that died left pending
 
     async def nudge(self) -> None:
-        """Chain what is pending soon (a record was just stored with its work)."""
-        if self._task is not None:
+        """Chain what is pending soon (a record was just stored with its work), where records stored
+        with work wait to be chained."""
+        if self._task is not None and self.audit_log.chains_pending:
             await self._queue.put(None)
 
     async def add(self, entry: AuditEntry) -> None:

@@ -176,6 +176,10 @@ class InTransaction:
 class AuditLog(Protocol):
     """Append-only, hash-chained; ``append`` is serialised so the chain never forks."""
 
+    # Whether records stored with work wait for an append to chain them (Redis), or are chained in
+    # the work's own transaction (SQLite).
+    chains_pending: bool
+
     def with_work(self, entry: AuditEntry) -> AuditPush | InTransaction:
         """``entry`` in the form the hub's store of this backend writes atomically with the work the
         entry records, so the record of an accepted write cannot be lost once the write is stored."""

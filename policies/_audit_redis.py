@@ -94,6 +94,8 @@ def _text(value: bytes | str | None) -> str | None:
 
 
 class RedisAuditLog:
+    chains_pending = True
+
     def __init__(self, client: Redis, prefix: str = "billing-hub:audit") -> None:
         self._client = client
         self._head = f"{prefix}:head"

@@ -79,6 +79,8 @@ class SqliteAuditLog:
     uses its group-commit writer thread, so an audited call never waits for an fsync on the event
     loop); without it, appends run here in their own ``BEGIN IMMEDIATE`` transaction."""
 
+    chains_pending = False
+
     def __init__(self, path: Path, *, durability: str = "full", submit: Submit | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
