@@ -21,9 +21,41 @@ def _transport(kind: TransportKind, limits: httpx.Limits) -> httpx.AsyncBaseTran
     if kind == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
-        transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits)
-        return transport
+        return _RefusalsAsConnectErrors(AiohttpTransport(limits=limits))
     return httpx.AsyncHTTPTransport(limits=limits, retries=0)
+
+
+class _RefusalsAsConnectErrors(httpx.AsyncBaseTransport):
+    """httpx-aiohttp raises ``ConnectTimeout`` for every aiohttp connection error, a refused connect
+    included; here a refusal becomes the ``ConnectError`` httpx's own transport raises, so spans and
+    recorded attempts say what happened (an operator chasing "timed out" looks at the wrong thing)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except httpx.ConnectTimeout as exc:
+            if _refused(exc):
+                raise httpx.ConnectError(str(exc), request=request) from exc
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether an operating-system error other than a timeout caused ``exc`` (a refused or
+    unreachable connect). Timeouts are OSErrors too, so they are excluded by class."""
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 class _NoCookies(httpx.Cookies):

@@ -100,24 +100,7 @@ def error_for_response(target: str, response: httpx.Response, code: str | None =
 
 
 def error_for_transport(target: str, exc: Exception) -> ConnectorError:
-    if isinstance(exc, httpx.ConnectTimeout) and _refused(exc):
-        # httpx-aiohttp maps every aiohttp connection error, a refused connect included, to
-        # ConnectTimeout; an operator chasing "timed out" would look at the wrong thing.
-        exc = httpx.ConnectError(str(exc))
     for exc_type, error_type, what in _TRANSPORT_ERRORS:
         if isinstance(exc, exc_type):
             return error_type(f"{target}: {what}", code=type(exc).__name__)
     return RetriableError(f"{target}: transport error", code=type(exc).__name__)
-
-
-def _refused(exc: BaseException) -> bool:
-    """Whether an operating-system error other than a timeout caused ``exc`` (a refused or
-    unreachable connect). Timeouts are OSErrors too, so they are excluded by name of class."""
-    seen: set[int] = set()
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False

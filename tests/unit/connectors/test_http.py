@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from connectors._base import HttpConnector
 from connectors._errors import RetriableError
-from connectors._http import ConnectorClient, make_client
+from connectors._http import ConnectorClient, _RefusalsAsConnectErrors, make_client
 from connectors._outcomes import error_for_transport
 from connectors._protocol import ConnectorConfig
 
@@ -72,7 +72,11 @@ async def test_a_refused_connect_is_reported_as_refused_not_as_a_timeout(transpo
     assert str(error) == "erp: connection refused or unreachable"
 
 
-def test_a_real_connect_timeout_stays_a_timeout() -> None:
-    with pytest.raises(httpx.ConnectTimeout) as raised:
+async def test_a_real_connect_timeout_stays_a_timeout() -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectTimeout("slow") from TimeoutError()
+
+    async with ConnectorClient(transport=_RefusalsAsConnectErrors(httpx.MockTransport(slow))) as client:
+        with pytest.raises(httpx.ConnectTimeout) as raised:
+            await client.get("http://erp.test/journals")
     assert str(error_for_transport("erp", raised.value)) == "erp: timed out"
