@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
 from connectors.clearinghouse.x12 import ControlCounter, ControlNumbers
+from connectors.clearinghouse.x12._writer import MAX_CONTROL_NUMBER
 
 __all__ = [
-    "MAX_CONTROL",
     "ClockSeededNumbers",
     "InterchangeNumbers",
     "NextNumber",
@@ -28,7 +28,6 @@ __all__ = [
     "clock_seed",
 ]
 
-MAX_CONTROL = 999_999_999
 # (name, ceiling, first) -> the sequence's next value: first if it is new, then +1, after ceiling 1.
 NextNumber = Callable[[str, int, int], Awaitable[int]]
 
@@ -36,7 +35,7 @@ NextNumber = Callable[[str, int, int], Awaitable[int]]
 def clock_seed() -> int:
     """Where a counter without history starts (what the hub did before it kept sequences, so a
     sequence created on upgrade starts where a restart would have)."""
-    return int(time.time()) % MAX_CONTROL + 1
+    return int(time.time()) % MAX_CONTROL_NUMBER + 1
 
 
 class InterchangeNumbers(Protocol):
@@ -58,7 +57,7 @@ class SequenceNumbers:
         self._next_number, self.name = next_number, name
 
     async def next(self) -> ControlNumbers:
-        number = await self._next_number(self.name, MAX_CONTROL, clock_seed())
+        number = await self._next_number(self.name, MAX_CONTROL_NUMBER, clock_seed())
         return ControlNumbers(interchange=number, group=number)
 
 
