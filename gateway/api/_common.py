@@ -103,10 +103,13 @@ class WithWork:
     idempotency_record: FinalWrite | FinalStatement | None = None
     audit_record: AuditPush | InTransaction | None = None
     _stored: StoredResponse | None = None
+    _status: int = 0
 
     @classmethod
     def answering(cls, request: Request[Any, Any, Any], answer: JsonView, location: str) -> WithWork:
-        made = cls(audit_record=audit_with_work(request.scope, answer.status_code, location))
+        made = cls(
+            audit_record=audit_with_work(request.scope, answer.status_code, location), _status=answer.status_code
+        )
         idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
         if idempotent is not None:
             made._stored = stored_response(answer.status_code, answer.encode_headers(), answer.body)
@@ -115,12 +118,12 @@ class WithWork:
             )
         return made
 
-    def written(self, request: Request[Any, Any, Any], status: int) -> None:
+    def written(self, request: Request[Any, Any, Any]) -> None:
         """The work and these records are stored: the middleware must not write them a second time."""
         if self.idempotency_record is not None:
             request.scope["state"][IDEMPOTENT_REQUEST].written = self._stored
         if self.audit_record is not None:
-            audited_with_work(request.scope, status)
+            audited_with_work(request.scope, self._status)
 
 
 async def accept_work(
@@ -148,7 +151,7 @@ async def accept_work(
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
     records = WithWork.answering(request, answer, href) if wait_s is None else WithWork()
     await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, records)
-    records.written(request, answer.status_code)
+    records.written(request)
     if wait_s is None:
         return answer
     view = transaction_view(*await hub.settle(transaction.id, wait_s))

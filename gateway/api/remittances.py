@@ -146,7 +146,7 @@ async def _post_x12(request: Request[Any, Any, Any], hub: Hub, body: bytes, tran
         extra_resources=resources,
         records=records,
     )
-    records.written(request, accepted.status_code)
+    records.written(request)
     return accepted
 
 
