@@ -30,10 +30,12 @@ class Health(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class DeliveryResult(msgspec.Struct, kw_only=True, frozen=True):
-    """What the target made of a delivery: its own identifiers, never patient data."""
+    """What the target made of a delivery: its own identifiers, never patient data, and the HTTP
+    status of the answer that completed it (the last call, where a delivery takes several)."""
 
     reference: str | None = None
     details: dict[str, str] = {}
+    status: int | None = None
 
 
 OperationHandler = Callable[[Any, str], Awaitable[DeliveryResult]]

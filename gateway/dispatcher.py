@@ -181,7 +181,7 @@ class Dispatcher:
         entry.state = "done"
         entry.result = {"reference": result.reference or "", **result.details}
         entry.error_kind = entry.error = None
-        await self._record(entry, started, "success", None, None, next_attempt_at=None)
+        await self._record(entry, started, "success", result.status, None, next_attempt_at=None)
 
     def _span(self, entry: OutboxRecord) -> Any:
         """The dispatch span: in the accepting request's trace, linked to that request's span."""

@@ -122,6 +122,7 @@ class X12ClearinghouseConnector(HttpConnector):
             code = f"{status.category_code}:{status.status_code}"
             raise RejectedError(f"clearinghouse rejected the claim (277CA {code})", code=code)
         return DeliveryResult(
+            status=response.status_code,
             reference=status.payer_claim_number,
             details={
                 "category_code": status.category_code,

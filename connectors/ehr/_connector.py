@@ -54,7 +54,8 @@ class FhirEhrConnector(HttpConnector):
 
     async def _upsert(
         self, resource_type: str, identifier: tuple[str, str], resource: dict[str, Any], external_ref: str
-    ) -> str:
+    ) -> tuple[str, int]:
+        """The stored resource's id and the EHR's status for the upsert (200 updated, 201 created)."""
         response = await self.send(
             "PUT",
             f"/fhir/{resource_type}",
@@ -63,28 +64,29 @@ class FhirEhrConnector(HttpConnector):
             headers={"content-type": FHIR_JSON, "accept": FHIR_JSON, "x-external-reference": external_ref},
             error_code=_issue_code,
         )
-        return decode_body(self.kind, response, _Stored).id
+        return decode_body(self.kind, response, _Stored).id, response.status_code
 
     async def sync_account(self, account: PatientAccount, external_ref: str) -> DeliveryResult:
-        patient_id = await self._upsert(
+        patient_id, _ = await self._upsert(
             "Patient",
             (f"urn:billing-hub:{account.facility}:patient-account", account.account_number),
             patient_resource(account),
             external_ref,
         )
-        account_id = await self._upsert(
+        account_id, status = await self._upsert(
             "Account", account_identifier(account), account_resource(account, patient_id), external_ref
         )
-        coverage_ids = [
-            await self._upsert(
+        coverage_ids = []
+        for coverage in account.coverages:
+            coverage_id, status = await self._upsert(
                 "Coverage",
                 coverage_identifier(account, coverage),
                 coverage_resource(account, coverage, patient_id),
                 external_ref,
             )
-            for coverage in account.coverages
-        ]
+            coverage_ids.append(coverage_id)
         return DeliveryResult(
+            status=status,
             reference=f"Patient/{patient_id}",
             details={
                 "patient_id": patient_id,

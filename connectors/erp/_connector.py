@@ -69,6 +69,7 @@ class LedgerErpConnector(HttpConnector):
         )
         posted = decode_body(self.kind, response, _Posted)
         return DeliveryResult(
+            status=response.status_code,
             reference=posted.document_number,
             details={"document_number": posted.document_number, "duplicate": str(posted.duplicate).lower()},
         )
@@ -91,6 +92,7 @@ class LedgerErpConnector(HttpConnector):
         )
         customer = decode_body(self.kind, response, _Customer)
         return DeliveryResult(
+            status=response.status_code,
             reference=customer.customer_number,
             details={"customer_number": customer.customer_number, "created": str(customer.created).lower()},
         )

@@ -30,11 +30,13 @@ def test_journal_is_posted_once_with_an_erp_document_number(api: httpx.Client, s
     (delivery,) = transaction["deliveries"]
     assert delivery["state"] == "done"
     assert delivery["attempts"] == 1
+    assert [(a["outcome"], a["status"]) for a in delivery["history"]] == [("success", 201)]  # created
     journal = api.get(transaction["resource"]["href"]).json()
     assert journal["document_number"].startswith("JE-")
 
     # The same journal again: a second hub transaction, but the ERP keeps one journal.
     again = api.post("/v1/journals", json=body, headers={"Prefer": "wait=10"}).json()
+    assert [a["status"] for a in again["deliveries"][0]["history"]] == [200]  # the ERP's duplicate answer
     assert api.get(again["resource"]["href"]).json()["document_number"] == journal["document_number"]
     erp = httpx.get(f"{stubs['erp'].url}/erp/journals", params={"external_reference": body["external_reference"]})
     assert len(erp.json()["items"]) == 1
@@ -54,6 +56,8 @@ def test_account_reaches_the_ehr_and_the_erp(api: httpx.Client, stubs: dict[str,
     response = api.put("/v1/accounts/ACC-E2E-1", json=factories.account_details(), headers={"Prefer": "wait=10"})
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "completed"
+    # Created in both targets (the EHR's status is its last upsert's).
+    assert {d["target"]: d["history"][-1]["status"] for d in response.json()["deliveries"]} == {"ehr": 201, "erp": 201}
     account = api.get("/v1/accounts/ACC-E2E-1").json()
     assert account["erp_customer_number"].startswith("C")
     patient = httpx.get(f"{stubs['ehr'].url}/fhir/Patient/{account['ehr_patient_id']}")
@@ -67,7 +71,8 @@ def test_account_reaches_the_ehr_and_the_erp(api: httpx.Client, stubs: dict[str,
     assert customer.json()["customer_number"] == account["erp_customer_number"]
 
     # A second sync updates the same FHIR resources: still one Account.
-    api.put("/v1/accounts/ACC-E2E-1", json=factories.account_details(), headers={"Prefer": "wait=10"})
+    again = api.put("/v1/accounts/ACC-E2E-1", json=factories.account_details(), headers={"Prefer": "wait=10"})
+    assert {d["target"]: d["history"][-1]["status"] for d in again.json()["deliveries"]} == {"ehr": 200, "erp": 200}
     bundle = httpx.get(
         f"{stubs['ehr'].url}/fhir/Account", params={"identifier": "urn:billing-hub:MAIN:account|ACC-E2E-1"}
     ).json()
@@ -87,7 +92,7 @@ def test_delivery_retries_through_injected_faults(api: httpx.Client, stubs: dict
     (delivery,) = transaction["deliveries"]
     assert delivery["attempts"] == 3
     assert [a["outcome"] for a in delivery["history"]] == ["retry", "retry", "success"]
-    assert [a["status"] for a in delivery["history"]][:2] == [503, 503]
+    assert [a["status"] for a in delivery["history"]] == [503, 503, 201]
 
 
 def test_transaction_is_readable_while_accepted(api: httpx.Client) -> None:
@@ -106,6 +111,7 @@ def test_claim_goes_out_as_837p_and_its_status_comes_back_live(api: httpx.Client
     assert transaction["state"] == "completed", transaction
     (delivery,) = transaction["deliveries"]
     assert delivery["details"]["category_code"] == "A2"  # 277CA: accepted for processing
+    assert [a["status"] for a in delivery["history"]] == [200]
     assert delivery["reference"].startswith("PCN")  # the payer claim number
 
     claim = api.get(f"/v1/claims/{body['claim_id']}").json()
