@@ -1,12 +1,13 @@
 """PHI redaction derived from the marks on the canonical types, never from a hand-kept list.
 
-``phi_paths(type)`` (in ``canonical``) names every PHI field reachable from a type; this module turns
-those paths into a small tree once per type and uses it three ways:
+``phi_tree(type)`` (in ``canonical``) is every PHI field reachable from a type, as a tree built once
+per type; this module uses it three ways:
 
 - ``redact`` returns builtins with every PHI value replaced by ``"[redacted]"`` (a PHI struct such
   as a name or an address becomes the one string; a list of PHI items becomes a list of it). A
   missing or ``null`` PHI field stays as it is: absence reveals nothing.
-- ``phi_values`` lists the PHI leaf values of an object, for sentinel tests and the log filter.
+- ``phi_values`` (``canonical``'s, re-exported) lists the PHI leaf values of an object, for sentinel
+  tests and the log filter.
 - ``phi_hash`` gives a keyed short tag (``phi:`` + 12 hex) so two log lines or audit entries can be
   correlated ("same member id") without the value. Keyed (HMAC), because a plain hash of a member id
   or a birth date is reversed by trying every candidate.
@@ -34,11 +35,10 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Hashable, Iterable, Iterator
-from functools import cache
-from typing import Any, TypeAlias, cast
+from collections.abc import Iterable
+from typing import Any
 
-from canonical import phi_paths, to_builtins
+from canonical import PHI_ITEMS, PhiTree, phi_tree, phi_values, to_builtins
 
 __all__ = [
     "REDACTED",
@@ -50,97 +50,24 @@ __all__ = [
 ]
 
 REDACTED = "[redacted]"
-_ITEMS = "[]"
-# A node maps a field name (or "[]" for list items) to its subtree; None marks a PHI value.
-_Tree: TypeAlias = dict[str, "_Tree | None"]
-
-
-def _phi_tree(type_: type[Any]) -> _Tree:
-    return _build_tree(cast(Hashable, type_))
-
-
-@cache
-def _build_tree(type_: Any) -> _Tree:
-    tree: _Tree = {}
-    for path in sorted(phi_paths(type_)):
-        node = tree
-        segments = _segments(path)
-        for segment in segments[:-1]:
-            child = node.setdefault(segment, {})
-            if child is None:  # an enclosing value is PHI already: all below it goes too
-                break
-            node = child
-        else:
-            node[segments[-1]] = None
-    return tree
-
-
-def _segments(path: str) -> list[str]:
-    """``coverages[].member_id`` -> ``["coverages", "[]", "member_id"]``."""
-    out: list[str] = []
-    for part in path.split("."):
-        name = part.rstrip("[]")
-        if name:
-            out.append(name)
-        out.extend([_ITEMS] * ((len(part) - len(name)) // 2))
-    return out
 
 
 def redact(value: Any, type_: type[Any]) -> Any:
     """``value`` (a canonical Struct or its builtins form) as fresh builtins with PHI replaced."""
-    return _redact(to_builtins(value), _phi_tree(type_))
+    return _redact(to_builtins(value), phi_tree(type_))
 
 
-def _redact(value: Any, tree: _Tree) -> Any:
+def _redact(value: Any, tree: PhiTree) -> Any:
     if isinstance(value, dict):
         out = dict(value)
         for key, sub in tree.items():
-            if key != _ITEMS and out.get(key) is not None:
+            if key != PHI_ITEMS and out.get(key) is not None:
                 out[key] = REDACTED if sub is None else _redact(out[key], sub)
         return out
-    if isinstance(value, list) and _ITEMS in tree:
-        sub = tree[_ITEMS]
+    if isinstance(value, list) and PHI_ITEMS in tree:
+        sub = tree[PHI_ITEMS]
         return [item if item is None else REDACTED if sub is None else _redact(item, sub) for item in value]
     return value
-
-
-def phi_values(obj: Any, type_: type[Any]) -> set[str]:
-    """Every PHI leaf value in ``obj`` as a string (dates in ISO form, numbers as text)."""
-    found: set[str] = set()
-    _collect(to_builtins(obj), _phi_tree(type_), found)
-    return found
-
-
-def _collect(value: Any, tree: _Tree, found: set[str]) -> None:
-    if isinstance(value, dict):
-        for key, sub in tree.items():
-            if key == _ITEMS or value.get(key) is None:
-                continue
-            if sub is None:
-                found.update(_leaves(value[key]))
-            else:
-                _collect(value[key], sub, found)
-    elif isinstance(value, list) and _ITEMS in tree:
-        sub = tree[_ITEMS]
-        for item in value:
-            if sub is None:
-                found.update(_leaves(item))
-            else:
-                _collect(item, sub, found)
-
-
-def _leaves(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _leaves(item)
-    elif isinstance(value, str):
-        if value:
-            yield value
-    elif value is not None and not isinstance(value, bool):
-        yield str(value)
 
 
 class PhiHasher:
