@@ -45,7 +45,7 @@ def configure_logging(level: str) -> None:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway.app import create_app, v1_operations
     from gateway.runtime import settle_heap
     from gateway.settings import load_settings
 
@@ -54,6 +54,7 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     app = create_app(settings)
+    _check_configuration(settings, v1_operations(app))
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -76,6 +77,21 @@ def serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 3
 
 
+def _check_configuration(settings: Any, operations: frozenset[str] | None) -> None:
+    """Refuse what the start-up would refuse, before the server or worker starts: one line naming
+    the bad setting or policy key (``main``), not a traceback from inside the ASGI lifespan."""
+    import asyncio
+
+    from gateway.governance_state import policy_path
+    from gateway.targets import build_connectors
+    from policies.engine import PolicyHolder
+
+    if operations is not None:
+        PolicyHolder(policy_path(settings), operations)
+    for connector in build_connectors(settings).values():  # unused: closing only releases its client
+        asyncio.run(connector.aclose())
+
+
 def dispatch(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -84,6 +100,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     configure_logging(settings.log_level)
+    _check_configuration(settings, None)
     if _uvicorn_options()["loop"] == "uvloop":  # the same event loop as the serving processes
         import uvloop
 
@@ -194,8 +211,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gateway.settings import SettingsError
+    from policies.config import PolicyError
+
     args = _parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except (SettingsError, PolicyError) as exc:  # the message names the setting or the policy key
+        print(f"billing-hub: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

@@ -62,6 +62,11 @@ def _embedded_idempotency(data: Path, settings: Settings, hub_store: Store | Non
     return store
 
 
+def policy_path(settings: Settings) -> Path:
+    """The policy file in force: the configured one, else the packaged default with the demo client."""
+    return Path(settings.policy_file) if settings.policy_file else default_policy_path()
+
+
 @dataclass(slots=True)
 class Governance:
     holder: PolicyHolder
@@ -74,7 +79,7 @@ class Governance:
 
     @classmethod
     def open(cls, settings: Settings, operations: frozenset[str], store: Store | None = None) -> Governance:
-        holder = PolicyHolder(Path(settings.policy_file) if settings.policy_file else default_policy_path(), operations)
+        holder = PolicyHolder(policy_path(settings), operations)
         # Without a configured key, tags correlate within this process only.
         hasher = PhiHasher(settings.phi_hash_key.encode() if settings.phi_hash_key else secrets.token_bytes(32))
         if settings.state_backend == "redis":

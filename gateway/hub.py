@@ -12,9 +12,9 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from connectors import Connector, ConnectorConfig, load_connector_class, make_client
+from connectors import Connector
 from connectors.clearinghouse import NumbersInterchanges, SequenceNumbers
 from gateway.dispatcher import Dispatcher
 from gateway.ids import new_id
@@ -29,18 +29,12 @@ from gateway.store import (
     TransactionRecord,
     TransactionSnapshot,
 )
+from gateway.targets import build_connectors
 from gateway.tracing import current_span_id, current_trace_id, current_traceparent
 from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite
 
 __all__ = ["Delivery", "Hub", "RecordsWithWork", "parse_prefer_wait"]
-
-# target name in the outbox -> (connector entry-point name, settings attribute with its URL)
-TARGETS: dict[str, tuple[str, str]] = {
-    "ehr": ("ehr-fhir", "ehr_url"),
-    "erp": ("erp-ledger", "erp_url"),
-    "clearinghouse": ("clearinghouse-x12", "clearinghouse_url"),
-}
 
 _POLL_FIRST_S, _POLL_MAX_S = 0.02, 0.25  # Prefer: wait while another process delivers
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d{1,6})\"?", re.IGNORECASE)
@@ -222,23 +216,3 @@ class Hub:
         if snapshot is None:  # pragma: no cover - we stored it a moment ago
             raise LookupError(transaction_id)
         return snapshot
-
-
-def build_connectors(settings: Settings) -> dict[str, Connector]:
-    connectors: dict[str, Connector] = {}
-    enabled = {t.strip() for t in settings.targets.split(",") if t.strip()}
-    for target, (entry_point, url_setting) in TARGETS.items():
-        if target not in enabled:
-            continue
-        cls: Any = load_connector_class(entry_point)
-        config_type: type[ConnectorConfig] = cls.config_type
-        config = config_type(base_url=getattr(settings, url_setting), timeout_s=settings.connector_timeout_s)
-        client = make_client(
-            config.base_url,
-            timeout_s=config.timeout_s,
-            connect_timeout_s=config.connect_timeout_s,
-            transport=settings.http_transport,
-            max_connections=settings.dispatch_concurrency,
-        )
-        connectors[target] = cls(config, client)
-    return connectors

@@ -29,6 +29,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     erp_url: str = "http://127.0.0.1:8083"
     # Which target systems this hub talks to (comma list); work for a missing one is dead-lettered.
     targets: str = "ehr,erp,clearinghouse"
+    # Which installed connector serves each target (its billing_hub.connectors entry-point name), and
+    # its own config keys as a JSON object its config spec checks (gateway/targets.py).
+    ehr_connector: str = "ehr-fhir"
+    erp_connector: str = "erp-ledger"
+    clearinghouse_connector: str = "clearinghouse-x12"
+    ehr_options: str = "{}"
+    erp_options: str = "{}"
+    clearinghouse_options: str = "{}"
     connector_timeout_s: float = 5.0
     status_timeout_s: float = 2.0
     status_cache_s: float = 30.0

@@ -8,7 +8,7 @@ category) is a rejection, not something to retry.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 import httpx
 
@@ -29,12 +29,20 @@ from connectors.clearinghouse.x12 import (
     write_837p,
 )
 
-__all__ = ["X12ClearinghouseConfig", "X12ClearinghouseConnector", "split_interchanges"]
+__all__ = ["ClaimStatusSource", "X12ClearinghouseConfig", "X12ClearinghouseConnector", "split_interchanges"]
 
 X12 = "application/edi-x12"
 # 277CA categories that mean the claim was not accepted (A3 returned, A4 not found, A6/A7 rejected,
 # A8 rejected for relational field in error).
 REJECTED_CATEGORIES = frozenset({"A3", "A4", "A6", "A7", "A8"})
+
+
+@runtime_checkable
+class ClaimStatusSource(Protocol):
+    """A clearinghouse connector that can ask for a claim's status live (``GET /v1/claims/{id}/status``);
+    one without it still submits claims, and the route answers from what is stored."""
+
+    async def claim_status(self, inquiry: StatusInquiry, *, timeout_s: float | None = None) -> ClaimStatus: ...
 
 
 class X12ClearinghouseConfig(ConnectorConfig, kw_only=True, frozen=True):

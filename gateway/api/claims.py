@@ -17,7 +17,7 @@ from litestar.params import JSONBody, Parameter
 from canonical import decode, encode
 from canonical.v1 import Claim, ClaimStatus
 from connectors import ConnectorError
-from connectors.clearinghouse import X12ClearinghouseConnector
+from connectors.clearinghouse import ClaimStatusSource
 from connectors.clearinghouse.x12 import StatusInquiry
 from gateway.api._body import CanonicalBody
 from gateway.api._common import (
@@ -110,8 +110,8 @@ class ClaimController(Controller):
             return _status_response(decode(cached.body, ClaimStatus), "cache", ttl)
         connector = hub.connectors.get("clearinghouse")
         try:
-            if not isinstance(connector, X12ClearinghouseConnector):
-                raise ConnectorError("no clearinghouse connector is configured")
+            if not isinstance(connector, ClaimStatusSource):
+                raise ConnectorError("no clearinghouse connector with live claim status is configured")
             _, results = await transaction_state(hub, record.transaction_id)
             inquiry = _inquiry(claim, results.get("clearinghouse", {}).get("payer_claim_number") or None)
             status = await connector.claim_status(inquiry, timeout_s=hub.settings.status_timeout_s)

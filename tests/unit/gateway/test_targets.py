@@ -1,0 +1,87 @@
+"""Which connector serves each target is chosen by settings and checked before the hub starts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from connectors import Connector
+from connectors.clearinghouse import X12ClearinghouseConnector
+from connectors.ehr import FhirEhrConnector
+from connectors.erp import LedgerErpConnector
+from gateway.settings import SettingsError, load_settings
+from gateway.targets import build_connectors
+from tests.third_party import ACME_ERP, install_acme_erp
+
+
+def _built(**env: str) -> dict[str, Connector]:
+    connectors = build_connectors(load_settings({f"BILLING_HUB_{k.upper()}": v for k, v in env.items()}))
+    for connector in connectors.values():  # nothing was sent: closing only releases the clients
+        asyncio.run(connector.aclose())
+    return connectors
+
+
+def _refused(**env: str) -> str:
+    with pytest.raises(SettingsError) as refused:
+        _built(**env)
+    return str(refused.value)
+
+
+def test_the_defaults_are_this_repositorys_three_connectors() -> None:
+    connectors = _built()
+    assert {t: type(c) for t, c in connectors.items()} == {
+        "ehr": FhirEhrConnector,
+        "erp": LedgerErpConnector,
+        "clearinghouse": X12ClearinghouseConnector,
+    }
+
+
+def test_options_reach_the_connectors_own_config() -> None:
+    erp = _built(targets="erp", erp_options='{"currency": "EUR", "timeout_s": 1.5}')["erp"]
+    assert isinstance(erp, LedgerErpConnector)
+    assert erp.currency == "EUR"
+    assert erp.config.timeout_s == 1.5
+
+
+def test_a_connector_that_is_not_installed_is_refused_naming_the_setting() -> None:
+    message = _refused(erp_connector="sap-s4")
+    assert "BILLING_HUB_ERP_CONNECTOR" in message
+    assert "sap-s4" in message
+    assert "erp-ledger" in message  # what is installed
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ('{"surprise": 1}', "surprise"),
+        ('{"currency": 978}', "currency"),
+        ("currency=EUR", "JSON object"),
+        ('["EUR"]', "JSON object"),
+        ('{"base_url": "http://elsewhere"}', "BILLING_HUB_ERP_URL"),
+    ],
+)
+def test_options_the_config_spec_refuses_stop_start_up(options: str, named: str) -> None:
+    message = _refused(erp_options=options)
+    assert "BILLING_HUB_ERP_OPTIONS" in message
+    assert named in message
+
+
+def test_a_connector_without_the_targets_operations_is_refused() -> None:
+    message = _refused(erp_connector="ehr-fhir")  # installed, but an EHR cannot post journals
+    assert "BILLING_HUB_ERP_CONNECTOR=ehr-fhir" in message
+    assert "'post_journal' taking JournalEntry" in message
+
+
+def test_an_unknown_target_is_refused() -> None:
+    message = _refused(targets="erp,payroll")
+    assert "BILLING_HUB_TARGETS" in message
+    assert "payroll" in message
+
+
+def test_a_connector_from_another_package_serves_a_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(install_acme_erp(tmp_path / "site")))
+    erp = _built(targets="erp", erp_connector=ACME_ERP)["erp"]
+    assert type(erp).__name__ == "AcmeErpConnector"
+    assert erp.operations["post_journal"].handler.__func__ is type(erp).post_journal  # type: ignore[attr-defined]
