@@ -82,12 +82,14 @@ def _check_configuration(settings: Any, operations: frozenset[str] | None) -> No
     the bad setting or policy key (``main``), not a traceback from inside the ASGI lifespan."""
     import asyncio
 
-    from gateway.governance_state import policy_path
+    from gateway.governance_state import jwks_client, policy_path
     from gateway.targets import build_connectors
     from policies.engine import PolicyHolder
 
     if operations is not None:
-        PolicyHolder(policy_path(settings), operations)
+        http = jwks_client()  # the policy only keeps it; keys are fetched on the first token
+        PolicyHolder(policy_path(settings), operations, http=http)
+        asyncio.run(http.aclose())
     for connector in build_connectors(settings).values():  # unused: closing only releases its client
         asyncio.run(connector.aclose())
 

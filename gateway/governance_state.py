@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import httpx
 import redis.asyncio as aioredis
 
 from gateway.audit_writer import AuditWriter
@@ -21,7 +22,7 @@ from policies.idempotency import IdempotencyStore, RedisIdempotencyStore, Sqlite
 from policies.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from policies.redaction import PhiHasher
 
-__all__ = ["Governance", "default_policy_path", "open_audit_log"]
+__all__ = ["Governance", "default_policy_path", "jwks_client", "open_audit_log", "policy_path"]
 
 log = logging.getLogger("billing_hub.governance")
 
@@ -62,6 +63,11 @@ def _embedded_idempotency(data: Path, settings: Settings, hub_store: Store | Non
     return store
 
 
+def jwks_client() -> httpx.AsyncClient:
+    """For a policy whose bearer tokens are checked against a JWKS URL (now or after a reload)."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0), follow_redirects=False)
+
+
 def policy_path(settings: Settings) -> Path:
     """The policy file in force: the configured one, else the packaged default with the demo client."""
     return Path(settings.policy_file) if settings.policy_file else default_policy_path()
@@ -75,11 +81,13 @@ class Governance:
     audit_log: AuditLog
     phi_hasher: PhiHasher
     redis: aioredis.Redis | None = None
+    jwks_http: httpx.AsyncClient | None = None
     audit_writer: AuditWriter = field(init=False)
 
     @classmethod
     def open(cls, settings: Settings, operations: frozenset[str], store: Store | None = None) -> Governance:
-        holder = PolicyHolder(policy_path(settings), operations)
+        jwks_http = jwks_client()
+        holder = PolicyHolder(policy_path(settings), operations, http=jwks_http)
         # Without a configured key, tags correlate within this process only.
         hasher = PhiHasher(settings.phi_hash_key.encode() if settings.phi_hash_key else secrets.token_bytes(32))
         if settings.state_backend == "redis":
@@ -94,6 +102,7 @@ class Governance:
                 audit_log=RedisAuditLog(client, prefix=f"{prefix}audit:"),
                 phi_hasher=hasher,
                 redis=client,
+                jwks_http=jwks_http,
             )
         data = Path(settings.data_dir)
         data.mkdir(parents=True, exist_ok=True)
@@ -109,6 +118,7 @@ class Governance:
                 submit=store.submit if isinstance(store, SqliteStore) else None,
             ),
             phi_hasher=hasher,
+            jwks_http=jwks_http,
         )
 
     def __post_init__(self) -> None:
@@ -137,3 +147,5 @@ class Governance:
         await self.audit_log.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.jwks_http is not None:
+            await self.jwks_http.aclose()

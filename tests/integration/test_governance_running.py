@@ -1,5 +1,6 @@
-"""The rest of the policy chain against hubs of their own: bearer JWTs, 409 in flight, 429, 503
-when the shared store is down, policy reload (admin call and SIGHUP), and ``audit verify``."""
+"""The rest of the policy chain against hubs of their own: bearer JWTs (JWKS file and URL), 409 in
+flight, 429, 503 when the shared store is down, policy reload (admin call and SIGHUP), and
+``audit verify``."""
 
 from __future__ import annotations
 
@@ -83,6 +84,31 @@ def test_bearer_tokens_are_identities_with_their_scopes(jwt_hub: tuple[Service, 
     stranger = _token(RSAKey.generate_key(2048, parameters={"kid": "hub-test-1"}), "beta", "transactions:read")
     assert httpx.get(f"{hub.url}/v1/transactions/txn_00000000000000000000000000",
                      headers={"Authorization": f"Bearer {stranger}"}).status_code == 401  # fmt: skip
+
+
+def test_bearer_tokens_against_a_jwks_url(stubs: dict[str, Service], tmp_path: Path, signing_key: RSAKey) -> None:
+    """The issuer's keys fetched over HTTP from a real server on loopback, not read from a file."""
+    site = tmp_path / "idp"
+    site.mkdir()
+    (site / "jwks.json").write_text(json.dumps({"keys": [signing_key.as_dict(private=False)]}))
+    idp_port = free_port()
+    idp = [sys.executable, "-m", "http.server", str(idp_port), "--bind", "127.0.0.1", "--directory", str(site)]
+    jwt_section = (
+        f'[jwt]\nissuer = "{ISSUER}"\naudience = "{AUDIENCE}"\njwks_url = "http://127.0.0.1:{idp_port}/jwks.json"\n\n'
+    )
+    (tmp_path / "policy.toml").write_text(
+        TEST_POLICY.read_text().replace("[rate_limits.reads]", jwt_section + "[rate_limits.reads]")
+    )
+    port = free_port()
+    env = _hub_env(stubs, tmp_path / "data", tmp_path / "policy.toml")
+    with running("idp", idp, idp_port, "/jwks.json"), running("jwks-url-hub", hub_argv(port), port, "/health", env=env):
+        url = f"http://127.0.0.1:{port}/v1/transactions/txn_00000000000000000000000000"
+        token = _token(signing_key, "beta", "transactions:read")
+        assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=20).status_code == 404
+        stranger = _token(RSAKey.generate_key(2048, parameters={"kid": "other-1"}), "beta", "transactions:read")
+        refused = httpx.get(url, headers={"Authorization": f"Bearer {stranger}"}, timeout=20)
+        assert refused.status_code == 401
+        assert "www-authenticate" in refused.headers
 
 
 def test_429_with_retry_after_once_the_limit_is_spent(jwt_hub: tuple[Service, Path]) -> None:
