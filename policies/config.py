@@ -40,6 +40,15 @@ Scope = Literal[
 ]
 SCOPES: frozenset[str] = frozenset(Scope.__args__)  # type: ignore[attr-defined]
 Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+# A media type as requests are compared with it: lower case, no parameters (the hub drops a
+# request's parameters and lower-cases it; an entry written otherwise could never match).
+MediaType = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$",
+        description="a media type in lower case without parameters, e.g. application/json",
+    ),
+]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
@@ -64,7 +73,7 @@ class JwtPolicy(_Section, kw_only=True, frozen=True):
 
     issuer: str
     audience: str | list[str]
-    jwks_file: str | None = None
+    jwks_file: str | None = None  # a relative path is relative to the policy file's folder
     jwks_url: str | None = None
     algorithms: list[Literal["RS256", "ES256"]] = msgspec.field(default_factory=lambda: ["RS256", "ES256"])
     leeway_s: Annotated[int, msgspec.Meta(ge=0, le=600)] = 60
@@ -89,14 +98,14 @@ class RoutePolicy(_Section, kw_only=True, frozen=True):
     rate_limit: str
     idempotency: Literal["required", "optional", "off"] = "optional"
     max_body_bytes: Positive | None = None  # overrides [limits] for this operation
-    content_types: list[str] | None = None  # overrides [limits] for this operation
+    content_types: list[MediaType] | None = None  # overrides [limits] for this operation
 
 
 class LimitsPolicy(_Section, kw_only=True, frozen=True):
     max_body_bytes: Positive = 1_048_576
     max_json_depth: Positive = 32
     max_array_length: Positive = 10_000
-    content_types: list[str] = msgspec.field(default_factory=lambda: ["application/json"])
+    content_types: list[MediaType] = msgspec.field(default_factory=lambda: ["application/json"])
 
 
 class IdempotencyPolicy(_Section, kw_only=True, frozen=True):
@@ -161,4 +170,10 @@ def load_policy(path: Path) -> PolicyFile:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
-    return parse_policy(text, str(path))
+    policy = parse_policy(text, str(path))
+    jwt = policy.jwt
+    if jwt is not None and jwt.jwks_file is not None and not Path(jwt.jwks_file).is_absolute():
+        # Beside the policy file, wherever the hub was started from.
+        keys = str(path.parent / jwt.jwks_file)
+        policy = msgspec.structs.replace(policy, jwt=msgspec.structs.replace(jwt, jwks_file=keys))
+    return policy

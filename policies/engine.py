@@ -88,17 +88,20 @@ def compile_policy(policy: PolicyFile, http: httpx.AsyncClient | None = None) ->
     verifier = None
     if policy.jwt is not None:
         j = policy.jwt
-        verifier = JwtVerifier(
-            JwtSettings(
-                issuer=j.issuer,
-                audience=j.audience,
-                algorithms=list(j.algorithms),
-                jwks_file=j.jwks_file,
-                jwks_url=j.jwks_url,
-                leeway_s=j.leeway_s,
-            ),
-            http,
-        )
+        try:
+            verifier = JwtVerifier(
+                JwtSettings(
+                    issuer=j.issuer,
+                    audience=j.audience,
+                    algorithms=list(j.algorithms),
+                    jwks_file=j.jwks_file,
+                    jwks_url=j.jwks_url,
+                    leeway_s=j.leeway_s,
+                ),
+                http,
+            )
+        except KeySetUnavailable as exc:  # a key file is read now: missing, not JSON, no usable key
+            raise PolicyError(f"jwt.jwks_file: {exc}") from None
     rules = {}
     for name, r in policy.rate_limits.items():
         try:

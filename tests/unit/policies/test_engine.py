@@ -1,8 +1,10 @@
 """A policy file is compiled or refused as a whole, with the bad key named."""
 
+import json
 from pathlib import Path
 
 import pytest
+from joserfc.jwk import RSAKey
 
 from policies.config import PolicyError
 from policies.engine import PolicyHolder
@@ -35,3 +37,56 @@ def test_reload_keeps_the_old_policy_when_the_new_file_is_invalid(tmp_path: Path
     assert error is not None
     assert "scope" in error
     assert holder.current is before
+
+
+def _with_jwt(tmp_path: Path, jwks_file: str) -> Path:
+    section = f'[jwt]\nissuer = "https://idp.test/"\naudience = "billing-hub"\njwks_file = "{jwks_file}"\n\n'
+    policy = tmp_path / "policy.toml"
+    policy.write_text(FIXTURE.read_text().replace("[rate_limits.reads]", section + "[rate_limits.reads]"))
+    return policy
+
+
+def _write_key_set(path: Path) -> None:
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig"})
+    path.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+
+
+@pytest.mark.parametrize("content", [None, "not json", '{"keys": []}'])
+def test_an_unusable_jwks_file_is_a_policy_error(tmp_path: Path, content: str | None) -> None:
+    if content is not None:
+        (tmp_path / "jwks.json").write_text(content)
+    with pytest.raises(PolicyError, match=r"jwt\.jwks_file"):
+        PolicyHolder(_with_jwt(tmp_path, str(tmp_path / "jwks.json")), frozenset())
+
+
+def test_reload_onto_an_unusable_jwks_file_keeps_the_old_policy(tmp_path: Path) -> None:
+    _write_key_set(tmp_path / "jwks.json")
+    policy = _with_jwt(tmp_path, str(tmp_path / "jwks.json"))
+    holder = PolicyHolder(policy, frozenset())
+    before = holder.current
+    (tmp_path / "jwks.json").unlink()
+    error = holder.reload()
+    assert error is not None
+    assert "jwt.jwks_file" in error
+    assert holder.current is before
+
+
+def test_a_relative_jwks_file_is_read_beside_the_policy_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    _write_key_set(folder / "jwks.json")
+    policy = _with_jwt(folder, "jwks.json")
+    monkeypatch.chdir(tmp_path)  # not the policy's folder
+    holder = PolicyHolder(policy, frozenset())
+    assert holder.current.file.jwt is not None
+    assert holder.current.file.jwt.jwks_file == str(folder / "jwks.json")
+
+
+@pytest.mark.parametrize("media_type", ["Application/JSON", "application/json; charset=utf-8", "json"])
+def test_a_content_type_that_could_never_match_is_refused(tmp_path: Path, media_type: str) -> None:
+    policy = tmp_path / "policy.toml"
+    fixture = FIXTURE.read_text()
+    assert 'content_types = ["application/json"]' in fixture
+    policy.write_text(fixture.replace('content_types = ["application/json"]', f'content_types = ["{media_type}"]'))
+    with pytest.raises(PolicyError, match=r"limits\.content_types\[0\]"):
+        PolicyHolder(policy, frozenset())
