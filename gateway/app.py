@@ -23,11 +23,9 @@ from gateway.runtime import Runtime, open_runtime
 from gateway.settings import Settings, load_settings
 from gateway.store import Store
 from gateway.telemetry import Telemetry, server_middleware, setup_telemetry
+from policies.config import MAX_BODY_CEILING
 
 __all__ = ["create_app"]
-
-MAX_BODY_BYTES = 5 * 1024 * 1024
-
 
 def v1_operations(app: Litestar) -> frozenset[str]:
     """Every operationId under /v1: the policy file must say what each one requires."""
@@ -91,7 +89,9 @@ def create_app(
         plugins=[MoneySchemaPlugin()],
         type_decoders=[(_is_wire_decimal, _decode_wire_decimal)],
         type_encoders={Money: str, Quantity: str, Decimal: str},
-        request_max_body_size=MAX_BODY_BYTES,
+        # The policy's per-route limits (413) are enforced by the governance middleware before a
+        # handler reads a body; Litestar's own cap is only the ceiling no policy may exceed.
+        request_max_body_size=MAX_BODY_CEILING,
         debug=False,
         # Logging is configured by the CLI: Litestar's default would put the root logger (and httpx,
         # which logs every URL, query strings included) at INFO.

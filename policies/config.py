@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 
 __all__ = [
+    "MAX_BODY_CEILING",
     "SCOPES",
     "ClientPolicy",
     "IdempotencyPolicy",
@@ -50,6 +51,10 @@ MediaType = Annotated[
     ),
 ]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+# The largest body any route may accept: the app's own ceiling is this, so a policy can never allow
+# more than the server would read (the whole body is held in memory while it is checked).
+MAX_BODY_CEILING = 128 * 1024 * 1024
+BodyBytes = Annotated[int, msgspec.Meta(ge=1, le=MAX_BODY_CEILING)]
 
 
 class PolicyError(ValueError):
@@ -97,12 +102,12 @@ class RoutePolicy(_Section, kw_only=True, frozen=True):
     scope: Scope
     rate_limit: str
     idempotency: Literal["required", "optional", "off"] = "optional"
-    max_body_bytes: Positive | None = None  # overrides [limits] for this operation
+    max_body_bytes: BodyBytes | None = None  # overrides [limits] for this operation
     content_types: list[MediaType] | None = None  # overrides [limits] for this operation
 
 
 class LimitsPolicy(_Section, kw_only=True, frozen=True):
-    max_body_bytes: Positive = 1_048_576
+    max_body_bytes: BodyBytes = 1_048_576
     max_json_depth: Positive = 32
     max_array_length: Positive = 10_000
     content_types: list[MediaType] = msgspec.field(default_factory=lambda: ["application/json"])

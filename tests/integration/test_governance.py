@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -55,6 +56,20 @@ def test_413_415_and_json_shape_limits(api: httpx.Client) -> None:
         deep = [deep]
     _problem(api.post("/v1/journals", json={"x": deep}), 400)
     _problem(api.post("/v1/journals", json={"lines": list(range(500))}), 413)
+
+
+def test_a_route_may_allow_more_than_the_default_body_size(api: httpx.Client) -> None:
+    """postRemittance allows 10 MiB (the test policy, as the shipped one): a 6 MiB body is read and
+    accepted, one past 10 MiB is refused by the policy, not by a lower cap inside the server."""
+    body = json.dumps(factories.remittance(claim_ids=(f"PCN{uuid.uuid4().hex[:8]}",))).encode()
+    large = body + b" " * (6 * 1024 * 1024)  # JSON allows trailing white space
+    response = api.post("/v1/remittances", content=large, headers={"content-type": "application/json"})
+    assert response.status_code == 202, response.text
+    too_large = body + b" " * (10 * 1024 * 1024)
+    refused = _problem(
+        api.post("/v1/remittances", content=too_large, headers={"content-type": "application/json"}), 413
+    )
+    assert "10485760 bytes" in str(refused["detail"])
 
 
 def test_idempotency_replays_conflicts_and_mismatches(api: httpx.Client) -> None:

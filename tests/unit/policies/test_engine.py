@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import RSAKey
 
-from policies.config import PolicyError
+from policies.config import MAX_BODY_CEILING, PolicyError
 from policies.engine import PolicyHolder
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "policy.toml"
@@ -89,4 +89,13 @@ def test_a_content_type_that_could_never_match_is_refused(tmp_path: Path, media_
     assert 'content_types = ["application/json"]' in fixture
     policy.write_text(fixture.replace('content_types = ["application/json"]', f'content_types = ["{media_type}"]'))
     with pytest.raises(PolicyError, match=r"limits\.content_types\[0\]"):
+        PolicyHolder(policy, frozenset())
+
+
+def test_a_body_limit_above_what_the_server_reads_is_refused(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    fixture = FIXTURE.read_text()
+    assert "max_body_bytes = 10485760" in fixture
+    policy.write_text(fixture.replace("max_body_bytes = 10485760", f"max_body_bytes = {MAX_BODY_CEILING + 1}"))
+    with pytest.raises(PolicyError, match=r"routes\.postRemittance\.max_body_bytes"):
         PolicyHolder(policy, frozenset())
