@@ -15,6 +15,7 @@ from gateway.api._common import SECURITY_COMPONENTS
 from gateway.api.health import HealthController
 from gateway.api.metrics import MetricsController
 from gateway.api.v1 import v1_router
+from gateway.governance import takes_idempotency_key
 from gateway.governance_state import Governance
 from gateway.hub import Hub
 from gateway.openapi import MoneySchemaPlugin, close_canonical_schemas, openapi_config
@@ -27,6 +28,7 @@ from policies.config import MAX_BODY_CEILING
 
 __all__ = ["create_app"]
 
+
 def v1_operations(app: Litestar) -> frozenset[str]:
     """Every operationId under /v1: the policy file must say what each one requires."""
     return frozenset(
@@ -35,6 +37,17 @@ def v1_operations(app: Litestar) -> frozenset[str]:
         if route.path.startswith("/v1/")
         for handler in getattr(route, "route_handlers", [])
         if handler.operation_id is not None  # Litestar's implicit OPTIONS handlers have none
+    )
+
+
+def keyed_operations(app: Litestar) -> frozenset[str]:
+    """The /v1 operationIds that take an Idempotency-Key: only there can a policy require one."""
+    return frozenset(
+        str(handler.operation_id)
+        for route in app.routes
+        if route.path.startswith("/v1/")
+        for handler in getattr(route, "route_handlers", [])
+        if handler.operation_id is not None and any(takes_idempotency_key(m, handler) for m in handler.http_methods)
     )
 
 
@@ -64,7 +77,9 @@ def create_app(
     telemetry = telemetry or setup_telemetry(settings.trace_exporter)
 
     async def on_startup(app: Litestar) -> None:
-        runtime = await open_runtime(settings, v1_operations(app), telemetry, hub=hub, store=store)
+        runtime = await open_runtime(
+            settings, v1_operations(app), telemetry, hub=hub, store=store, keyed=keyed_operations(app)
+        )
         runtime.governance.forget_in_flight()  # this is the serving process
         app.state.runtime = runtime
         app.state.governance = runtime.governance

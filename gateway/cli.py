@@ -45,7 +45,7 @@ def configure_logging(level: str) -> None:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.app import create_app, v1_operations
+    from gateway.app import create_app, keyed_operations, v1_operations
     from gateway.runtime import settle_heap
     from gateway.settings import load_settings
 
@@ -54,7 +54,7 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     app = create_app(settings)
-    _check_configuration(settings, v1_operations(app))
+    _check_configuration(settings, (v1_operations(app), keyed_operations(app)))
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -77,7 +77,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 3
 
 
-def _check_configuration(settings: Any, operations: frozenset[str] | None) -> None:
+def _check_configuration(settings: Any, operations: tuple[frozenset[str], frozenset[str]] | None) -> None:
     """Refuse what the start-up would refuse, before the server or worker starts: one line naming
     the bad setting or policy key (``main``), not a traceback from inside the ASGI lifespan."""
     import asyncio
@@ -88,7 +88,8 @@ def _check_configuration(settings: Any, operations: frozenset[str] | None) -> No
 
     if operations is not None:
         http = jwks_client()  # the policy only keeps it; keys are fetched on the first token
-        PolicyHolder(policy_path(settings), operations, http=http)
+        every, keyed = operations
+        PolicyHolder(policy_path(settings), every, http=http, keyed=keyed)
         asyncio.run(http.aclose())
     for connector in build_connectors(settings).values():  # unused: closing only releases its client
         asyncio.run(connector.aclose())

@@ -47,6 +47,7 @@ __all__ = [
     "audited_with_work",
     "governance_middleware",
     "stored_response",
+    "takes_idempotency_key",
 ]
 
 # ASGI messages and scopes are plain dicts here; Litestar's TypedDict unions add nothing but casts.
@@ -193,12 +194,12 @@ async def _govern(
     state["client_id"], state[_AUDITED_CALL] = call.caller.client_id, call
     downstream: Any = app
     handler = scope["route_handler"]
-    # A handler reading its body itself (several media types) says so with opt={"body": True}.
-    expects_body = getattr(handler, "parsed_data_field", None) is not None or bool(handler.opt.get("body"))
-    if scope["method"] not in _BODY_METHODS or not expects_body:
+    decodes_json = getattr(handler, "parsed_data_field", None) is not None
+    if scope["method"] not in _BODY_METHODS or not _reads_body(handler):
         await downstream(scope, receive, _with_headers(send, call))
         return
-    body, key = await _checked_body(policy, route, scope, receive), _header(scope, b"idempotency-key")
+    body = await _checked_body(policy, route, scope, receive, decodes_json)
+    key = _header(scope, b"idempotency-key")
     if scope["method"] not in _IDEMPOTENT_METHODS or route.idempotency == "off":
         key = None
     elif key is None and route.idempotency == "required":
@@ -207,6 +208,16 @@ async def _govern(
         await downstream(scope, _replaying(body), _with_headers(send, call))
         return
     await _idempotent(downstream, governance, policy, call, scope, body, key.strip().strip('"'), send)
+
+
+def _reads_body(handler: Any) -> bool:
+    # A handler reading its body itself (several media types) says so with opt={"body": True}.
+    return getattr(handler, "parsed_data_field", None) is not None or bool(handler.opt.get("body"))
+
+
+def takes_idempotency_key(method: str, handler: Any) -> bool:
+    """Whether an Idempotency-Key on this method and route is honoured (and can be required)."""
+    return method in _IDEMPOTENT_METHODS and _reads_body(handler)
 
 
 async def _authorize(policy: CompiledPolicy, route: RoutePolicy, scope: Scope) -> Caller:
@@ -242,7 +253,12 @@ async def _rate_limit(governance: Governance, policy: CompiledPolicy, route: Rou
         raise Refusal(429, "too-many-requests", f"rate limit {rule.name!r} exceeded")
 
 
-async def _checked_body(policy: CompiledPolicy, route: RoutePolicy, scope: Scope, receive: Receive) -> bytes:
+async def _checked_body(
+    policy: CompiledPolicy, route: RoutePolicy, scope: Scope, receive: Receive, decodes_json: bool
+) -> bytes:
+    """The body, read within the route's limits. Its JSON shape is checked whenever it will be
+    decoded as JSON: by its media type, or because the handler decodes JSON whatever the policy
+    lets a client call the body (a route allowed ``text/plain`` still gets the depth limits)."""
     limits = policy.file.limits
     accepted = route.content_types or limits.content_types
     media_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
@@ -253,7 +269,7 @@ async def _checked_body(policy: CompiledPolicy, route: RoutePolicy, scope: Scope
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise Refusal(413, "payload-too-large", f"the request body exceeds {max_bytes} bytes")
     body = await _read_body(receive, max_bytes)
-    if media_type.endswith("json"):
+    if decodes_json or media_type.endswith("json"):
         try:
             check_json_shape(body, max_depth=limits.max_json_depth, max_array_length=limits.max_array_length)
         except ShapeViolation as violation:

@@ -85,9 +85,15 @@ class Governance:
     audit_writer: AuditWriter = field(init=False)
 
     @classmethod
-    def open(cls, settings: Settings, operations: frozenset[str], store: Store | None = None) -> Governance:
+    def open(
+        cls,
+        settings: Settings,
+        operations: frozenset[str],
+        store: Store | None = None,
+        keyed: frozenset[str] | None = None,
+    ) -> Governance:
         jwks_http = jwks_client()
-        holder = PolicyHolder(policy_path(settings), operations, http=jwks_http)
+        holder = PolicyHolder(policy_path(settings), operations, http=jwks_http, keyed=keyed)
         # Without a configured key, tags correlate within this process only.
         hasher = PhiHasher(settings.phi_hash_key.encode() if settings.phi_hash_key else secrets.token_bytes(32))
         if settings.state_backend == "redis":

@@ -84,10 +84,11 @@ async def open_runtime(
     *,
     hub: Hub | None = None,
     store: Store | None = None,
+    keyed: frozenset[str] | None = None,
 ) -> Runtime:
     """Open and start everything; the dispatcher runs when ``settings.dispatcher_enabled``."""
     running = hub or Hub.open(settings, store)
-    governance = Governance.open(settings, operations, running.store)
+    governance = Governance.open(settings, operations, running.store, keyed=keyed)
     governance.start()
     running.dispatcher.attempt_audit = _attempt_audit(governance)
     running.dispatcher.observers.append(_audit_deliveries(governance))

@@ -115,10 +115,19 @@ def compile_policy(policy: PolicyFile, http: httpx.AsyncClient | None = None) ->
 class PolicyHolder:
     """Holds the policy in force and reloads it from its file on request."""
 
-    def __init__(self, path: Path, operations: frozenset[str], http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        operations: frozenset[str],
+        http: httpx.AsyncClient | None = None,
+        keyed: frozenset[str] | None = None,
+    ) -> None:
+        """``operations``: every operationId the file must cover; ``keyed``: those that take an
+        Idempotency-Key (POST with a body), where ``idempotency = "required"`` can be enforced."""
         self.path = path
         self.operations = operations
         self.http = http
+        self.keyed = keyed
         self.current = self._load()
         self.last_error: str | None = None
 
@@ -127,6 +136,15 @@ class PolicyHolder:
         missing = sorted(self.operations - set(policy.routes))
         if missing:
             raise PolicyError(f"{self.path}: no [routes.<operationId>] entry for: {', '.join(missing)}")
+        if self.keyed is not None:
+            # Otherwise the switch would be accepted and never enforced (no key is read there).
+            required = [op for op, route in sorted(policy.routes.items()) if route.idempotency == "required"]
+            unkeyed = [f"routes.{op}" for op in required if op in self.operations and op not in self.keyed]
+            if unkeyed:
+                raise PolicyError(
+                    f'{self.path}: idempotency = "required" applies only to operations that take an '
+                    f"Idempotency-Key (POST with a body): {', '.join(unkeyed)}"
+                )
         return compile_policy(policy, self.http)
 
     def reload(self) -> str | None:

@@ -99,3 +99,15 @@ def test_a_body_limit_above_what_the_server_reads_is_refused(tmp_path: Path) -> 
     policy.write_text(fixture.replace("max_body_bytes = 10485760", f"max_body_bytes = {MAX_BODY_CEILING + 1}"))
     with pytest.raises(PolicyError, match=r"routes\.postRemittance\.max_body_bytes"):
         PolicyHolder(policy, frozenset())
+
+
+def test_required_idempotency_where_no_key_is_taken_is_refused(tmp_path: Path) -> None:
+    """putAccount is a PUT: the hub reads no Idempotency-Key there, so "required" would never be enforced."""
+    policy = tmp_path / "policy.toml"
+    route = '[routes.putAccount]\nscope = "accounts:write"\nrate_limit = "writes"\n'
+    assert route in FIXTURE.read_text()
+    policy.write_text(FIXTURE.read_text().replace(route, route + 'idempotency = "required"\n'))
+    operations = frozenset({"putAccount", "postJournal"})
+    with pytest.raises(PolicyError, match=r"routes\.putAccount"):
+        PolicyHolder(policy, operations, keyed=frozenset({"postJournal"}))
+    assert PolicyHolder(policy, operations, keyed=frozenset({"postJournal", "putAccount"})).current
