@@ -37,7 +37,7 @@ from policies.idempotency import (
     fingerprint,
 )
 from policies.limits import ShapeViolation, check_json_shape
-from policies.ratelimit import RateLimiterUnavailable, rate_limit_headers
+from policies.ratelimit import RateLimiterUnavailable, rate_limit_headers, state_key
 from policies.redaction import PhiHasher
 
 __all__ = [
@@ -241,7 +241,7 @@ async def _rate_limit(governance: Governance, policy: CompiledPolicy, route: Rou
     assert call.caller is not None
     rule = policy.rule(route)
     try:
-        decision = await governance.limiter.hit(f"{call.caller.client_id}:{rule.name}", rule)
+        decision = await governance.limiter.hit(f"{call.caller.client_id}:{state_key(rule)}", rule)
     except RateLimiterUnavailable:
         if policy.file.rate_limits[rule.name].on_backend_error == "closed":
             raise Refusal(

@@ -14,6 +14,7 @@ from policies._ratelimit_core import (
     RateLimiterUnavailable,
     RateLimitRule,
     rate_limit_headers,
+    state_key,
 )
 from policies._ratelimit_memory import MemoryRateLimiter
 from policies._ratelimit_redis import RedisRateLimiter
@@ -26,4 +27,5 @@ __all__ = [
     "RateLimiterUnavailable",
     "RedisRateLimiter",
     "rate_limit_headers",
+    "state_key",
 ]

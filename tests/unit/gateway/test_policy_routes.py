@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from gateway.app import create_app, keyed_operations
 from gateway.settings import Settings
 from tests import factories
 from tests.conftest import KEY, TEST_POLICY
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 _JOURNAL_ROUTE = '[routes.postJournal]\nscope = "journals:write"\nrate_limit = "writes"\n'
 
@@ -51,3 +54,31 @@ def test_keyed_operations_are_the_posts_with_a_body(tmp_path: Path) -> None:
 
 def _json(value: object) -> bytes:
     return json.dumps(value).encode()
+
+
+@pytest.mark.parametrize("backend", ["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_rule_changed_by_a_reload_starts_from_a_fresh_counter(
+    tmp_path: Path, backend: str, redis_prefix: str
+) -> None:
+    policy = tmp_path / "policy.toml"
+    tight = "[rate_limits.tight]\nlimit = 3\nwindow_s = 60\n"
+    journals_tight = _JOURNAL_ROUTE.replace('rate_limit = "writes"', 'rate_limit = "tight"')
+    original = TEST_POLICY.read_text().replace(_JOURNAL_ROUTE, journals_tight)
+    assert tight in original
+    policy.write_text(original)
+    settings = Settings(
+        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(policy), targets="erp",
+        state_backend=backend, redis_url=REDIS_URL, redis_prefix=redis_prefix,
+    )  # fmt: skip
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        client.headers["X-API-Key"] = KEY
+        assert [client.post("/v1/journals", json=factories.journal()).status_code for _ in range(4)] == [
+            202, 202, 202, 429,
+        ]  # fmt: skip
+        # Now 100 a second, 5 at once: the old counter's debt, read in the new rule's units, would
+        # refuse for minutes.
+        policy.write_text(original.replace(tight, "[rate_limits.tight]\nlimit = 100\nwindow_s = 1\nburst = 5\n"))
+        assert client.post("/v1/admin/policy/reload").status_code == 200
+        answer = client.post("/v1/journals", json=factories.journal())
+        assert answer.status_code == 202, answer.text
+        assert answer.headers["ratelimit-policy"] == '"tight";q=100;w=1'
