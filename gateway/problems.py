@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import sqlite3
 from typing import Any
 
 import msgspec
@@ -22,6 +23,8 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.tracing import current_trace_id
 
@@ -225,6 +228,19 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Pr
     return problem_response(request, status, kind, detail, headers=dict(exc.headers or {}))
 
 
+def _on_store_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """The hub's own store (Redis, or the SQLite file) did not answer: the call may succeed shortly,
+    so a 503 with Retry-After, not a 500 (the exception's text can name keys: it is not echoed)."""
+    log.warning("store unavailable (%s) on %s %s", type(exc).__name__, request.method, request.scope["path"])
+    return problem_response(
+        request,
+        503,
+        "upstream-unavailable",
+        "the hub's store is unavailable; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.scope["path"])
     return problem_response(
@@ -240,5 +256,8 @@ exception_handlers: dict[Any, Any] = {
     NotFoundException: _on_http,
     MethodNotAllowedException: _on_http,
     HTTPException: _on_http,
+    RedisConnectionError: _on_store_unavailable,
+    RedisTimeoutError: _on_store_unavailable,
+    sqlite3.OperationalError: _on_store_unavailable,  # locked past its timeout, disk I/O
     Exception: _on_unexpected,
 }

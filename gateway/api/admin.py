@@ -85,7 +85,7 @@ class AdminController(Controller):
     path = "/admin"
     tags = ["admin"]
 
-    @get("/audit", operation_id="getAuditRecords", responses=problems(400, 401, 403),
+    @get("/audit", operation_id="getAuditRecords", responses=problems(400, 401, 403, 429, 503),
          summary="The audit trail, filtered and paged by sequence number")  # fmt: skip
     async def audit(
         self,
@@ -106,7 +106,7 @@ class AdminController(Controller):
         )  # fmt: skip
         return AuditPage(records=records, next_after_seq=records[-1].seq if len(records) == limit else None)
 
-    @get("/dead-letters", operation_id="listDeadLetters", responses=problems(400, 401, 403),
+    @get("/dead-letters", operation_id="listDeadLetters", responses=problems(400, 401, 403, 429, 503),
          summary="Deliveries whose retry budget is spent or that the target rejected")  # fmt: skip
     async def dead_letters(
         self,
@@ -138,7 +138,7 @@ class AdminController(Controller):
         return ReplayResult(replayed=replayed)
 
     @post("/dead-letters/replay", operation_id="replayDeadLetters", status_code=200,
-          responses=problems(400, 401, 403, 415), summary="Replay every dead letter matching a filter",
+          responses=problems(400, 401, 403, 413, 415, 429, 503), summary="Replay every dead letter matching a filter",
           dto=CanonicalBody[ReplayFilter], return_dto=None)  # fmt: skip
     async def replay_many(self, request: Request[Any, Any, Any], data: JSONBody[ReplayFilter]) -> ReplayResult:
         hub = hub_of(request)
@@ -150,13 +150,13 @@ class AdminController(Controller):
         entries = await hub.store.list_dead(where, data.limit, None)
         return ReplayResult(replayed=await _replay(request, hub, [e.id for e in entries]))
 
-    @get("/connectors", operation_id="getConnectorStates", responses=problems(401, 403),
+    @get("/connectors", operation_id="getConnectorStates", responses=problems(401, 403, 429, 503),
          summary="Circuit breaker state per connector")  # fmt: skip
     async def connectors(self, request: Request[Any, Any, Any]) -> dict[str, BreakerSnapshot]:
         hub = hub_of(request)
         return {name: breaker.snapshot() for name, breaker in hub.dispatcher.breakers.items()}
 
-    @post("/policy/reload", operation_id="reloadPolicy", status_code=200, responses=problems(401, 403, 422),
+    @post("/policy/reload", operation_id="reloadPolicy", status_code=200, responses=problems(401, 403, 422, 429, 503),
           summary="Reload the policy file; an invalid file leaves the old policy in force")  # fmt: skip
     async def reload_policy(self, request: Request[Any, Any, Any]) -> PolicyStatus:
         holder = request.app.state.governance.holder

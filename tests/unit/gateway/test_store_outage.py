@@ -1,0 +1,98 @@
+"""Redis answering at start-up and gone later: the hub's own store failing is a 503 with
+Retry-After, never a 500. The outage is real: a TCP relay in front of the real Redis server is cut."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from litestar.testing import TestClient
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.conftest import KEY, TEST_POLICY
+
+pytestmark = pytest.mark.redis
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+class Relay:
+    """Forwards loopback connections to Redis until ``cut``: then every connection is closed and
+    new ones are refused, as when the server or the network goes away."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.open = True
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # cut
+            if not self.open:
+                client.close()
+                return
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        self.open = False
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close alone does not
+        self.listener.close()
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+
+@pytest.fixture
+def relay() -> Iterator[Relay]:
+    parts = urlsplit(REDIS_URL)
+    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 6379))
+    yield relay
+    relay.cut()
+
+
+def test_reads_answer_503_while_the_store_is_gone(relay: Relay, tmp_path: Path, redis_prefix: str) -> None:
+    database = urlsplit(REDIS_URL).path or "/0"
+    settings = Settings(
+        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp",
+        state_backend="redis", redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix,
+    )  # fmt: skip
+    client: TestClient[Any]
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        client.headers["X-API-Key"] = KEY
+        assert client.get("/v1/admin/audit").status_code == 200
+        relay.cut()
+        for path in ("/v1/admin/audit", "/v1/transactions/txn_00000000000000000000000000"):
+            answer = client.get(path)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.headers["retry-after"] == "1"
+            assert answer.json()["type"].endswith("upstream-unavailable")
