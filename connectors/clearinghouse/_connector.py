@@ -19,6 +19,7 @@ from connectors._protocol import ConnectorConfig, DeliveryResult
 from connectors.clearinghouse._numbers import ClockSeededNumbers, InterchangeNumbers
 from connectors.clearinghouse._parties import CLEARINGHOUSE, HUB, HUB_SUBMITTER, HUB_TO_CLEARINGHOUSE
 from connectors.clearinghouse.x12 import (
+    FilingIndicator,
     FunctionalAck,
     Read277,
     StatusInquiry,
@@ -46,7 +47,7 @@ class ClaimStatusSource(Protocol):
 
 
 class X12ClearinghouseConfig(ConnectorConfig, kw_only=True, frozen=True):
-    filing_indicator: str = "CI"
+    filing_indicator: FilingIndicator = "CI"  # SBR09 of every claim: one of the 5010 code list
 
 
 def split_interchanges(body: bytes) -> list[bytes]:
@@ -95,7 +96,9 @@ class X12ClearinghouseConnector(HttpConnector):
 
     def __init__(self, config: ConnectorConfig, client: httpx.AsyncClient) -> None:
         super().__init__(config, client)
-        self.filing_indicator = config.filing_indicator if isinstance(config, X12ClearinghouseConfig) else "CI"
+        self.filing_indicator: FilingIndicator = (
+            config.filing_indicator if isinstance(config, X12ClearinghouseConfig) else "CI"
+        )
         # A hub replaces this with its store's sequence (see _numbers): shared and restart-proof.
         self.numbers: InterchangeNumbers = ClockSeededNumbers()
         self.offer("submit_claim", Claim, self.submit_claim)
@@ -107,7 +110,7 @@ class X12ClearinghouseConnector(HttpConnector):
             receiver=CLEARINGHOUSE,
             envelope=HUB_TO_CLEARINGHOUSE,
             control=await self.numbers.next(),
-            filing_indicator=self.filing_indicator,  # type: ignore[arg-type]
+            filing_indicator=self.filing_indicator,
         )
         response = await self.send(
             "POST",

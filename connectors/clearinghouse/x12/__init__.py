@@ -24,7 +24,7 @@ from connectors.clearinghouse.x12._read837 import ClaimRead, Read837, read_837
 from connectors.clearinghouse.x12._read999 import read_999
 from connectors.clearinghouse.x12._write276 import write_276
 from connectors.clearinghouse.x12._write277 import write_277, write_277ca
-from connectors.clearinghouse.x12._write837 import Submitter, write_837p
+from connectors.clearinghouse.x12._write837 import FilingIndicator, Submitter, write_837p
 from connectors.clearinghouse.x12._write999 import functional_ack, write_999
 from connectors.clearinghouse.x12._writer import ControlCounter, ControlNumbers, Envelope, Party, WrittenInterchange
 
@@ -35,6 +35,7 @@ __all__ = [
     "ControlNumbers",
     "Delimiters",
     "Envelope",
+    "FilingIndicator",
     "FunctionalAck",
     "GroupEnd",
     "Party",

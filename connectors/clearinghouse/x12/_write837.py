@@ -44,6 +44,7 @@ from connectors.clearinghouse.x12._writer import (
 __all__ = [
     "IMPLEMENTATION_837P",
     "PATIENT_RELATIONSHIP",
+    "FilingIndicator",
     "Submitter",
     "claim_transaction",
     "write_837p",

@@ -85,3 +85,12 @@ def test_a_connector_from_another_package_serves_a_target(tmp_path: Path, monkey
     erp = _built(targets="erp", erp_connector=ACME_ERP)["erp"]
     assert type(erp).__name__ == "AcmeErpConnector"
     assert erp.operations["post_journal"].handler.__func__ is type(erp).post_journal  # type: ignore[attr-defined]
+
+
+def test_a_filing_indicator_outside_the_x12_code_list_is_refused() -> None:
+    message = _refused(targets="clearinghouse", clearinghouse_options='{"filing_indicator": "Medicare"}')
+    assert "BILLING_HUB_CLEARINGHOUSE_OPTIONS" in message
+    assert "filing_indicator" in message
+    house = _built(targets="clearinghouse", clearinghouse_options='{"filing_indicator": "MB"}')["clearinghouse"]
+    assert isinstance(house, X12ClearinghouseConnector)
+    assert house.filing_indicator == "MB"
