@@ -226,6 +226,7 @@ def test_public_surface() -> None:
         "RateLimiterUnavailable",
         "RedisRateLimiter",
         "rate_limit_headers",
+        "state_key",
     ]
 
 
