@@ -241,6 +241,12 @@ def _on_store_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Re
     )
 
 
+def _on_bad_encoding(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Problem]:
+    """Text the hub decodes comes from the request (what it stores is UTF-8 it wrote itself), and
+    msgspec raises this rather than a DecodeError for invalid UTF-8 inside a JSON string."""
+    return problem_response(request, 400, "malformed-request", "the request is not valid UTF-8")
+
+
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.scope["path"])
     return problem_response(
@@ -258,6 +264,7 @@ exception_handlers: dict[Any, Any] = {
     HTTPException: _on_http,
     RedisConnectionError: _on_store_unavailable,
     RedisTimeoutError: _on_store_unavailable,
-    sqlite3.OperationalError: _on_store_unavailable,  # locked past its timeout, disk I/O
+    sqlite3.OperationalError: _on_store_unavailable,
+    UnicodeDecodeError: _on_bad_encoding,  # locked past its timeout, disk I/O
     Exception: _on_unexpected,
 }

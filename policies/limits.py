@@ -40,6 +40,8 @@ def walk_json_shape(body: bytes, *, max_depth: int, max_array_length: int) -> No
         value = _UNTYPED.decode(body)
     except (msgspec.DecodeError, RecursionError):
         raise ShapeViolation("malformed", "the request body is not valid JSON") from None
+    except UnicodeDecodeError:  # msgspec's own error for invalid UTF-8 inside a string
+        raise ShapeViolation("malformed", "the request body is not valid UTF-8 JSON") from None
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()

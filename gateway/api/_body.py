@@ -38,6 +38,8 @@ def decode_body(body: bytes, type_: type[T]) -> T:
         raise validation_problem(exc, type_) from None
     except msgspec.DecodeError:
         raise ProblemError(400, "malformed-request", "the request body is not valid JSON") from None
+    except UnicodeDecodeError:  # msgspec raises this, not DecodeError, for bad UTF-8 inside a string
+        raise ProblemError(400, "malformed-request", "the request body is not valid UTF-8 JSON") from None
 
 
 class CanonicalBody(AbstractDTO[T]):

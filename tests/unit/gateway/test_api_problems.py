@@ -45,6 +45,22 @@ def test_not_json_is_400(client: TestClient[Any]) -> None:
     _problem(response, 400, "malformed-request")
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/journals", b'{"ledger":"\xff"}'),
+        ("/v1/journals", b'{"ledger":"Jos\xe9"}'),  # Latin-1, sent as if it were UTF-8
+        ("/v1/journals", b'{"\xed\xa0\x80":1}'),  # an encoded surrogate, as a key
+        ("/v1/journals", b'{"lines":[' + b",".join([b'"\xff"'] * 300) + b"]}"),  # through the shape walk
+        ("/v1/claims", b'{"claim_id":"\xff"}'),
+        ("/v1/admin/dead-letters/replay", b'{"target":"\xff"}'),
+    ],
+)
+def test_invalid_utf8_in_a_json_body_is_400(client: TestClient[Any], path: str, body: bytes) -> None:
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert "UTF-8" in _problem(response, 400, "malformed-request")["detail"]
+
+
 def test_wrong_content_type_is_415(client: TestClient[Any]) -> None:
     response = client.post("/v1/journals", content=b"<xml/>", headers={"content-type": "application/xml"})
     _problem(response, 415, "unsupported-media-type")
