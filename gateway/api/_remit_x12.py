@@ -80,11 +80,22 @@ def ingest_835(body: bytes, new_id: Callable[[str], str], control: ControlNumber
     if not reads:
         raise ProblemError(400, "malformed-x12", "the interchange holds no 835 transaction set")
     isa = reads[0].envelope.group.interchange
-    ack_999 = write_999(
-        acknowledge(reads),
-        envelope=Envelope(sender_id=isa.sender_id, receiver_id=isa.receiver_id).reply(),
-        control=control,
-    ).text
+    try:
+        ack_999 = write_999(
+            acknowledge(reads),
+            envelope=Envelope(sender_id=isa.sender_id, receiver_id=isa.receiver_id).reply(),
+            control=control,
+        ).text
+    except ValueError:
+        # The 999 echoes identifiers (sender and receiver, control numbers, the ids of bad segments);
+        # one holding a character outside the X12 set, or one of the 999's delimiters, cannot be
+        # written back: the interchange is not X12 enough to acknowledge.
+        raise ProblemError(
+            400,
+            "malformed-x12",
+            "the interchange holds an identifier with characters outside the X12 character set "
+            "(or X12 delimiters), which no 999 can acknowledge",
+        ) from None
     if not any(read.accepted and read.remittance is not None for read in reads):
         raise _issues_problem(reads)
     remittances: list[tuple[str, Read835]] = []

@@ -53,3 +53,22 @@ def test_unusable_x12_is_a_4xx_naming_the_segment(api: httpx.Client, body: bytes
     problem = response.json()
     assert problem["type"] in {"urn:billing-hub:problem:malformed-x12", "urn:billing-hub:problem:rejected-x12"}
     assert where in problem["detail"] or any(where in e["path"] for e in problem.get("errors", []))
+
+
+_FULL = (FIXTURES / "835_full.x12").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _FULL.replace(b"DTM*405", b"D\xe9M*405"),  # a segment id outside the X12 character set
+        _FULL.replace(b"DTM*405", b"D:M*405"),  # ... holding the 999's component separator
+        _FULL.replace(b"*ACMEPAYER      *", b"*ACMEPAY\xe9R      *", 1),  # ISA06, echoed as the 999's receiver
+    ],
+)
+def test_x12_a_999_cannot_echo_is_a_4xx(api: httpx.Client, body: bytes) -> None:
+    response = api.post("/v1/remittances", content=body, headers=X12)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["type"] in {
+        "urn:billing-hub:problem:malformed-x12", "urn:billing-hub:problem:rejected-x12",
+    }  # fmt: skip
