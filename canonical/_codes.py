@@ -29,31 +29,35 @@ __all__ = [
     "npi_is_valid",
 ]
 
-Npi = Annotated[str, msgspec.Meta(pattern=r"^[12][0-9]{9}$", description="National Provider Identifier")]
-TaxId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{9}$", description="EIN or SSN, digits only")]
+# Every pattern here (and on the canonical types and path parameters) ends in ``$(?!\n)``, not ``$``:
+# msgspec and Litestar match with Python's ``re``, whose ``$`` also matches before a final newline,
+# so "1000\n" passed as an account code and failed only at delivery. The lookahead makes the end the
+# end, in Python and in the ECMA regexes of the OpenAPI document alike.
+Npi = Annotated[str, msgspec.Meta(pattern=r"^[12][0-9]{9}$(?!\n)", description="National Provider Identifier")]
+TaxId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{9}$(?!\n)", description="EIN or SSN, digits only")]
 ClaimId = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,37}$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,37}$(?!\n)",
         description="Patient control number (837P CLM01, 1-38 characters)",
     ),
 ]
-AccountNumber = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$")]
-PayerId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{2,80}$")]
+AccountNumber = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$(?!\n)")]
+PayerId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{2,80}$(?!\n)")]
 # ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot (A00.0, S52.521A).
-Icd10Cm = Annotated[str, msgspec.Meta(pattern=r"^[A-TV-Z][0-9][0-9AB](\.?[0-9A-TV-Z]{1,4})?$")]
+Icd10Cm = Annotated[str, msgspec.Meta(pattern=r"^[A-TV-Z][0-9][0-9AB](\.?[0-9A-TV-Z]{1,4})?$(?!\n)")]
 # CPT (five digits, or four digits + F/T for categories II/III) or HCPCS Level II (letter + 4 digits).
-ProcedureCode = Annotated[str, msgspec.Meta(pattern=r"^([0-9]{4}[0-9FTU]|[A-V][0-9]{4})$")]
-Modifier = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2}$")]
+ProcedureCode = Annotated[str, msgspec.Meta(pattern=r"^([0-9]{4}[0-9FTU]|[A-V][0-9]{4})$(?!\n)")]
+Modifier = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2}$(?!\n)")]
 # Claim adjustment reason codes: 1-3 characters, digits or a letter then digits (e.g. 45, B7, P12).
-Carc = Annotated[str, msgspec.Meta(pattern=r"^([0-9]{1,3}|[A-Z][0-9]{1,2})$")]
+Carc = Annotated[str, msgspec.Meta(pattern=r"^([0-9]{1,3}|[A-Z][0-9]{1,2})$(?!\n)")]
 # Remittance advice remark codes: M/N/MA + digits (N130, MA01, M15).
-Rarc = Annotated[str, msgspec.Meta(pattern=r"^(MA|M|N)[0-9]{1,3}$")]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+Rarc = Annotated[str, msgspec.Meta(pattern=r"^(MA|M|N)[0-9]{1,3}$(?!\n)")]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$(?!\n)", description="ISO 4217 code")]
 StatusCategory = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^(A[0-8]|P[0-5]|F[0-4]|R([0-9]|1[0-6])|E[0-4]|D0)$",
+        pattern=r"^(A[0-8]|P[0-5]|F[0-4]|R([0-9]|1[0-6])|E[0-4]|D0)$(?!\n)",
         description="X12 277 claim status category code",
     ),
 ]

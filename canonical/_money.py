@@ -27,12 +27,12 @@ __all__ = [
 CENT = Decimal("0.01")
 MONEY_MAX_DIGITS = 12  # whole-unit digits; a hospital's largest remittance is far below 10^12
 
-_SIGNED = re.compile(rf"^-?[0-9]{{1,{MONEY_MAX_DIGITS}}}(\.[0-9]{{1,2}})?$")
-_UNSIGNED = re.compile(rf"^[0-9]{{1,{MONEY_MAX_DIGITS}}}(\.[0-9]{{1,2}})?$")
+_SIGNED = re.compile(rf"^-?[0-9]{{1,{MONEY_MAX_DIGITS}}}(\.[0-9]{{1,2}})?$(?!\n)")
+_UNSIGNED = re.compile(rf"^[0-9]{{1,{MONEY_MAX_DIGITS}}}(\.[0-9]{{1,2}})?$(?!\n)")
 # Sums of money (balancing expectations and differences) get the width of an X12 R18 amount: a
 # sum of up to a million amounts below 10^12 still fits, so computing a finding can never overflow.
 BALANCE_MAX_DIGITS = 18
-_BALANCE = re.compile(rf"^-?[0-9]{{1,{BALANCE_MAX_DIGITS}}}(\.[0-9]{{1,2}})?$")
+_BALANCE = re.compile(rf"^-?[0-9]{{1,{BALANCE_MAX_DIGITS}}}(\.[0-9]{{1,2}})?$(?!\n)")
 
 
 class Money(Decimal):
@@ -97,7 +97,7 @@ def money_pattern(kind: type[Money]) -> str:
     return kind._pattern.pattern
 
 
-_QUANTITY = re.compile(r"^-?[0-9]{1,9}(\.[0-9]{1,4})?$")
+_QUANTITY = re.compile(r"^-?[0-9]{1,9}(\.[0-9]{1,4})?$(?!\n)")
 
 
 class Quantity(Decimal):

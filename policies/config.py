@@ -40,13 +40,13 @@ Scope = Literal[
     "admin",
 ]
 SCOPES: frozenset[str] = frozenset(Scope.__args__)  # type: ignore[attr-defined]
-Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$(?!\n)")]
 # A media type as requests are compared with it: lower case, no parameters (the hub drops a
 # request's parameters and lower-cases it; an entry written otherwise could never match).
 MediaType = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$",
+        pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$(?!\n)",
         description="a media type in lower case without parameters, e.g. application/json",
     ),
 ]

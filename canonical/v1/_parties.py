@@ -23,9 +23,9 @@ class Address(Canonical, kw_only=True, frozen=True):
     line1: Annotated[str, msgspec.Meta(min_length=1, max_length=55)]
     line2: Annotated[str, msgspec.Meta(min_length=1, max_length=55)] | None = None
     city: Annotated[str, msgspec.Meta(min_length=2, max_length=30)]
-    state: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
-    postal_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{5}([0-9]{4})?$")]
-    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] = "US"
+    state: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$(?!\n)")]
+    postal_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{5}([0-9]{4})?$(?!\n)")]
+    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$(?!\n)")] = "US"
 
 
 class PersonName(Canonical, kw_only=True, frozen=True):
@@ -50,7 +50,7 @@ class Provider(Canonical, kw_only=True, frozen=True):
     npi: Npi
     name: OrgName
     tax_id: TaxId | None = None
-    taxonomy: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{3}[0-9A-Z]{6}X$")] | None = None
+    taxonomy: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{3}[0-9A-Z]{6}X$(?!\n)")] | None = None
     address: Address | None = None
 
     def __post_init__(self) -> None:

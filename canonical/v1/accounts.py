@@ -13,7 +13,7 @@ from canonical.v1._parties import Address, Person, PersonName
 
 __all__ = ["AccountDetails", "Coverage", "Guarantor", "PatientAccount"]
 
-MemberId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,80}$")]
+MemberId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,80}$(?!\n)")]
 
 
 class Coverage(Canonical, kw_only=True, frozen=True):
@@ -35,7 +35,7 @@ class Guarantor(Canonical, kw_only=True, frozen=True):
 class AccountDetails(Canonical, kw_only=True, frozen=True):
     """The body of ``PUT /v1/accounts/{account_number}``: the account number comes from the path."""
 
-    facility: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,20}$")]
+    facility: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,20}$(?!\n)")]
     patient: Person
     guarantor: Guarantor | None = None
     coverages: Annotated[list[Coverage], msgspec.Meta(max_length=3)] = []

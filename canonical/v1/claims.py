@@ -15,7 +15,7 @@ from canonical.v1._parties import Address, Payer, Person, PersonName, Provider, 
 
 __all__ = ["Claim", "ServiceLine", "Subscriber"]
 
-PlaceOfService = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}$")]
+PlaceOfService = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}$(?!\n)")]
 MAX_DIAGNOSES = 12
 
 
@@ -27,7 +27,7 @@ class Subscriber(Canonical, kw_only=True, frozen=True):
     birth_date: Annotated[date, PHI] | None = None
     sex: Sex | None = None
     address: Annotated[Address, PHI] | None = None
-    member_id: Annotated[str, PHI, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,80}$")]
+    member_id: Annotated[str, PHI, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,80}$(?!\n)")]
     group_number: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
     relationship_to_patient: Literal["self", "spouse", "child", "other"] = "self"
 
@@ -65,7 +65,7 @@ class Claim(Canonical, kw_only=True, frozen=True):
     service_lines: Annotated[list[ServiceLine], msgspec.Meta(min_length=1, max_length=50)]
     place_of_service: PlaceOfService = "11"
     frequency_code: Literal["1", "7", "8"] = "1"
-    prior_authorization: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,50}$")] | None = None
+    prior_authorization: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,50}$(?!\n)")] | None = None
     total_charge: Amount
 
     def __post_init__(self) -> None:

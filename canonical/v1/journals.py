@@ -17,8 +17,8 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=240)]
 
 
 class JournalLine(Canonical, kw_only=True, frozen=True):
-    account: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,39}$")]
-    cost_center: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,19}$")] | None = None
+    account: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,39}$(?!\n)")]
+    cost_center: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,19}$(?!\n)")] | None = None
     debit: Amount | None = None
     credit: Amount | None = None
     memo: Text | None = None
@@ -29,11 +29,11 @@ class JournalLine(Canonical, kw_only=True, frozen=True):
 
 
 class JournalEntry(Canonical, kw_only=True, frozen=True):
-    ledger: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$")]
+    ledger: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$(?!\n)")]
     accounting_date: date
     currency: Currency = "USD"
     description: Text
-    external_reference: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+    external_reference: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$(?!\n)")]
     lines: Annotated[list[JournalLine], msgspec.Meta(min_length=2, max_length=500)]
 
     def __post_init__(self) -> None:

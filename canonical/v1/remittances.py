@@ -37,8 +37,8 @@ class Adjustment(Canonical, kw_only=True, frozen=True):
 
 
 class ServicePayment(Canonical, kw_only=True, frozen=True):
-    qualifier: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2}$")] = "HC"
-    procedure: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{1,48}$")]
+    qualifier: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2}$(?!\n)")] = "HC"
+    procedure: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{1,48}$(?!\n)")]
     modifiers: Annotated[list[Modifier], msgspec.Meta(max_length=4)] = []
     charge: Money
     paid: Money
@@ -63,7 +63,7 @@ class ClaimPayment(Canonical, kw_only=True, frozen=True):
 
 
 class ProviderAdjustment(Canonical, kw_only=True, frozen=True):
-    reason: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2}$")]
+    reason: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2}$(?!\n)")]
     reference: Reference | None = None
     amount: Money
 
@@ -79,7 +79,7 @@ class Payment(Canonical, kw_only=True, frozen=True):
 class Party(Canonical, kw_only=True, frozen=True):
     name: ShortText
     identifier: Reference | None = None
-    identifier_qualifier: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{1,3}$")] | None = None
+    identifier_qualifier: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{1,3}$(?!\n)")] | None = None
 
 
 class Remittance(Canonical, kw_only=True, frozen=True):

@@ -17,8 +17,8 @@ __all__ = ["ClaimStatus"]
 class ClaimStatus(Canonical, kw_only=True, frozen=True):
     claim_id: ClaimId
     category_code: StatusCategory
-    status_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Z]{1,5}$")]
-    entity_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Z]{2,3}$")] | None = None
+    status_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Z]{1,5}$(?!\n)")]
+    entity_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Z]{2,3}$(?!\n)")] | None = None
     payer_claim_number: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
     billed_amount: Money | None = None
     paid_amount: Money | None = None

@@ -29,7 +29,7 @@ from gateway.views import AccountView, timestamp
 __all__ = ["AccountController"]
 
 AccountNumberParam = Annotated[
-    str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$", description="Patient account number")
+    str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$(?!\n)", description="Patient account number")
 ]
 
 

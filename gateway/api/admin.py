@@ -23,7 +23,7 @@ from policies.audit import AuditEntry, AuditRecord
 
 __all__ = ["AdminController"]
 
-DeliveryId = Annotated[str, Parameter(pattern=r"^dlv_[0-9a-z]{26}$", description="Outbox entry (delivery) id")]
+DeliveryId = Annotated[str, Parameter(pattern=r"^dlv_[0-9a-z]{26}$(?!\n)", description="Outbox entry (delivery) id")]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
 OptionalText = Annotated[str | None, QueryParameter(required=False, max_length=100)]
 Seconds = Annotated[float | None, QueryParameter(required=False, ge=0, description="Epoch seconds")]

@@ -40,7 +40,7 @@ from gateway.views import ClaimView, timestamp
 __all__ = ["ClaimController"]
 
 ClaimIdParam = Annotated[
-    str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,37}$", description="Patient control number")
+    str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,37}$(?!\n)", description="Patient control number")
 ]
 _REPLACEMENTS = frozenset({"7", "8"})  # replacement and void may follow an original
 

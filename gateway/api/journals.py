@@ -27,7 +27,7 @@ from gateway.views import JournalView, timestamp
 
 __all__ = ["JournalController"]
 
-JournalId = Annotated[str, Parameter(pattern=r"^jnl_[0-9a-z]{26}$", description="Journal id")]
+JournalId = Annotated[str, Parameter(pattern=r"^jnl_[0-9a-z]{26}$(?!\n)", description="Journal id")]
 
 
 class JournalController(Controller):

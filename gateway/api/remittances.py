@@ -34,8 +34,8 @@ from gateway.views import RemittanceView, timestamp
 
 __all__ = ["RemittanceController", "remittance_statuses"]
 
-AckId = Annotated[str, Parameter(pattern=r"^ack_[0-9a-z]{26}$", description="Acknowledgement id")]
-RemittanceId = Annotated[str, Parameter(pattern=r"^rmt_[0-9a-z]{26}$", description="Remittance id")]
+AckId = Annotated[str, Parameter(pattern=r"^ack_[0-9a-z]{26}$(?!\n)", description="Acknowledgement id")]
+RemittanceId = Annotated[str, Parameter(pattern=r"^rmt_[0-9a-z]{26}$(?!\n)", description="Remittance id")]
 
 # CLP02 -> 277 status category: paid or processed (F1), denied (F2), reversed/revised (F3).
 _CATEGORY_BY_CLP02 = {"4": "F2", "22": "F3"}

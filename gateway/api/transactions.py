@@ -14,7 +14,7 @@ from gateway.views import TransactionView, transaction_view
 
 __all__ = ["TransactionController"]
 
-TransactionId = Annotated[str, Parameter(pattern=r"^txn_[0-9a-z]{26}$", description="Transaction id")]
+TransactionId = Annotated[str, Parameter(pattern=r"^txn_[0-9a-z]{26}$(?!\n)", description="Transaction id")]
 
 
 class TransactionController(Controller):

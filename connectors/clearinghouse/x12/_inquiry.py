@@ -18,8 +18,8 @@ from canonical.v1 import Payer, PersonName
 
 __all__ = ["StatusInquiry"]
 
-MemberId = Annotated[str, PHI, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{2,80}$")]
-TraceNumber = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,49}$")]
+MemberId = Annotated[str, PHI, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{2,80}$(?!\n)")]
+TraceNumber = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,49}$(?!\n)")]
 
 
 class StatusInquiry(Canonical, kw_only=True, frozen=True):
@@ -41,7 +41,7 @@ class StatusInquiry(Canonical, kw_only=True, frozen=True):
     service_date_from: date
     service_date_to: date
     billed_amount: Amount
-    payer_claim_number: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,50}$")] | None = None
+    payer_claim_number: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,50}$(?!\n)")] | None = None
     trace_number: TraceNumber  # 276 TRN02, echoed in the 277 answer
 
     def __post_init__(self) -> None:

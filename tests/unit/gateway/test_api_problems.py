@@ -61,6 +61,30 @@ def test_invalid_utf8_in_a_json_body_is_400(client: TestClient[Any], path: str, 
     assert "UTF-8" in _problem(response, 400, "malformed-request")["detail"]
 
 
+def _lines_with(field: str, value: str) -> dict[str, Any]:
+    journal = factories.journal()
+    journal["lines"] = [{**line, field: value} if field in line else line for line in journal["lines"]]
+    return journal
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/journals", _lines_with("account", "1000\n")),  # a pattern's $ matched before the newline
+        ("/v1/journals", {**factories.journal(), "external_reference": "batch-1\n"}),
+        ("/v1/journals", _lines_with("debit", "125.00\n")),  # money: Decimal would have dropped it
+        ("/v1/claims", factories.claim(claim_id="PCN000004\n")),
+    ],
+)
+def test_a_trailing_newline_is_not_a_valid_value(client: TestClient[Any], path: str, body: dict[str, Any]) -> None:
+    _problem(client.post(path, json=body), 400, "validation-error")
+
+
+def test_a_trailing_newline_in_a_path_id_is_400(client: TestClient[Any]) -> None:
+    response = client.put("/v1/accounts/ACC-3%0A", json=factories.account_details())
+    assert response.status_code == 400, response.text
+
+
 def test_wrong_content_type_is_415(client: TestClient[Any]) -> None:
     response = client.post("/v1/journals", content=b"<xml/>", headers={"content-type": "application/xml"})
     _problem(response, 415, "unsupported-media-type")
