@@ -41,6 +41,8 @@ AttemptObserver = Callable[[OutboxRecord, AttemptRecord, TransactionRecord], Awa
 # The audit record of an attempt, in the form the store writes with the attempt (None: not this one).
 AttemptAudit = Callable[[OutboxRecord, AttemptRecord], AuditPush | InTransaction | None]
 _OUTCOME_BY_KIND = {"retriable": "retry", "rejected": "reject", "misconfigured": "misconfigured"}
+# The code of the RetriableError a connector raising anything outside the error tree becomes.
+_INTERNAL = "internal"
 
 
 class Dispatcher:
@@ -173,7 +175,10 @@ class Dispatcher:
             raise
         except ConnectorError as exc:
             if breaker is not None:
-                breaker.record(success=not isinstance(exc, RetriableError))
+                if exc.code == _INTERNAL:  # our failure says nothing about the target's health
+                    breaker.release_probe()
+                else:
+                    breaker.record(success=not isinstance(exc, RetriableError))
             await self._failed(entry, started, exc)
             return
         if breaker is not None:
@@ -215,7 +220,7 @@ class Dispatcher:
             raise
         except Exception as exc:
             log.error("delivery %s raised %s", entry.id, type(exc).__name__)
-            raise RetriableError(f"internal error ({type(exc).__name__})") from None
+            raise RetriableError(f"internal error ({type(exc).__name__})", code=_INTERNAL) from None
 
     async def _give_back(self, entry: OutboxRecord, at: float) -> None:
         with contextlib.suppress(LeaseLost):

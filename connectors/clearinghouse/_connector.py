@@ -104,14 +104,17 @@ class X12ClearinghouseConnector(HttpConnector):
         self.offer("submit_claim", Claim, self.submit_claim)
 
     async def submit_claim(self, claim: Claim, external_ref: str) -> DeliveryResult:
-        written = write_837p(
-            [claim],
-            submitter=HUB_SUBMITTER,
-            receiver=CLEARINGHOUSE,
-            envelope=HUB_TO_CLEARINGHOUSE,
-            control=await self.numbers.next(),
-            filing_indicator=self.filing_indicator,
-        )
+        try:
+            written = write_837p(
+                [claim],
+                submitter=HUB_SUBMITTER,
+                receiver=CLEARINGHOUSE,
+                envelope=HUB_TO_CLEARINGHOUSE,
+                control=await self.numbers.next(),
+                filing_indicator=self.filing_indicator,
+            )
+        except ValueError:  # a value X12 cannot carry: no retry will change that, and it is not the target's fault
+            raise RejectedError("the claim holds characters an 837P cannot carry", code="x12-charset") from None
         response = await self.send(
             "POST",
             "/x12/837",

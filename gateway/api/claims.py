@@ -14,11 +14,11 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter
 
-from canonical import decode, encode
+from canonical import decode, encode, to_builtins
 from canonical.v1 import Claim, ClaimStatus
 from connectors import ConnectorError
 from connectors.clearinghouse import ClaimStatusSource
-from connectors.clearinghouse.x12 import StatusInquiry
+from connectors.clearinghouse.x12 import StatusInquiry, unwritable_paths
 from gateway.api._body import CanonicalBody
 from gateway.api._common import (
     ACCEPTED_RESPONSES,
@@ -34,7 +34,7 @@ from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.api._response import JsonView
 from gateway.hub import Delivery, Hub
 from gateway.ids import new_id
-from gateway.problems import ProblemError
+from gateway.problems import FieldError, ProblemError
 from gateway.views import ClaimView, timestamp
 
 __all__ = ["ClaimController"]
@@ -61,6 +61,13 @@ class ClaimController(Controller):
     async def post_claim(
         self, request: Request[Any, Any, Any], data: JSONBody[Claim], prefer: PreferHeader = None
     ) -> JsonView:
+        unwritable = unwritable_paths(to_builtins(data))
+        if unwritable:  # it leaves as an 837P: refused now, not dead-lettered after eight attempts
+            raise ProblemError(
+                400, "validation-error", f"{len(unwritable)} field(s) hold characters an X12 837P cannot carry",
+                errors=[FieldError(path=f"$.{path}", message="a character outside the X12 extended set, or ~ * : ^")
+                        for path in unwritable],
+            )  # fmt: skip
         hub = hub_of(request)
         client_id = caller_id(request)
         existing = await hub.store.get_resource("claim", data.claim_id)

@@ -26,7 +26,14 @@ from connectors.clearinghouse.x12._write276 import write_276
 from connectors.clearinghouse.x12._write277 import write_277, write_277ca
 from connectors.clearinghouse.x12._write837 import FilingIndicator, Submitter, write_837p
 from connectors.clearinghouse.x12._write999 import functional_ack, write_999
-from connectors.clearinghouse.x12._writer import ControlCounter, ControlNumbers, Envelope, Party, WrittenInterchange
+from connectors.clearinghouse.x12._writer import (
+    ControlCounter,
+    ControlNumbers,
+    Envelope,
+    Party,
+    WrittenInterchange,
+    unwritable_paths,
+)
 
 __all__ = [
     "DEFAULT_DELIMITERS",
@@ -61,6 +68,7 @@ __all__ = [
     "read_837",
     "read_999",
     "set_ack",
+    "unwritable_paths",
     "write_276",
     "write_277",
     "write_277ca",

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -47,6 +47,7 @@ __all__ = [
     "render_segment",
     "seg",
     "set_control_number",
+    "unwritable_paths",
 ]
 
 # A composite is a tuple of components; ``None`` or ``""`` is an empty element.
@@ -54,8 +55,9 @@ Element = str | tuple[str, ...] | None
 
 MAX_CONTROL_NUMBER = 999_999_999
 # The 5010 extended character set (X12.6): what a value may contain before delimiters are excluded.
-_EXTENDED = re.compile(r"""^[A-Za-z0-9!"&'()*+,\-./:;?= %~@\[\]_{}\\|<>^`#$]*$""")
-_SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{1,2}$")
+# \Z, not $: Python's $ also matches before a final newline, which would let "Smith\n" through.
+_EXTENDED = re.compile(r"""^[A-Za-z0-9!"&'()*+,\-./:;?= %~@\[\]_{}\\|<>^`#$]*\Z""")
+_SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{1,2}\Z")
 
 
 class Segment(NamedTuple):
@@ -205,6 +207,25 @@ def _check_value(value: str, where: str, delimiters: Delimiters) -> None:
             raise ValueError(f"{where} contains the {name} {char!r}; X12 cannot escape it, refusing to write")
     if not _EXTENDED.match(value):
         raise ValueError(f"{where} contains a character outside the X12 extended character set")
+
+
+def unwritable_paths(value: Any, delimiters: Delimiters = DEFAULT_DELIMITERS, at: str = "") -> list[str]:
+    """The JSON paths of the strings in ``value`` (builtins: dicts, lists, scalars) that no X12 element
+    written with ``delimiters`` can carry: a character outside the extended set, or a delimiter
+    (X12 has no escape). Paths only, never the values: they may be PHI."""
+    if isinstance(value, str):
+        try:
+            _check_value(value, at, delimiters)
+        except ValueError:
+            return [at]
+        return []
+    if isinstance(value, dict):
+        return [
+            p for key, item in value.items() for p in unwritable_paths(item, delimiters, f"{at}.{key}" if at else key)
+        ]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in unwritable_paths(item, delimiters, f"{at}[{i}]")]
+    return []
 
 
 def render_segment(segment: Segment, delimiters: Delimiters = DEFAULT_DELIMITERS) -> str:

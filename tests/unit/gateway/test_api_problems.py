@@ -195,3 +195,16 @@ def test_unknown_field_names_are_not_echoed(client: TestClient[Any]) -> None:
 def test_empty_json_body_is_400(client: TestClient[Any], path: str) -> None:
     response = client.post(path, content=b"", headers={"content-type": "application/json"})
     _problem(response, 400, "malformed-request")
+
+
+def test_a_claim_an_837p_cannot_carry_is_refused_naming_the_fields(client: TestClient[Any]) -> None:
+    claim = factories.claim(family="O~Brien")
+    claim["subscriber"]["name"]["given"] = "José"
+    claim["billing_provider"]["address"]["line1"] = "1 Main St*Suite 2"
+    body = _problem(client.post("/v1/claims", json=claim), 400, "validation-error")
+    assert {e["path"] for e in body["errors"]} == {
+        "$.subscriber.name.family", "$.subscriber.name.given", "$.billing_provider.address.line1",
+    }  # fmt: skip
+    text = str(body)
+    assert "Brien" not in text  # names are PHI: the problem names the fields, never the values
+    assert "José" not in text

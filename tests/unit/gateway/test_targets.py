@@ -6,14 +6,19 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 
 from connectors import Connector
 from connectors.clearinghouse import X12ClearinghouseConnector
 from connectors.ehr import FhirEhrConnector
 from connectors.erp import LedgerErpConnector
-from gateway.settings import SettingsError, load_settings
+from gateway.app import create_app
+from gateway.settings import Settings, SettingsError, load_settings
 from gateway.targets import build_connectors
-from tests.third_party import ACME_ERP, install_acme_erp
+from tests import factories
+from tests.conftest import KEY, TEST_POLICY
+from tests.processes import free_port
+from tests.third_party import ACME_ERP, BROKEN_ERP, install_acme_erp
 
 
 def _built(**env: str) -> dict[str, Connector]:
@@ -94,3 +99,22 @@ def test_a_filing_indicator_outside_the_x12_code_list_is_refused() -> None:
     house = _built(targets="clearinghouse", clearinghouse_options='{"filing_indicator": "MB"}')["clearinghouse"]
     assert isinstance(house, X12ClearinghouseConnector)
     assert house.filing_indicator == "MB"
+
+
+def test_a_connector_bug_does_not_open_the_targets_circuit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twelve journals whose connector raises a plain exception: each is dead-lettered as an internal
+    error, and the ERP's breaker (which opens once half of 2+ calls failed) stays closed for other work."""
+    monkeypatch.syspath_prepend(str(install_acme_erp(tmp_path / "site")))
+    settings = Settings(
+        data_dir=str(tmp_path / "data"), policy_file=str(TEST_POLICY), targets="erp", erp_connector=BROKEN_ERP,
+        erp_url=f"http://127.0.0.1:{free_port()}", retry_max_attempts=1, breaker_min_calls=2,
+    )  # fmt: skip
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        client.headers["X-API-Key"] = KEY
+        for _ in range(12):
+            answer = client.post("/v1/journals", json=factories.journal(), headers={"Prefer": "wait=5"})
+            (delivery,) = answer.json()["deliveries"]
+            assert delivery["state"] == "dead", delivery
+            assert delivery["error"].startswith("internal error (RuntimeError)")
+        states = client.get("/v1/admin/connectors").json()
+    assert states["erp"]["state"] == "closed", states
