@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -29,25 +30,25 @@ from policies.config import MAX_BODY_CEILING
 __all__ = ["create_app"]
 
 
+def _v1_handlers(app: Litestar) -> Iterator[Any]:
+    for route in app.routes:
+        if route.path.startswith("/v1/"):
+            for handler in getattr(route, "route_handlers", []):
+                if handler.operation_id is not None:  # Litestar's implicit OPTIONS handlers have none
+                    yield handler
+
+
 def v1_operations(app: Litestar) -> frozenset[str]:
     """Every operationId under /v1: the policy file must say what each one requires."""
-    return frozenset(
-        str(handler.operation_id)
-        for route in app.routes
-        if route.path.startswith("/v1/")
-        for handler in getattr(route, "route_handlers", [])
-        if handler.operation_id is not None  # Litestar's implicit OPTIONS handlers have none
-    )
+    return frozenset(str(handler.operation_id) for handler in _v1_handlers(app))
 
 
 def keyed_operations(app: Litestar) -> frozenset[str]:
     """The /v1 operationIds that take an Idempotency-Key: only there can a policy require one."""
     return frozenset(
         str(handler.operation_id)
-        for route in app.routes
-        if route.path.startswith("/v1/")
-        for handler in getattr(route, "route_handlers", [])
-        if handler.operation_id is not None and any(takes_idempotency_key(m, handler) for m in handler.http_methods)
+        for handler in _v1_handlers(app)
+        if any(takes_idempotency_key(method, handler) for method in handler.http_methods)
     )
 
 

@@ -39,6 +39,15 @@ def test_reload_keeps_the_old_policy_when_the_new_file_is_invalid(tmp_path: Path
     assert holder.current is before
 
 
+def _fixture_with(tmp_path: Path, old: str, new: str) -> Path:
+    """The test policy with ``old`` (which must be in it) replaced by ``new``, as a file of its own."""
+    fixture = FIXTURE.read_text()
+    assert old in fixture
+    policy = tmp_path / "policy.toml"
+    policy.write_text(fixture.replace(old, new))
+    return policy
+
+
 def _with_jwt(tmp_path: Path, jwks_file: str) -> Path:
     section = f'[jwt]\nissuer = "https://idp.test/"\naudience = "billing-hub"\njwks_file = "{jwks_file}"\n\n'
     policy = tmp_path / "policy.toml"
@@ -84,29 +93,21 @@ def test_a_relative_jwks_file_is_read_beside_the_policy_file(tmp_path: Path, mon
 
 @pytest.mark.parametrize("media_type", ["Application/JSON", "application/json; charset=utf-8", "json"])
 def test_a_content_type_that_could_never_match_is_refused(tmp_path: Path, media_type: str) -> None:
-    policy = tmp_path / "policy.toml"
-    fixture = FIXTURE.read_text()
-    assert 'content_types = ["application/json"]' in fixture
-    policy.write_text(fixture.replace('content_types = ["application/json"]', f'content_types = ["{media_type}"]'))
+    policy = _fixture_with(tmp_path, 'content_types = ["application/json"]', f'content_types = ["{media_type}"]')
     with pytest.raises(PolicyError, match=r"limits\.content_types\[0\]"):
         PolicyHolder(policy, frozenset())
 
 
 def test_a_body_limit_above_what_the_server_reads_is_refused(tmp_path: Path) -> None:
-    policy = tmp_path / "policy.toml"
-    fixture = FIXTURE.read_text()
-    assert "max_body_bytes = 10485760" in fixture
-    policy.write_text(fixture.replace("max_body_bytes = 10485760", f"max_body_bytes = {MAX_BODY_CEILING + 1}"))
+    policy = _fixture_with(tmp_path, "max_body_bytes = 10485760", f"max_body_bytes = {MAX_BODY_CEILING + 1}")
     with pytest.raises(PolicyError, match=r"routes\.postRemittance\.max_body_bytes"):
         PolicyHolder(policy, frozenset())
 
 
 def test_required_idempotency_where_no_key_is_taken_is_refused(tmp_path: Path) -> None:
     """putAccount is a PUT: the hub reads no Idempotency-Key there, so "required" would never be enforced."""
-    policy = tmp_path / "policy.toml"
     route = '[routes.putAccount]\nscope = "accounts:write"\nrate_limit = "writes"\n'
-    assert route in FIXTURE.read_text()
-    policy.write_text(FIXTURE.read_text().replace(route, route + 'idempotency = "required"\n'))
+    policy = _fixture_with(tmp_path, route, route + 'idempotency = "required"\n')
     operations = frozenset({"putAccount", "postJournal"})
     with pytest.raises(PolicyError, match=r"routes\.putAccount"):
         PolicyHolder(policy, operations, keyed=frozenset({"postJournal"}))
