@@ -45,7 +45,7 @@ def configure_logging(level: str) -> None:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.app import create_app, keyed_operations, v1_operations
+    from gateway.app import create_app
     from gateway.runtime import settle_heap
     from gateway.settings import load_settings
 
@@ -54,7 +54,7 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     app = create_app(settings)
-    _check_configuration(settings, (v1_operations(app), keyed_operations(app)))
+    _check_configuration(settings, app)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -77,19 +77,20 @@ def serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 3
 
 
-def _check_configuration(settings: Any, operations: tuple[frozenset[str], frozenset[str]] | None) -> None:
-    """Refuse what the start-up would refuse, before the server or worker starts: one line naming
-    the bad setting or policy key (``main``), not a traceback from inside the ASGI lifespan."""
+def _check_configuration(settings: Any, app: Any = None) -> None:
+    """Refuse what the start-up would refuse, before the server (``app``) or worker starts: one line
+    naming the bad setting or policy key (``main``), not a traceback from inside the ASGI lifespan.
+    Start-up then builds the same again (a few milliseconds, once)."""
     import asyncio
 
+    from gateway.app import keyed_operations, v1_operations
     from gateway.governance_state import jwks_client, policy_path
     from gateway.targets import build_connectors
     from policies.engine import PolicyHolder
 
-    if operations is not None:
+    if app is not None:  # the policy must cover the app's operations
         http = jwks_client()  # the policy only keeps it; keys are fetched on the first token
-        every, keyed = operations
-        PolicyHolder(policy_path(settings), every, http=http, keyed=keyed)
+        PolicyHolder(policy_path(settings), v1_operations(app), http=http, keyed=keyed_operations(app))
         asyncio.run(http.aclose())
     for connector in build_connectors(settings).values():  # unused: closing only releases its client
         asyncio.run(connector.aclose())
@@ -103,7 +104,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    _check_configuration(settings, None)
+    _check_configuration(settings)
     if _uvicorn_options()["loop"] == "uvloop":  # the same event loop as the serving processes
         import uvloop
 
