@@ -264,7 +264,7 @@ exception_handlers: dict[Any, Any] = {
     HTTPException: _on_http,
     RedisConnectionError: _on_store_unavailable,
     RedisTimeoutError: _on_store_unavailable,
-    sqlite3.OperationalError: _on_store_unavailable,
-    UnicodeDecodeError: _on_bad_encoding,  # locked past its timeout, disk I/O
+    sqlite3.OperationalError: _on_store_unavailable,  # locked past its timeout, disk I/O
+    UnicodeDecodeError: _on_bad_encoding,
     Exception: _on_unexpected,
 }
