@@ -37,13 +37,15 @@ from policies.idempotency import FinalStatement, FinalWrite
 __all__ = ["Delivery", "Hub", "RecordsWithWork", "parse_prefer_wait"]
 
 _POLL_FIRST_S, _POLL_MAX_S = 0.02, 0.25  # Prefer: wait while another process delivers
-_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d{1,6})\"?", re.IGNORECASE)
+# delta-seconds only, the whole value: "wait=1e3" or "wait=1.5" is a preference not understood
+# (ignored, as RFC 7240 asks), not a wait of one second.
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\"?)(\d+)\1(?=$|[,;\s])", re.IGNORECASE)
 
 
 def parse_prefer_wait(prefer: str | None, ceiling: float) -> float | None:
     """Seconds from ``Prefer: wait=N`` (RFC 7240), capped at ``ceiling``; ``None`` when absent."""
     match = _PREFER_WAIT.search(prefer) if prefer else None
-    return min(float(match.group(1)), ceiling) if match else None
+    return min(float(match.group(2)), ceiling) if match else None
 
 
 class RecordsWithWork(Protocol):
