@@ -149,12 +149,15 @@ class Hub:
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
         records: RecordsWithWork | None = None,
+        create_only: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         """Store prepared work in one atomic write (with the idempotency record answering for it and
-        the audit record of the call, when ``records`` has them) and wake the dispatcher."""
+        the audit record of the call, when ``records`` has them) and wake the dispatcher. Raises the
+        store's ``ResourceTaken`` (nothing written) for another client's resource, or an existing one
+        named in ``create_only``."""
         idempotency_record = records.idempotency_record if records is not None else None
         audit_record = records.audit_record if records is not None else None
-        await self.store.accept(transaction, resources, outbox, idempotency_record, audit_record)
+        await self.store.accept(transaction, resources, outbox, idempotency_record, audit_record, create_only)
         if outbox:
             self.dispatcher.wake()
 

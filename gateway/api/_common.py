@@ -19,8 +19,8 @@ from gateway.governance import (
     stored_response,
 )
 from gateway.hub import Delivery, Hub, parse_prefer_wait
-from gateway.problems import PROBLEM_JSON, Problem
-from gateway.store import ResourceRecord
+from gateway.problems import PROBLEM_JSON, Problem, ProblemError
+from gateway.store import ResourceRecord, ResourceTaken
 from gateway.views import TransactionView, transaction_view
 from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite, StoredResponse
@@ -126,6 +126,14 @@ class WithWork:
             audited_with_work(request.scope, self._status)
 
 
+# What a 409 says when the store refuses a resource (ResourceTaken): by the kind of resource.
+_TAKEN = {
+    "account": "this account number belongs to another client",
+    "claim": "a claim with this claim_id was already submitted; send frequency_code 7 (replace) or 8 (void)",
+    "journal-reference": "another client posted a journal with this external_reference to this ledger",
+}
+
+
 async def accept_work(
     request: Request[Any, Any, Any],
     hub: Hub,
@@ -135,6 +143,7 @@ async def accept_work(
     resource: ResourceRecord,
     deliveries: list[Delivery],
     extra_resources: list[ResourceRecord] | None = None,
+    new_only: bool = False,
 ) -> JsonView:
     """Store the work, then answer 202 with ``Location`` (or, with ``Prefer: wait``, 200 with the
     final state when it is reached in time).
@@ -150,7 +159,13 @@ async def accept_work(
     location = (b"location", href.encode())
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
     records = WithWork.answering(request, answer, href) if wait_s is None else WithWork()
-    await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, records)
+    create_only = frozenset({(resource.kind, resource.id)}) if new_only else frozenset()
+    try:
+        await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, records, create_only)
+    except ResourceTaken as taken:  # decided inside the atomic write: a concurrent writer got there first
+        raise ProblemError(
+            409, "conflict", _TAKEN.get(taken.kind, f"this {taken.kind} belongs to another client")
+        ) from None
     records.written(request)
     if wait_s is None:
         return answer

@@ -85,6 +85,7 @@ class ClaimController(Controller):
             kind="claim.submit",
             resource=new_resource("claim", data.claim_id, client_id, data, transaction_id),
             deliveries=[Delivery("clearinghouse", "submit_claim", encode(data))],
+            new_only=data.frequency_code not in _REPLACEMENTS,  # only a replacement may find it stored
         )
 
     @get("/{claim_id:str}", operation_id="getClaim", responses=READ_PROBLEMS, summary="A claim and its last status")

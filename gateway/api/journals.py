@@ -50,14 +50,21 @@ class JournalController(Controller):
         prefer: PreferHeader = None,
     ) -> JsonView:
         hub = hub_of(request)
+        client_id = caller_id(request)
         journal_id, transaction_id = new_id("jnl"), new_id("txn")
+        # The ERP keeps one journal per ledger and external reference: that pair is the client's, so
+        # another client's journal can neither be answered with it nor post in its stead.
+        reference = new_resource(
+            "journal-reference", f"{data.ledger}:{data.external_reference}", client_id, journal_id, transaction_id
+        )
         return await accept_work(
             request,
             hub,
             prefer,
             kind="journal.post",
-            resource=new_resource("journal", journal_id, caller_id(request), data, transaction_id),
+            resource=new_resource("journal", journal_id, client_id, data, transaction_id),
             deliveries=[Delivery("erp", "post_journal", encode(data))],
+            extra_resources=[reference],
         )
 
     @get(

@@ -27,8 +27,12 @@ class Store(Protocol):
         outbox: list[OutboxRecord],
         idempotency_record: FinalWrite | FinalStatement | None = None,
         audit_record: AuditPush | InTransaction | None = None,
+        create_only: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         """Persist a transaction, its resources and its outbox entries in one atomic write.
+
+        Nothing is written, and ``ResourceTaken`` raised, when a resource belongs to another client
+        or, for a ``(kind, id)`` in ``create_only``, exists at all.
 
         ``idempotency_record`` and ``audit_record``, when given, are written in that same write: the
         finished record of the idempotent request this transaction answers, and the audit record of

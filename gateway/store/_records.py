@@ -13,6 +13,7 @@ __all__ = [
     "LeaseLost",
     "OutboxRecord",
     "ResourceRecord",
+    "ResourceTaken",
     "TransactionRecord",
     "TransactionState",
     "derive_state",
@@ -62,6 +63,16 @@ class OutboxRecord(msgspec.Struct, kw_only=True):
     # attempt. None on entries accepted before entries carried them.
     client_id: str | None = None
     trace_id: str | None = None
+
+
+class ResourceTaken(Exception):
+    """``accept`` wrote nothing: a resource it would write belongs to another client, or one it may
+    only create exists already. Checked inside the store's atomic write, so two concurrent writers
+    cannot both pass a check made beforehand."""
+
+    def __init__(self, kind: str, resource_id: str, reason: str) -> None:
+        super().__init__(f"{kind} {resource_id}: {reason}")
+        self.kind, self.resource_id, self.reason = kind, resource_id, reason
 
 
 class LeaseLost(Exception):

@@ -35,7 +35,7 @@ from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway.redis_client import pipelined_redis
 from gateway.store import _redis_lua as lua
@@ -46,6 +46,7 @@ from gateway.store._records import (
     LeaseLost,
     OutboxRecord,
     ResourceRecord,
+    ResourceTaken,
     TransactionRecord,
 )
 from policies.audit import AuditPush, InTransaction
@@ -160,11 +161,11 @@ def _resource_key(kind: str, resource_id: str) -> str:
     return f"{kind}:{resource_id}"
 
 
-def _resource_args(r: ResourceRecord) -> list[_Value]:
+def _resource_args(r: ResourceRecord, create_only: bool = False) -> list[_Value]:
     has_txn = r.transaction_id is not None
     return [
         _resource_key(r.kind, r.id), r.kind, r.id, r.client_id, r.body, r.transaction_id or "",
-        "1" if has_txn else "0", _float(r.created_at), _float(r.updated_at),
+        "1" if has_txn else "0", _float(r.created_at), _float(r.updated_at), "1" if create_only else "0",
     ]  # fmt: skip
 
 
@@ -217,6 +218,7 @@ class RedisStore:
         outbox: list[OutboxRecord],
         idempotency_record: FinalWrite | FinalStatement | None = None,
         audit_record: AuditPush | InTransaction | None = None,
+        create_only: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         if isinstance(idempotency_record, FinalStatement):  # never dropped silently
             raise ValueError("the Redis store cannot run an SQL idempotency record with a transaction")
@@ -226,7 +228,7 @@ class RedisStore:
         args: list[_Value] = [self._prefix, transaction.id, str(len(txn_pairs) // 2), *txn_pairs]
         args.append(str(len(resources)))
         for r in resources:
-            args += _resource_args(r)
+            args += _resource_args(r, (r.kind, r.id) in create_only)
         args.append(str(len(outbox)))
         for e in outbox:
             pairs = _pairs(e, _OUTBOX_FIELDS)
@@ -239,7 +241,14 @@ class RedisStore:
         if audit_record is not None:
             keys.append(audit_record.key)
             args += ["push", audit_record.value, ""]
-        await self._accept(keys=keys, args=args)
+        try:
+            await self._accept(keys=keys, args=args)
+        except ResponseError as exc:
+            message = str(exc)
+            if not message.startswith("resource-taken "):
+                raise
+            *reason, kind, resource_id = message.removeprefix("resource-taken ").split(" ")
+            raise ResourceTaken(kind, resource_id, " ".join(reason)) from None
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None:
         if not resources:

@@ -48,7 +48,8 @@ end
 
 # KEYS: pending, dead, waiting, then the keys of records written along with the work (the idempotency
 # record answering for it, the audit log's pending list). ARGV: prefix, transaction id, n, n
-# field/value pairs of the transaction, r, r resources (9 values each), o, o outbox entries each as:
+# field/value pairs of the transaction, r, r resources (10 values each: the 9 of put_resource, then
+# '1' when it may only be created), o, o outbox entries each as:
 # id, transaction_id, state, next_attempt_at, created_at, m, m field/value pairs; then per extra key:
 # 'set' with a value and its time to live in ms, or 'push' with a value to append to a list (and '').
 ACCEPT = (
@@ -61,7 +62,17 @@ local tn = tonumber(ARGV[3])
 local i = 4 + 2 * tn
 local nres = tonumber(ARGV[i])
 local rstart = i + 1
-i = rstart + 9 * nres
+for k = 0, nres - 1 do  -- a resource is never taken over from another client, nor created twice
+  local r = rstart + 10 * k
+  local owner = redis.call('HGET', P .. 'resource:' .. ARGV[r], 'client_id')
+  if owner and owner ~= ARGV[r + 3] then
+    return redis.error_reply('ERR resource-taken belongs to another client ' .. ARGV[r + 1] .. ' ' .. ARGV[r + 2])
+  end
+  if owner and ARGV[r + 9] == '1' then
+    return redis.error_reply('ERR resource-taken exists already ' .. ARGV[r + 1] .. ' ' .. ARGV[r + 2])
+  end
+end
+i = rstart + 10 * nres
 local nout = tonumber(ARGV[i])
 i = i + 1
 local entries, seen = {}, {}
@@ -78,7 +89,7 @@ for k = 1, nout do
   i = i + 6 + 2 * tonumber(ARGV[i + 5])
 end
 redis.call('HSET', tkey, unpack(ARGV, 4, 3 + 2 * tn))
-for k = 0, nres - 1 do put_resource(P, rstart + 9 * k) end
+for k = 0, nres - 1 do put_resource(P, rstart + 10 * k) end
 for _, s in ipairs(entries) do
   local id, state = ARGV[s], ARGV[s + 2]
   redis.call('HSET', P .. 'outbox:' .. id, unpack(ARGV, s + 6, s + 5 + 2 * tonumber(ARGV[s + 5])))
@@ -96,11 +107,11 @@ return 1
 """
 )
 
-# ARGV: prefix, then 9 values per resource.
+# ARGV: prefix, then 10 values per resource (as for ACCEPT; the create-only flag is not read).
 PUT_RESOURCES = (
     _PUT_RESOURCE
     + """
-for i = 2, #ARGV, 9 do put_resource(ARGV[1], i) end
+for i = 2, #ARGV, 10 do put_resource(ARGV[1], i) end
 return 1
 """
 )

@@ -22,6 +22,7 @@ from gateway.store._records import (
     LeaseLost,
     OutboxRecord,
     ResourceRecord,
+    ResourceTaken,
     TransactionRecord,
     derive_state,
 )
@@ -105,6 +106,19 @@ def _resource_statement(r: ResourceRecord) -> _Statement:
     )
 
 
+def _check_owners(
+    db: sqlite3.Connection, resources: list[ResourceRecord], create_only: frozenset[tuple[str, str]]
+) -> None:
+    for r in resources:
+        row = db.execute("select client_id from resources where kind = ? and id = ?", (r.kind, r.id)).fetchone()
+        if row is None:
+            continue
+        if row[0] != r.client_id:
+            raise ResourceTaken(r.kind, r.id, "belongs to another client")
+        if (r.kind, r.id) in create_only:
+            raise ResourceTaken(r.kind, r.id, "exists already")
+
+
 def _add_missing_columns(db: sqlite3.Connection) -> None:
     """A database made by an earlier release lacks the outbox's newer columns; its rows read as NULL."""
     present = {row[1] for row in db.execute("pragma table_info(outbox)")}
@@ -137,8 +151,15 @@ class SqliteStore:
         share the writer thread and its durability."""
         return await self._writer.submit(work)
 
-    async def _write(self, statements: list[_Statement], also: InTransaction | None = None) -> None:
+    async def _write(
+        self,
+        statements: list[_Statement],
+        also: InTransaction | None = None,
+        guard: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
         def work(db: sqlite3.Connection) -> None:
+            if guard is not None:  # raises before anything is written; the writer isolates this write
+                guard(db)
             for sql, params in statements:
                 db.execute(sql, params)
             if also is not None:
@@ -153,6 +174,7 @@ class SqliteStore:
         outbox: list[OutboxRecord],
         idempotency_record: FinalWrite | FinalStatement | None = None,
         audit_record: AuditPush | InTransaction | None = None,
+        create_only: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         if isinstance(idempotency_record, FinalWrite):  # never dropped silently: the caller counts on it
             raise ValueError("the SQLite store cannot write a Redis idempotency record with a transaction")
@@ -171,7 +193,7 @@ class SqliteStore:
         statements += [(f"insert into outbox ({_OUTBOX_COLUMNS}) values ({marks})", _outbox_values(e)) for e in outbox]
         if idempotency_record is not None:
             statements.append((idempotency_record.sql, idempotency_record.params))
-        await self._write(statements, audit_record)
+        await self._write(statements, audit_record, guard=lambda db: _check_owners(db, resources, create_only))
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None:
         await self._write([_resource_statement(r) for r in resources])

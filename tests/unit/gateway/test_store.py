@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 import pytest
 import redis.exceptions
 from redis.asyncio import Redis
@@ -26,6 +27,7 @@ from gateway.store import (
     LeaseLost,
     OutboxRecord,
     ResourceRecord,
+    ResourceTaken,
     SqliteStore,
     Store,
     TransactionRecord,
@@ -219,6 +221,50 @@ async def test_accept_is_atomic(store: Store) -> None:
         await store.accept(txn, [resource], outbox)
     assert await store.get_transaction(txn.id) is None
     assert await store.get_resource("journal", txn.resource_id) is None
+
+
+def _claiming(
+    now: float, client_id: str, resource_id: str
+) -> tuple[TransactionRecord, ResourceRecord, list[OutboxRecord]]:
+    """A transaction of ``client_id`` writing the account ``resource_id``."""
+    txn, resource, outbox = _transaction(now, deliveries=1)
+    txn = msgspec.structs.replace(txn, client_id=client_id)
+    resource = msgspec.structs.replace(resource, kind="account", id=resource_id, client_id=client_id)
+    return txn, resource, outbox
+
+
+async def test_accept_never_takes_over_another_clients_resource(store: Store) -> None:
+    now, account = time.time(), new_id("acc")
+    first, owned, work = _claiming(now, "alpha", account)
+    await store.accept(first, [owned], work)
+    txn, resource, outbox = _claiming(now, "beta", account)
+    with pytest.raises(ResourceTaken, match="another client"):
+        await store.accept(txn, [resource], outbox)
+    assert await store.get_transaction(txn.id) is None  # nothing of beta's write was stored
+    stored = await store.get_resource("account", account)
+    assert stored is not None
+    assert stored.client_id == "alpha"
+    assert stored.transaction_id != txn.id
+    again, rewritten, more = _claiming(now, "alpha", account)  # its owner may write it again
+    await store.accept(again, [rewritten], more)
+    assert (await store.get_resource("account", account)).transaction_id == again.id  # type: ignore[union-attr]
+
+
+async def test_of_concurrent_writers_of_one_new_resource_exactly_one_stores(store: Store) -> None:
+    now, account = time.time(), new_id("acc")
+    writes = [_claiming(now, client, account) for client in ("alpha", "beta", "alpha", "gamma", "beta", "alpha")]
+    outcomes = await asyncio.gather(
+        *(store.accept(t, [r], o, create_only=frozenset({("account", account)})) for t, r, o in writes),
+        return_exceptions=True,
+    )
+    assert sum(outcome is None for outcome in outcomes) == 1, outcomes
+    assert all(isinstance(o, ResourceTaken) for o in outcomes if o is not None)
+    winner = next(w for w, o in zip(writes, outcomes, strict=True) if o is None)
+    stored = await store.get_resource("account", account)
+    assert stored is not None
+    assert (stored.client_id, stored.transaction_id) == (winner[0].client_id, winner[0].id)
+    for (txn, _, _), outcome in zip(writes, outcomes, strict=True):
+        assert (await store.get_transaction(txn.id) is None) == (outcome is not None)
 
 
 async def test_a_stale_lease_holder_is_fenced_off(store: Store) -> None:
