@@ -6,6 +6,7 @@ Problems name segment positions and codes only: an 835 is full of patient names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import msgspec
@@ -56,8 +57,23 @@ class X12Ingest(msgspec.Struct, kw_only=True):
     remittances: list[tuple[str, Read835]]  # (remittance id, the accepted set)
 
 
+_SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
+_UNRECOGNISED = "unrecognised"
+
+
+def _shown(issue: SegmentIssue) -> SegmentIssue:
+    """An issue as the hub's answers may show it. Its segment id is taken from the input: where a
+    delimiter turned up inside a value (a segment terminator in a patient's name), the "id" is that
+    value's text, which can be PHI; anything that is not a segment id is not repeated."""
+    tag = issue.segment_id
+    if _SEGMENT_ID.fullmatch(tag):
+        return issue
+    message = issue.message.replace(tag, _UNRECOGNISED) if tag else issue.message
+    return msgspec.structs.replace(issue, segment_id=_UNRECOGNISED, message=message)
+
+
 def _issues_problem(reads: list[Read835]) -> ProblemError:
-    issues = [i for read in reads for i in (*read.issues, *read.group.issues)][:20]
+    issues = [_shown(i) for read in reads for i in (*read.issues, *read.group.issues)][:20]
     errors = [
         FieldError(path=f"segment {i.position} ({i.segment_id})", message=f"{i.code}: {i.message}") for i in issues
     ]
@@ -70,7 +86,7 @@ def ingest_835(body: bytes, new_id: Callable[[str], str], control: ControlNumber
     try:
         reads = read_835(body)
     except X12Error as exc:
-        issue = exc.issue
+        issue = _shown(exc.issue)
         raise ProblemError(
             400,
             "malformed-x12",
@@ -102,7 +118,9 @@ def ingest_835(body: bytes, new_id: Callable[[str], str], control: ControlNumber
     accepted, rejected = [], []
     for read in reads:
         if not read.accepted or read.remittance is None:
-            rejected.append(RejectedSet(control_number=read.envelope.control_number, issues=read.issues))
+            rejected.append(
+                RejectedSet(control_number=read.envelope.control_number, issues=[_shown(i) for i in read.issues])
+            )
             continue
         remittance_id = new_id("rmt")
         remittances.append((remittance_id, read))

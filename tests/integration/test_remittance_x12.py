@@ -72,3 +72,16 @@ def test_x12_a_999_cannot_echo_is_a_4xx(api: httpx.Client, body: bytes) -> None:
     assert response.json()["type"] in {
         "urn:billing-hub:problem:malformed-x12", "urn:billing-hub:problem:rejected-x12",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _FULL.replace(b"NM1*QC*1*DOE*", b"NM1*QC*1*DOE~Zqxsentinel*", 1),  # a terminator inside a name
+        _FULL.replace(b"GE*", b"Zqxsentinel*1~GE*", 1),  # a name-like text where a segment should start
+    ],
+)
+def test_problems_never_repeat_input_text_that_is_no_segment_id(api: httpx.Client, body: bytes) -> None:
+    response = api.post("/v1/remittances", content=body, headers=X12)
+    assert response.status_code in (201, 400, 422), response.text
+    assert "Zqxsentinel" not in response.text  # it may be a patient's name
