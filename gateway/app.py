@@ -19,7 +19,7 @@ from gateway.api.v1 import v1_router
 from gateway.governance import takes_idempotency_key
 from gateway.governance_state import Governance
 from gateway.hub import Hub
-from gateway.openapi import MoneySchemaPlugin, close_canonical_schemas, openapi_config
+from gateway.openapi import MoneySchemaPlugin, close_canonical_schemas, document_idempotency_keys, openapi_config
 from gateway.problems import exception_handlers
 from gateway.runtime import Runtime, open_runtime
 from gateway.settings import Settings, load_settings
@@ -114,6 +114,7 @@ def create_app(
         logging_config=None,
     )
     close_canonical_schemas(app)
+    document_idempotency_keys(app, keyed_operations(app))
     app.state.telemetry = telemetry
     # Outermost, so that routing (and its 404s) happens inside the server span and the timer.
     app.asgi_handler = server_middleware(app.asgi_handler, telemetry)

@@ -9,7 +9,8 @@ import msgspec
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Schema
+from litestar.openapi.spec import Parameter, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
@@ -18,6 +19,7 @@ from canonical import Amount, Canonical, Money, Quantity, money_pattern, quantit
 __all__ = [
     "MoneySchemaPlugin",
     "close_canonical_schemas",
+    "document_idempotency_keys",
     "openapi_config",
     "openapi_document",
     "write_openapi",
@@ -77,6 +79,28 @@ def close_canonical_schemas(app: Litestar) -> None:
     for name, schema in schemas.items():
         if name in strict:
             schema.additional_properties = False
+
+
+_IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in="header",
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255),
+    description=(
+        "draft-ietf-httpapi-idempotency-key-header: a retry with the same key and body replays the first "
+        "answer (Idempotent-Replayed: true); the same key with another body is 422, while the first is in "
+        "flight 409. The policy may make it required (400 without it)."
+    ),
+)
+
+
+def document_idempotency_keys(app: Litestar, operations: frozenset[str]) -> None:
+    """The governance middleware reads ``Idempotency-Key`` from the headers, not the handlers, so
+    Litestar does not know to document it: add it to the operations that honour it."""
+    for item in (app.openapi_schema.paths or {}).values():
+        for operation in (item.post, item.put, item.patch):
+            if operation is not None and operation.operation_id in operations:
+                operation.parameters = [*(operation.parameters or []), _IDEMPOTENCY_KEY]
 
 
 def openapi_document(app: Litestar) -> dict[str, Any]:

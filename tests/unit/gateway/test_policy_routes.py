@@ -82,3 +82,14 @@ def test_a_rule_changed_by_a_reload_starts_from_a_fresh_counter(
         answer = client.post("/v1/journals", json=factories.journal())
         assert answer.status_code == 202, answer.text
         assert answer.headers["ratelimit-policy"] == '"tight";q=100;w=1'
+
+
+def test_the_openapi_document_names_the_idempotency_key_where_it_is_honoured(tmp_path: Path) -> None:
+    document = create_app(Settings(data_dir=str(tmp_path))).openapi_schema.to_schema()
+    taking = {
+        operation["operationId"]
+        for item in document["paths"].values()
+        for operation in item.values()
+        if any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
+    }
+    assert taking == {"postJournal", "postClaim", "postRemittance", "replayDeadLetters"}
