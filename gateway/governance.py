@@ -365,6 +365,8 @@ class _Capture:
 
 async def _replay(send: Send, call: _Call, stored: StoredResponse) -> None:
     call.status = stored.status
+    # The replay's audit record names the transaction the first answer created, as that one's does.
+    call.location = next((v for k, v in stored.headers if k.lower() == "location"), None)
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers]
     headers.append((b"idempotent-replayed", b"true"))
     headers.extend(call.extra_headers or [])

@@ -93,3 +93,16 @@ def test_the_openapi_document_names_the_idempotency_key_where_it_is_honoured(tmp
         if any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
     }
     assert taking == {"postJournal", "postClaim", "postRemittance", "replayDeadLetters"}
+
+
+def test_a_replays_audit_record_names_the_transaction_it_answers_with(tmp_path: Path) -> None:
+    settings = Settings(data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        client.headers["X-API-Key"] = KEY
+        body, key = factories.journal(), {"Idempotency-Key": "audit-replay-1"}
+        first = client.post("/v1/journals", json=body, headers=key)
+        replay = client.post("/v1/journals", json=body, headers=key)
+        assert replay.headers["idempotent-replayed"] == "true"
+        records = client.get("/v1/admin/audit", params={"operation": "postJournal"}).json()["records"]
+    transaction_id = first.json()["id"]
+    assert [(r["status"], r["transaction_id"]) for r in records] == [(202, transaction_id), (202, transaction_id)]
