@@ -23,7 +23,6 @@ from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.api._response import JsonView
 from gateway.hub import Delivery
 from gateway.ids import new_id
-from gateway.problems import ProblemError
 from gateway.views import AccountView, timestamp
 
 __all__ = ["AccountController"]
@@ -55,10 +54,8 @@ class AccountController(Controller):
     ) -> JsonView:
         hub = hub_of(request)
         client_id = caller_id(request)
-        existing = await hub.store.get_resource("account", account_number)
-        if existing is not None and existing.client_id != client_id:
-            # Account numbers are global in the EHR; another client's account is not ours to change.
-            raise ProblemError(409, "conflict", "this account number belongs to another client")
+        # Account numbers are global in the EHR: another client's account is not ours to change. The
+        # store refuses it inside the write (409), where a concurrent writer cannot slip past.
         account = PatientAccount(account_number=account_number, **_fields(data))
         payload = encode(account)
         transaction_id = new_id("txn")

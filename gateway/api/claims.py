@@ -70,13 +70,6 @@ class ClaimController(Controller):
             )  # fmt: skip
         hub = hub_of(request)
         client_id = caller_id(request)
-        existing = await hub.store.get_resource("claim", data.claim_id)
-        if existing is not None and (existing.client_id != client_id or data.frequency_code not in _REPLACEMENTS):
-            raise ProblemError(
-                409,
-                "conflict",
-                "a claim with this claim_id was already submitted; send frequency_code 7 (replace) or 8 (void)",
-            )
         transaction_id = new_id("txn")
         return await accept_work(
             request,
@@ -85,7 +78,8 @@ class ClaimController(Controller):
             kind="claim.submit",
             resource=new_resource("claim", data.claim_id, client_id, data, transaction_id),
             deliveries=[Delivery("clearinghouse", "submit_claim", encode(data))],
-            new_only=data.frequency_code not in _REPLACEMENTS,  # only a replacement may find it stored
+            # Only a replacement may find it stored, and only its own: the store refuses the rest (409).
+            new_only=data.frequency_code not in _REPLACEMENTS,
         )
 
     @get("/{claim_id:str}", operation_id="getClaim", responses=READ_PROBLEMS, summary="A claim and its last status")
