@@ -6,7 +6,6 @@ Problems name segment positions and codes only: an 835 is full of patient names.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import msgspec
@@ -19,6 +18,7 @@ from connectors.clearinghouse.x12 import (
     SegmentIssue,
     X12Error,
     acknowledge,
+    is_segment_id,
     read_835,
     write_999,
 )
@@ -57,7 +57,6 @@ class X12Ingest(msgspec.Struct, kw_only=True):
     remittances: list[tuple[str, Read835]]  # (remittance id, the accepted set)
 
 
-_SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
 _UNRECOGNISED = "unrecognised"
 
 
@@ -66,7 +65,7 @@ def _shown(issue: SegmentIssue) -> SegmentIssue:
     delimiter turned up inside a value (a segment terminator in a patient's name), the "id" is that
     value's text, which can be PHI; anything that is not a segment id is not repeated."""
     tag = issue.segment_id
-    if _SEGMENT_ID.fullmatch(tag):
+    if is_segment_id(tag):
         return issue
     message = issue.message.replace(tag, _UNRECOGNISED) if tag else issue.message
     return msgspec.structs.replace(issue, segment_id=_UNRECOGNISED, message=message)

@@ -32,6 +32,7 @@ from connectors.clearinghouse.x12._writer import (
     Envelope,
     Party,
     WrittenInterchange,
+    is_segment_id,
     unwritable_paths,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "X12Error",
     "acknowledge",
     "functional_ack",
+    "is_segment_id",
     "iter_835",
     "read_276",
     "read_277",

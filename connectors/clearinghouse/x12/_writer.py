@@ -41,6 +41,7 @@ __all__ = [
     "check_delimiters",
     "d8",
     "fit",
+    "is_segment_id",
     "organization_nm1",
     "person_nm1",
     "rd8",
@@ -209,6 +210,11 @@ def _check_value(value: str, where: str, delimiters: Delimiters) -> None:
         raise ValueError(f"{where} contains a character outside the X12 extended character set")
 
 
+def is_segment_id(tag: str) -> bool:
+    """Whether ``tag`` has the form of an X12 segment id (a letter, then one or two letters or digits)."""
+    return _SEGMENT_ID.match(tag) is not None
+
+
 def unwritable_paths(value: Any, delimiters: Delimiters = DEFAULT_DELIMITERS, at: str = "") -> list[str]:
     """The JSON paths of the strings in ``value`` (builtins: dicts, lists, scalars) that no X12 element
     written with ``delimiters`` can carry: a character outside the extended set, or a delimiter
@@ -230,7 +236,7 @@ def unwritable_paths(value: Any, delimiters: Delimiters = DEFAULT_DELIMITERS, at
 
 def render_segment(segment: Segment, delimiters: Delimiters = DEFAULT_DELIMITERS) -> str:
     """One segment with its terminator. Trailing empty elements and components are dropped."""
-    if not _SEGMENT_ID.match(segment.tag):
+    if not is_segment_id(segment.tag):
         raise ValueError(f"{segment.tag!r} is not an X12 segment id")
     texts: list[str] = []
     for position, element in enumerate(segment.elements, start=1):
