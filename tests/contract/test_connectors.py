@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import pytest
@@ -26,12 +26,6 @@ pytestmark = pytest.mark.integration
 _numbers = itertools.count(1)
 
 
-def _stub(kind: str) -> Iterator[str]:
-    port = free_port()
-    with running(f"contract-stub-{kind}", stub_argv(kind, port), port, READY_PATHS[kind]) as service:
-        yield service.url
-
-
 def _as(type_: type[Any], payload: dict[str, Any]) -> Any:
     return decode(msgspec.json.encode(payload), type_)
 
@@ -44,28 +38,33 @@ def _account() -> PatientAccount:
     return account
 
 
-class TestFhirEhrConnector(ConnectorContract):
-    connector_class = FhirEhrConnector
-    entry_point = "ehr-fhir"
+class _AgainstOurStub(ConnectorContract):
+    """The contract against this repository's stub server of kind ``stub``, one process per class."""
+
+    stub: ClassVar[str]
 
     @pytest.fixture(scope="class")
     @classmethod
     def target_url(cls) -> Iterator[str]:
-        yield from _stub("ehr")
+        port = free_port()
+        with running(f"contract-stub-{cls.stub}", stub_argv(cls.stub, port), port, READY_PATHS[cls.stub]) as service:
+            yield service.url
+
+
+class TestFhirEhrConnector(_AgainstOurStub):
+    connector_class = FhirEhrConnector
+    entry_point = "ehr-fhir"
+    stub = "ehr"
 
     @pytest.fixture
     def samples(self) -> dict[str, Any]:
         return {"sync_account": _account()}
 
 
-class TestLedgerErpConnector(ConnectorContract):
+class TestLedgerErpConnector(_AgainstOurStub):
     connector_class = LedgerErpConnector
     entry_point = "erp-ledger"
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def target_url(cls) -> Iterator[str]:
-        yield from _stub("erp")
+    stub = "erp"
 
     @pytest.fixture
     def samples(self) -> dict[str, Any]:
@@ -75,14 +74,10 @@ class TestLedgerErpConnector(ConnectorContract):
         }
 
 
-class TestX12ClearinghouseConnector(ConnectorContract):
+class TestX12ClearinghouseConnector(_AgainstOurStub):
     connector_class = X12ClearinghouseConnector
     entry_point = "clearinghouse-x12"
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def target_url(cls) -> Iterator[str]:
-        yield from _stub("clearinghouse")
+    stub = "clearinghouse"
 
     @pytest.fixture
     def samples(self) -> dict[str, Any]:
