@@ -14,7 +14,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI imports the app lazily, so that `keys` and `audit` start fast
+    from litestar import Litestar
+
+    from gateway.settings import Settings
 
 __all__ = ["main"]
 
@@ -77,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 3
 
 
-def _check_configuration(settings: Any, app: Any = None) -> None:
+def _check_configuration(settings: Settings, app: Litestar | None = None) -> None:
     """Refuse what the start-up would refuse, before the server (``app``) or worker starts: one line
     naming the bad setting or policy key (``main``), not a traceback from inside the ASGI lifespan.
     Start-up then builds the same again (a few milliseconds, once)."""
