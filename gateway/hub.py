@@ -138,6 +138,7 @@ class Hub:
                 traceparent=current_traceparent(),
                 client_id=client_id,
                 trace_id=transaction.trace_id,
+                order_key=f"{d.target}:{resource.kind}:{resource.id}",
             )
             for d in deliveries
         ]

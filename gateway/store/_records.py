@@ -63,6 +63,10 @@ class OutboxRecord(msgspec.Struct, kw_only=True):
     # attempt. None on entries accepted before entries carried them.
     client_id: str | None = None
     trace_id: str | None = None
+    # Entries with the same key reach their target one at a time, in the order they were queued
+    # (accepted, or replayed): an older account update must not overwrite a newer one at the ERP
+    # because its first attempt failed. None (entries from before keys): no ordering.
+    order_key: str | None = None
 
 
 class ResourceTaken(Exception):

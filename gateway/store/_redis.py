@@ -13,10 +13,13 @@ Keys under ``prefix`` (default ``billing-hub:``):
 - ``outbox:{id}``           hash: every ``OutboxRecord`` field, plus ``lease_until``/``lease_owner``
 - ``attempts:{outbox id}``  hash: attempt number -> ``AttemptRecord`` JSON
 - ``resource:{kind}:{id}``  hash: the resource's fields (a kind cannot contain ``:``)
-- ``pending``               sorted set: pending entries by ``next_attempt_at``
+- ``pending``               sorted set: pending entries by ``next_attempt_at`` (held ones excepted)
 - ``inflight``              sorted set: leased entries by ``lease_until``
 - ``waiting``               sorted set: pending + in-flight entries by ``created_at`` (for stats)
 - ``dead``                  sorted set: dead entries, all score 0 so they page by id (``BYLEX``)
+- ``order:{order key}``     sorted set: the unfinished entries of one order key by ``order-seq``; only
+                            its first is in ``pending`` or ``inflight``, the rest are held
+- ``order-seq``             counter: places in the order queues
 - ``lease-token``           counter: the fencing tokens
 - ``sequence:{name}``       counter: a named sequence (``next_number``; X12 control numbers)
 
@@ -56,7 +59,7 @@ __all__ = ["RedisStore"]
 
 _OUTBOX_TEXT = (
     "id", "transaction_id", "target", "operation", "external_ref", "state", "error_kind", "error", "traceparent",
-    "client_id", "trace_id",
+    "client_id", "trace_id", "order_key",
 )  # fmt: skip
 _OUTBOX_INT = ("attempts", "budget_attempts", "replays", "lease_token")
 _OUTBOX_FLOAT = ("next_attempt_at", "created_at", "updated_at", "budget_started_at")
@@ -233,7 +236,7 @@ class RedisStore:
         for e in outbox:
             pairs = _pairs(e, _OUTBOX_FIELDS)
             args += [e.id, e.transaction_id, e.state, _float(e.next_attempt_at), _float(e.created_at)]
-            args += [str(len(pairs) // 2), *pairs]
+            args += [e.order_key or "", str(len(pairs) // 2), *pairs]
         keys = [self._pending, self._dead, self._waiting]
         if idempotency_record is not None:
             keys.append(idempotency_record.key)

@@ -46,14 +46,31 @@ local function put_resource(P, i)
 end
 """
 
+# An entry with an order key is queued in ``order:{key}`` (scored by ``order-seq``) and is in
+# ``pending`` only while it is the queue's head: the others are held until the entries before them
+# are done or dead. Returns whether the entry is now the head.
+_ENQUEUE = """
+local function enqueue(P, id, okey)
+  if okey == nil or okey == false or okey == '' then return true end
+  local seq = redis.call('INCR', P .. 'order-seq')
+  redis.call('HSET', P .. 'outbox:' .. id, 'order_seq', seq)
+  local q = P .. 'order:' .. okey
+  local first = redis.call('ZCARD', q) == 0
+  redis.call('ZADD', q, seq, id)
+  return first
+end
+"""
+
 # KEYS: pending, dead, waiting, then the keys of records written along with the work (the idempotency
 # record answering for it, the audit log's pending list). ARGV: prefix, transaction id, n, n
 # field/value pairs of the transaction, r, r resources (10 values each: the 9 of put_resource, then
 # '1' when it may only be created), o, o outbox entries each as:
-# id, transaction_id, state, next_attempt_at, created_at, m, m field/value pairs; then per extra key:
+# id, transaction_id, state, next_attempt_at, created_at, order key ('' for none), m, m field/value
+# pairs; then per extra key:
 # 'set' with a value and its time to live in ms, or 'push' with a value to append to a list (and '').
 ACCEPT = (
     _PUT_RESOURCE
+    + _ENQUEUE
     + """
 local P, txn = ARGV[1], ARGV[2]
 local tkey = P .. 'txn:' .. txn
@@ -86,15 +103,15 @@ for k = 1, nout do
   end
   seen[id] = true
   entries[k] = i
-  i = i + 6 + 2 * tonumber(ARGV[i + 5])
+  i = i + 7 + 2 * tonumber(ARGV[i + 6])
 end
 redis.call('HSET', tkey, unpack(ARGV, 4, 3 + 2 * tn))
 for k = 0, nres - 1 do put_resource(P, rstart + 10 * k) end
 for _, s in ipairs(entries) do
   local id, state = ARGV[s], ARGV[s + 2]
-  redis.call('HSET', P .. 'outbox:' .. id, unpack(ARGV, s + 6, s + 5 + 2 * tonumber(ARGV[s + 5])))
+  redis.call('HSET', P .. 'outbox:' .. id, unpack(ARGV, s + 7, s + 6 + 2 * tonumber(ARGV[s + 6])))
   redis.call('SADD', P .. 'txn-outbox:' .. ARGV[s + 1], id)
-  if state == 'pending' then redis.call('ZADD', KEYS[1], ARGV[s + 3], id) end
+  if state == 'pending' and enqueue(P, id, ARGV[s + 5]) then redis.call('ZADD', KEYS[1], ARGV[s + 3], id) end
   if state == 'dead' then redis.call('ZADD', KEYS[2], 0, id) end
   if state == 'pending' or state == 'in_flight' then redis.call('ZADD', KEYS[3], ARGV[s + 4], id) end
 end
@@ -172,7 +189,7 @@ RECORD = (
     + """
 local P, id, state = ARGV[1], ARGV[2], ARGV[4]
 local key = P .. 'outbox:' .. id
-local cur = redis.call('HMGET', key, 'lease_token', 'state', 'transaction_id', 'next_attempt_at')
+local cur = redis.call('HMGET', key, 'lease_token', 'state', 'transaction_id', 'next_attempt_at', 'order_key')
 if cur[1] ~= ARGV[3] or cur[2] ~= 'in_flight' then return 0 end
 redis.call('HSET', P .. 'attempts:' .. id, ARGV[6], ARGV[7])
 local n = tonumber(ARGV[9])
@@ -188,6 +205,15 @@ if state == 'pending' then
 else
   redis.call('ZREM', KEYS[4], id)
   if state == 'dead' then redis.call('ZADD', KEYS[3], 0, id) end
+  if cur[5] then  -- finished: the next entry of its order key is due when its own time comes
+    local q = P .. 'order:' .. cur[5]
+    redis.call('ZREM', q, id)
+    local next_id = redis.call('ZRANGE', q, 0, 0)[1]
+    if next_id then
+      local nxt = redis.call('HMGET', P .. 'outbox:' .. next_id, 'state', 'next_attempt_at')
+      if nxt[1] == 'pending' then redis.call('ZADD', KEYS[1], nxt[2], next_id) end
+    end
+  end
 end
 local tkey = P .. 'txn:' .. cur[3]
 redis.call('HSET', tkey, 'state', derive(P, cur[3]), 'updated_at', ARGV[8])
@@ -208,7 +234,9 @@ return 1
 """
 
 # KEYS: pending, dead, waiting. ARGV: prefix, now, ids... Only dead entries; fresh budget.
-REPLAY = """
+REPLAY = (
+    _ENQUEUE
+    + """
 local P, now = ARGV[1], ARGV[2]
 local out = {}
 for k = 3, #ARGV do
@@ -219,7 +247,8 @@ for k = 3, #ARGV do
     redis.call('HINCRBY', key, 'replays', 1)
     redis.call('HDEL', key, 'budget_started_at', 'lease_until', 'lease_owner')
     redis.call('ZREM', KEYS[2], id)
-    redis.call('ZADD', KEYS[1], now, id)
+    -- queued behind what waits for its order key, like a new entry
+    if enqueue(P, id, redis.call('HGET', key, 'order_key')) then redis.call('ZADD', KEYS[1], now, id) end
     redis.call('ZADD', KEYS[3], redis.call('HGET', key, 'created_at'), id)
     local txn = redis.call('HGET', key, 'transaction_id')
     redis.call('HSET', P .. 'txn:' .. txn, 'state', 'delivering', 'updated_at', now)
@@ -228,6 +257,7 @@ for k = 3, #ARGV do
 end
 return out
 """
+)
 
 # KEYS: dead. ARGV: prefix, lex start, limit, ids to examine, then for target, error_kind,
 # dead_before, dead_after a flag ('1' = filter on it) and a value.

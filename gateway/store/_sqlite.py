@@ -47,7 +47,8 @@ create table if not exists outbox(
     attempts integer not null, next_attempt_at real not null, result blob, error_kind text, error text,
     created_at real not null, updated_at real not null, budget_attempts integer not null,
     budget_started_at real, replays integer not null, lease_token integer not null,
-    lease_until real, lease_owner text, traceparent text, client_id text, trace_id text);
+    lease_until real, lease_owner text, traceparent text, client_id text, trace_id text, order_key text,
+    order_seq integer);
 create index if not exists outbox_due on outbox(state, next_attempt_at);
 create index if not exists outbox_transaction on outbox(transaction_id);
 create table if not exists attempts(
@@ -57,15 +58,30 @@ create table if not exists resources(
     kind text not null, id text not null, client_id text not null, body blob not null,
     transaction_id text, created_at real not null, updated_at real not null, primary key(kind, id));
 create table if not exists counters(name text primary key, value integer not null);
+insert or ignore into counters values ('delivery-order', 0);
 """
+# After the added columns exist: the unfinished entries of each order key, oldest queued first.
+_ORDER_INDEX = (
+    "create index if not exists outbox_order on outbox(order_key, order_seq) where state in ('pending', 'in_flight')"
+)
+# A pending entry waits while an entry queued before it under the same order key is unfinished.
+_HELD = (
+    "exists (select 1 from outbox p where p.order_key = o.order_key and p.state in ('pending', 'in_flight') "
+    "and p.order_seq < o.order_seq)"
+)
+# The next place in the order keys' queues: taken when an entry is queued (accepted or replayed).
+_NEXT_IN_ORDER = ("update counters set value = value + 1 where name = 'delivery-order'", ())
+_ORDER_SEQ = "(select value from counters where name = 'delivery-order')"
 
 _OUTBOX_FIELDS = (
     "id", "transaction_id", "target", "operation", "payload", "external_ref", "state", "attempts",
     "next_attempt_at", "result", "error_kind", "error", "created_at", "updated_at", "budget_attempts",
-    "budget_started_at", "replays", "lease_token", "traceparent", "client_id", "trace_id",
+    "budget_started_at", "replays", "lease_token", "traceparent", "client_id", "trace_id", "order_key",
 )  # fmt: skip
 # Columns added to the outbox after its first release: (name, type), added where missing.
-_ADDED_OUTBOX_COLUMNS = (("client_id", "text"), ("trace_id", "text"))
+_ADDED_OUTBOX_COLUMNS = (
+    ("client_id", "text"), ("trace_id", "text"), ("order_key", "text"), ("order_seq", "integer"),
+)  # fmt: skip
 _OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
 _RESULT = msgspec.json.Decoder(dict[str, str])
 _Statement = tuple[str, tuple[Any, ...]]
@@ -144,6 +160,7 @@ class SqliteStore:
         self._writer = SqliteWriter(path, durability)
         self._writer.run_sync(lambda db: db.executescript(_SCHEMA))
         self._writer.run_sync(_add_missing_columns)
+        self._writer.run_sync(lambda db: db.execute(_ORDER_INDEX))
         self._db = connect(path, durability)
 
     async def submit(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -190,7 +207,9 @@ class SqliteStore:
         ]  # fmt: skip
         statements += [_resource_statement(r) for r in resources]
         marks = ",".join("?" * len(_OUTBOX_FIELDS))
-        statements += [(f"insert into outbox ({_OUTBOX_COLUMNS}) values ({marks})", _outbox_values(e)) for e in outbox]
+        insert = f"insert into outbox ({_OUTBOX_COLUMNS}, order_seq) values ({marks}, {_ORDER_SEQ})"
+        for e in outbox:
+            statements += [_NEXT_IN_ORDER, (insert, _outbox_values(e))]
         if idempotency_record is not None:
             statements.append((idempotency_record.sql, idempotency_record.params))
         await self._write(statements, audit_record, guard=lambda db: _check_owners(db, resources, create_only))
@@ -248,8 +267,8 @@ class SqliteStore:
             ).fetchone()[0]
             rows = db.execute(
                 "update outbox set state = 'in_flight', lease_until = ?, lease_owner = ?, lease_token = ? "
-                "where id in (select id from outbox where (state = 'pending' and next_attempt_at <= ?)"
-                "  or (state = 'in_flight' and lease_until <= ?) order by next_attempt_at limit ?"
+                "where id in (select id from outbox o where (state = 'pending' and next_attempt_at <= ? "
+                f"and not {_HELD}) or (state = 'in_flight' and lease_until <= ?) order by next_attempt_at limit ?"
                 f") returning {_OUTBOX_COLUMNS}",
                 (now + lease_s, owner, token, now, now, limit),
             ).fetchall()
@@ -336,9 +355,10 @@ class SqliteStore:
         def work(db: sqlite3.Connection) -> list[OutboxRecord]:
             replayed = []
             for entry_id in entry_ids:
+                db.execute(*_NEXT_IN_ORDER)  # a replayed entry queues behind what waits for its key
                 row = db.execute(
                     "update outbox set state = 'pending', next_attempt_at = ?, budget_attempts = 0, "
-                    "budget_started_at = null, replays = replays + 1, updated_at = ? "
+                    f"budget_started_at = null, replays = replays + 1, updated_at = ?, order_seq = {_ORDER_SEQ} "
                     f"where id = ? and state = 'dead' returning {_OUTBOX_COLUMNS}",
                     (now, now, entry_id),
                 ).fetchone()
@@ -362,8 +382,8 @@ class SqliteStore:
 
     async def next_due_at(self) -> float | None:
         row = self._db.execute(
-            "select min(case when state = 'pending' then next_attempt_at else lease_until end) from outbox "
-            "where state in ('pending', 'in_flight')"
+            "select min(case when state = 'pending' then next_attempt_at else lease_until end) from outbox o "
+            f"where state = 'in_flight' or (state = 'pending' and not {_HELD})"
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 

@@ -144,11 +144,21 @@ async def test_an_outbox_from_an_earlier_release_gains_the_columns(tmp_path: Pat
             "budget_started_at real, replays integer not null, lease_token integer not null, lease_until real, "
             "lease_owner text, traceparent text)"
         )
+        db.execute(  # work that was waiting when the hub was upgraded
+            "insert into outbox values ('dlv_1', 'txn_1', 'erp', 'post_journal', x'7b7d', 'ref', 'pending', 0, 0, "
+            "null, null, null, 0, 0, 0, null, 0, 0, null, null, null)"
+        )
     for _ in range(2):  # twice: the second opening finds the columns there
         await SqliteStore(path, durability="normal").close()
     with sqlite3.connect(path) as db:
         columns = [row[1] for row in db.execute("pragma table_info(outbox)")]
-    assert columns[-2:] == ["client_id", "trace_id"]
+    assert columns[-4:] == ["client_id", "trace_id", "order_key", "order_seq"]
+    store = SqliteStore(path, durability="normal")
+    try:
+        (entry,) = await store.claim_due(time.time(), 10, lease_s=30, owner="a")  # no order key: no ordering
+    finally:
+        await store.close()
+    assert (entry.id, entry.client_id, entry.order_key) == ("dlv_1", None, None)
 
 
 def _entry_for(entry: OutboxRecord, attempt: AttemptRecord) -> AuditEntry:

@@ -294,6 +294,74 @@ async def test_release_gives_work_back_without_an_attempt(store: Store) -> None:
     assert again.attempts == 0
 
 
+def _update(now: float, order_key: str | None) -> tuple[TransactionRecord, ResourceRecord, list[OutboxRecord]]:
+    """A transaction with one delivery under ``order_key``."""
+    txn, resource, outbox = _transaction(now, deliveries=1)
+    outbox[0].order_key = order_key
+    return txn, resource, outbox
+
+
+async def _queue(store: Store, now: float, *keys: str | None) -> list[str]:
+    ids = []
+    for key in keys:
+        txn, resource, outbox = _update(now, key)
+        await store.accept(txn, [resource], outbox)
+        ids.append(outbox[0].id)
+    return ids
+
+
+async def _finish(store: Store, entry: OutboxRecord, state: Literal["done", "dead"], now: float) -> None:
+    entry.state, entry.attempts, entry.updated_at = state, entry.attempts + 1, now
+    await store.record_attempt(entry, _attempt(entry, "success" if state == "done" else "reject"), next_attempt_at=None)
+
+
+async def test_entries_with_one_order_key_are_claimed_one_at_a_time_in_order(store: Store) -> None:
+    now = time.time()
+    older, other, newer, newest, free = await _queue(store, now, "erp:account:A", "erp:account:B",
+                                                     "erp:account:A", "erp:account:A", None)  # fmt: skip
+    claimed = await store.claim_due(now, 10, lease_s=30, owner="a")
+    assert {e.id for e in claimed} == {older, other, free}
+    first = next(e for e in claimed if e.id == older)
+    for entry in claimed:
+        if entry is not first:
+            await _finish(store, entry, "done", now)
+
+    # It fails and waits for its retry: what came after it waits too, and is not "due" meanwhile.
+    first.state, first.attempts, first.updated_at = "pending", 1, now
+    await store.record_attempt(first, _attempt(first, "retry"), next_attempt_at=now + 60)
+    assert await store.claim_due(now + 1, 10, lease_s=30, owner="a") == []
+    assert await store.next_due_at() == pytest.approx(now + 60)
+    assert (await store.outbox_stats(now))[0] == 3  # held entries count as waiting
+
+    (first,) = await store.claim_due(now + 60, 10, lease_s=30, owner="a")
+    assert first.id == older
+    await _finish(store, first, "done", now + 60)
+    (second,) = await store.claim_due(now + 60, 10, lease_s=30, owner="a")
+    assert second.id == newer
+    await _finish(store, second, "dead", now + 60)  # a dead entry no longer holds the rest back
+    (third,) = await store.claim_due(now + 60, 10, lease_s=30, owner="a")
+    assert third.id == newest
+
+
+async def test_a_replayed_entry_queues_behind_what_is_waiting_for_its_key(store: Store) -> None:
+    now = time.time()
+    (old,) = await _queue(store, now, "erp:account:A")
+    (entry,) = await store.claim_due(now, 10, lease_s=30, owner="a")
+    await _finish(store, entry, "dead", now)
+    (waiting,) = await _queue(store, now, "erp:account:A")
+    (held,) = await store.claim_due(now, 10, lease_s=30, owner="a")
+    assert held.id == waiting
+    assert [e.id for e in await store.replay([old], now)] == [old]
+    assert await store.claim_due(now, 10, lease_s=30, owner="a") == []  # one at a time
+    # A lease that runs out is taken over as before; the key stays with the entry that held it.
+    (again,) = await store.claim_due(now + 31, 10, lease_s=30, owner="b")
+    assert again.id == waiting
+    await _finish(store, again, "done", now + 31)
+    (replayed,) = await store.claim_due(now + 31, 10, lease_s=30, owner="b")
+    assert replayed.id == old
+    assert replayed.order_key == "erp:account:A"
+
+
 async def test_dead_letters_are_listed_by_filter_and_replayed_with_a_fresh_budget(store: Store) -> None:
     now = time.time()
     ids = []

@@ -1,0 +1,72 @@
+"""Two quick updates of one account reach the ERP in the order the hub accepted them.
+
+The first update's delivery is slow (the ERP stub sleeps on it); the second is accepted meanwhile.
+Were they delivered independently, the second would overtake the first and the ERP would end with
+the older data while the hub shows the newer. Over both backends, with the hub delivering.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import factories
+from tests.integration._harness import REDIS_URL, Proc, cleanup, hub_env, poll, redis_prefix, set_faults
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "ACC-ORDER-1"
+
+
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    if request.param == "embedded":
+        yield {}
+        return
+    with redis_prefix() as prefix:
+        yield {
+            "BILLING_HUB_STATE_BACKEND": "redis",
+            "BILLING_HUB_REDIS_URL": REDIS_URL,
+            "BILLING_HUB_REDIS_PREFIX": prefix,
+        }
+
+
+def erp_delivery(api: httpx.Client, transaction_id: str) -> dict[str, Any]:
+    """The transaction's ERP delivery once it is done (this hub has no EHR: that delivery fails)."""
+
+    def done() -> dict[str, Any] | None:
+        transaction = api.get(f"/v1/transactions/{transaction_id}").json()
+        delivery = next(d for d in transaction["deliveries"] if d["target"] == "erp")
+        return delivery if delivery["state"] == "done" else None
+
+    return poll(f"the ERP delivery of {transaction_id}", done, timeout_s=15)
+
+
+def test_a_newer_update_waits_for_the_older_ones_delivery(tmp_path: Path, backend: dict[str, str]) -> None:
+    erp = Proc.erp(tmp_path)
+    hub = Proc.hub("hub", tmp_path, hub_env(erp.url, tmp_path / "data", **backend))
+    with cleanup(hub, erp):
+        erp.start()
+        hub.start()
+        api = hub.client()
+        set_faults(erp, latency_ms=1500, remaining=1, path_prefix="/erp/customers")
+        older = api.put(f"/v1/accounts/{ACCOUNT}", json=factories.account_details(family="Older"))
+        assert older.status_code == 202, older.text
+        time.sleep(0.3)  # its delivery is now sleeping inside the ERP
+        newer = api.put(
+            f"/v1/accounts/{ACCOUNT}", json=factories.account_details(family="Newer"), headers={"Prefer": "wait=10"}
+        )
+        assert newer.status_code == 200, newer.text  # final: delivered to the ERP, and no EHR here
+        deliveries = [erp_delivery(api, older.json()["id"]), erp_delivery(api, newer.json()["id"])]
+
+        customer = httpx.get(f"{erp.url}/erp/customers/{ACCOUNT}", timeout=5).json()
+        assert customer["name"] == "Newer, Ana"  # what the hub holds, not the update that was slow
+        first, second = (d["history"][-1] for d in deliveries)
+        first_ended = datetime.fromisoformat(first["started_at"]) + timedelta(milliseconds=first["duration_ms"])
+        assert datetime.fromisoformat(second["started_at"]) >= first_ended  # one at a time
