@@ -5,6 +5,13 @@ claims the key (:class:`Started`) or reports what is there; the table in :func:`
 whole of the semantics, so the two backends cannot drift apart: a different fingerprint is a
 :class:`Mismatch` whether the first attempt is running or done; the same fingerprint is
 :class:`InFlight` while running and a :class:`Replay` once done.
+
+A *provisional* record (``final_write(..., provisional=True)``) belongs to a request that has stored
+its work but is still running (it waits for the work to finish before it answers). It holds the
+answer that work already earned (202 and its ``Location``): while its owner runs, a retry meets
+``InFlight`` as before; once the owner is gone without finishing (its in-flight lease ran out, it
+released the key, or a single node restarted) the retry replays that answer instead of storing the
+work a second time.
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ class FinalStatement(msgspec.Struct, frozen=True, kw_only=True):
     that stores the work the record answers for (the table lives in the same database)."""
 
     sql: str
-    params: tuple[str | bytes | float, ...]
+    params: tuple[str | bytes | float | None, ...]
 
 
 class Started(msgspec.Struct, frozen=True):
@@ -92,13 +99,17 @@ class IdempotencyStore(Protocol):
 
     async def complete(self, key: str, response: StoredResponse, ttl_s: float) -> None: ...
 
-    async def release(self, key: str) -> None: ...
+    async def release(self, key: str) -> None:
+        """The request ended without a response worth keeping: forget an in-flight record (a retry
+        runs again); a provisional one becomes final (its work is stored: a retry replays it)."""
 
     def final_write(
-        self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float
+        self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float, *, provisional: bool = False
     ) -> FinalWrite | FinalStatement | None:
         """What ``complete`` would write, as a write the hub's store can make atomically with its own
-        (a Redis SET, or an SQL statement); ``None`` when this backend's records cannot be written so."""
+        (a Redis SET, or an SQL statement); ``None`` when this backend's records cannot be written so.
+        ``provisional``: the request is still running; the record answers ``InFlight`` until the
+        in-flight lease runs out or the key is released, and replays ``response`` after that."""
 
     async def aclose(self) -> None: ...
 

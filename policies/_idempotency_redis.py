@@ -1,7 +1,8 @@
 """Idempotency records in Redis: one record per key shared by every hub instance.
 
 A record is one string, ``<state><fingerprint>\\n<response>``: state ``F`` (first attempt in flight,
-no response yet) or ``D`` (done, msgpack response follows). ``begin`` is a single
+no response yet) or ``D`` (done, msgpack response follows); a provisional record is
+``P<fingerprint>\\n<in flight until, epoch ms>\\n<response>``. ``begin`` is a single
 ``SET key F<fp>\\n NX PX <lease> GET`` (Redis >= 7.0): it claims an absent key and returns what is
 there otherwise, atomically, in one round trip. The in-flight record lives for the lease only, so a
 hub that crashes mid-request blocks the key for a minute, not for the whole TTL. ``complete`` and
@@ -14,6 +15,7 @@ otherwise let a retry run the request a second time once the in-flight lease ran
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 
 from redis.asyncio import Redis
@@ -39,14 +41,21 @@ DEFAULT_PREFIX = "billing-hub:idem:"
 _COMPLETE_LUA = """
 local record = redis.call('GET', KEYS[1])
 if not record then return 0 end
-local fingerprint = string.match(record, '^[FD]([^\\n]*)\\n')
+local fingerprint = string.match(record, '^[FDP]([^\\n]*)\\n')
 redis.call('SET', KEYS[1], 'D' .. fingerprint .. '\\n' .. ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# Forgets only an in-flight record: a completed one stays replayable.
+# Forgets only an in-flight record: a completed one stays replayable, a provisional one becomes final.
 _RELEASE_LUA = """
-if redis.call('GETRANGE', KEYS[1], 0, 0) == 'F' then return redis.call('DEL', KEYS[1]) end
+local state = redis.call('GETRANGE', KEYS[1], 0, 0)
+if state == 'F' then return redis.call('DEL', KEYS[1]) end
+if state == 'P' then
+  local record = redis.call('GET', KEYS[1])
+  local head_end = string.find(record, '\\n', 1, true)
+  local until_end = string.find(record, '\\n', head_end + 1, true)
+  redis.call('SET', KEYS[1], 'D' .. string.sub(record, 2, head_end) .. string.sub(record, until_end + 1), 'KEEPTTL')
+end
 return 0
 """
 
@@ -58,6 +67,11 @@ def _ms(seconds: float) -> int:
 def _parse(record: bytes, fingerprint: str) -> Begin:
     head, _, response = record.partition(b"\n")
     state, stored_fingerprint = head[:1], head[1:].decode()
+    if state == b"P":
+        in_flight_until, _, response = response.partition(b"\n")
+        if int(in_flight_until) > time.time() * 1000:  # its owner is still running
+            return classify(stored_fingerprint, fingerprint, None)
+        return classify(stored_fingerprint, fingerprint, response)
     return classify(stored_fingerprint, fingerprint, response if state == b"D" else None)
 
 
@@ -92,10 +106,16 @@ class RedisIdempotencyStore:
     async def release(self, key: str) -> None:
         await self._run(self._release(keys=[self._prefix + key]))
 
-    def final_write(self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float) -> FinalWrite:
-        """The record ``complete`` leaves (same key, same form) for a store on this Redis server."""
-        value = b"D" + fingerprint.encode() + b"\n" + encode_response(response)
-        return FinalWrite(key=self._prefix + key, value=value, ttl_ms=_ms(ttl_s))
+    def final_write(
+        self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float, *, provisional: bool = False
+    ) -> FinalWrite:
+        """The record ``complete`` leaves (same key, same form) for a store on this Redis server, or a
+        provisional one, in flight for the lease (instances compare it with their own clocks)."""
+        head = b"D" + fingerprint.encode() + b"\n"
+        if provisional:
+            until = _ms(time.time() + lease_s(ttl_s, self._lease_s))
+            head = b"P" + fingerprint.encode() + b"\n" + str(until).encode() + b"\n"
+        return FinalWrite(key=self._prefix + key, value=head + encode_response(response), ttl_ms=_ms(ttl_s))
 
     async def aclose(self) -> None:
         """Nothing of its own to release: the client belongs to the caller."""

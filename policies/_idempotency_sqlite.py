@@ -37,13 +37,16 @@ from policies._idempotency_core import (
 
 __all__ = ["SqliteIdempotencyStore"]
 
+# in_flight_until: set on a provisional record (a response, but its request still running).
 _SCHEMA = """
 create table if not exists idempotency_records(
-    key text primary key, fingerprint text not null, response blob, expires_at real not null);
+    key text primary key, fingerprint text not null, response blob, expires_at real not null,
+    in_flight_until real);
 create index if not exists idempotency_records_expiry on idempotency_records(expires_at);
 """
 _SWEEP_EVERY = 256
-_UPSERT = "insert or replace into idempotency_records values (?, ?, ?, ?)"
+_COLUMNS = "key, fingerprint, response, expires_at, in_flight_until"
+_UPSERT = f"insert or replace into idempotency_records ({_COLUMNS}) values (?, ?, ?, ?, ?)"
 T = TypeVar("T")
 
 
@@ -62,6 +65,7 @@ class SqliteIdempotencyStore:
         self._db.execute("pragma synchronous=normal")
         self._db.execute("pragma busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        _add_in_flight_until(self._db)
 
     async def begin(self, key: str, fingerprint: str, ttl_s: float) -> Begin:
         now = time.time()
@@ -70,12 +74,14 @@ class SqliteIdempotencyStore:
         def claim(db: sqlite3.Connection) -> Begin:
             self._maybe_sweep(db, now)
             row = db.execute(
-                "select fingerprint, response from idempotency_records where key = ? and expires_at > ?",
+                "select fingerprint, response, in_flight_until from idempotency_records "
+                "where key = ? and expires_at > ?",
                 (key, now),
             ).fetchone()
             if row is not None:
-                return classify(row[0], fingerprint, row[1])
-            db.execute(_UPSERT, (key, fingerprint, None, in_flight_until))
+                running = row[2] is not None and row[2] > now  # a provisional record's owner
+                return classify(row[0], fingerprint, None if running else row[1])
+            db.execute(_UPSERT, (key, fingerprint, None, in_flight_until, None))
             return STARTED
 
         return await self._run(claim)
@@ -85,20 +91,30 @@ class SqliteIdempotencyStore:
         # attach the response to, and a retry simply runs again.
         params = (encode_response(response), time.time() + ttl_s, key)
         await self._run(
-            lambda db: db.execute("update idempotency_records set response = ?, expires_at = ? where key = ?", params)
+            lambda db: db.execute(
+                "update idempotency_records set response = ?, expires_at = ?, in_flight_until = null where key = ?",
+                params,
+            )
         )
 
     async def release(self, key: str) -> None:
-        await self._run(
-            lambda db: db.execute("delete from idempotency_records where key = ? and response is null", (key,))
-        )
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("delete from idempotency_records where key = ? and response is null", (key,))
+            db.execute("update idempotency_records set in_flight_until = null where key = ?", (key,))
 
-    def final_write(self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float) -> FinalStatement | None:
-        """The finished record as one statement for the hub store's writer, when this store shares it
-        (``submit``); on a file of its own nothing else can write it in the same transaction."""
+        await self._run(work)
+
+    def final_write(
+        self, key: str, fingerprint: str, response: StoredResponse, ttl_s: float, *, provisional: bool = False
+    ) -> FinalStatement | None:
+        """The finished (or provisional) record as one statement for the hub store's writer, when this
+        store shares it (``submit``); on a file of its own nothing else can write it in the same
+        transaction."""
         if self._submit is None:
             return None
-        params = (key, fingerprint, encode_response(response), time.time() + ttl_s)
+        now = time.time()
+        in_flight_until = now + lease_s(ttl_s, self._lease_s) if provisional else None
+        params = (key, fingerprint, encode_response(response), now + ttl_s, in_flight_until)
         return FinalStatement(sql=_UPSERT, params=params)
 
     def adopt(self, old: Path) -> int:
@@ -112,7 +128,8 @@ class SqliteIdempotencyStore:
         try:
             with self._transaction():
                 moved = db.execute(
-                    "insert or ignore into idempotency_records select key, fingerprint, response, expires_at "
+                    "insert or ignore into idempotency_records (key, fingerprint, response, expires_at) "
+                    "select key, fingerprint, response, expires_at "
                     "from old.idempotency_records where response is not null and expires_at > ?",
                     (time.time(),),
                 ).rowcount
@@ -124,9 +141,16 @@ class SqliteIdempotencyStore:
 
     def forget_in_flight(self) -> int:
         """At start-up of a single-node hub every in-flight record belongs to a process that died:
-        release them so that clients' retries run now instead of meeting 409 until the lease ends."""
+        release them so that clients' retries run now (or, for a provisional record, replay the answer
+        its stored work earned) instead of meeting 409 until the lease ends."""
         with self._transaction() as db:
-            return db.execute("delete from idempotency_records where response is null").rowcount
+            forgotten = db.execute("delete from idempotency_records where response is null").rowcount
+            return (
+                forgotten
+                + db.execute(
+                    "update idempotency_records set in_flight_until = null where in_flight_until is not null"
+                ).rowcount
+            )
 
     async def aclose(self) -> None:
         self._db.close()
@@ -160,3 +184,13 @@ class SqliteIdempotencyStore:
         self._begins += 1
         if self._begins % _SWEEP_EVERY == 0:
             db.execute("delete from idempotency_records where expires_at <= ?", (now,))
+
+
+def _add_in_flight_until(db: sqlite3.Connection) -> None:
+    """A table made before provisional records lacks the column; its rows read as final (NULL)."""
+    if "in_flight_until" not in {row[1] for row in db.execute("pragma table_info(idempotency_records)")}:
+        try:
+            db.execute("alter table idempotency_records add column in_flight_until real")
+        except sqlite3.OperationalError as exc:  # another process opening the file added it first
+            if "duplicate column" not in str(exc):
+                raise

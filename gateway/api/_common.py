@@ -118,9 +118,27 @@ class WithWork:
             )
         return made
 
+    @classmethod
+    def waiting(cls, request: Request[Any, Any, Any], accepted: JsonView) -> WithWork:
+        """For a request that waits for its work before it answers: it stays in flight (a retry
+        meanwhile meets 409) and the middleware writes its records after the answer, but its
+        idempotency record goes in with the work as a provisional one holding ``accepted``, so a
+        retry after this process died mid-wait replays the 202 instead of storing the work again."""
+        idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
+        if idempotent is None:
+            return cls()
+        stored = stored_response(accepted.status_code, accepted.encode_headers(), accepted.body)
+        store, key = idempotent.store, idempotent.key
+        return cls(
+            idempotency_record=store.final_write(
+                key, idempotent.fingerprint, stored, idempotent.ttl_s, provisional=True
+            )
+        )
+
     def written(self, request: Request[Any, Any, Any]) -> None:
-        """The work and these records are stored: the middleware must not write them a second time."""
-        if self.idempotency_record is not None:
+        """The work and these records are stored: the middleware must not write them a second time
+        (a provisional record excepted: the final answer replaces it)."""
+        if self.idempotency_record is not None and self._stored is not None:
             request.scope["state"][IDEMPOTENT_REQUEST].written = self._stored
         if self.audit_record is not None:
             audited_with_work(request.scope, self._status)
@@ -151,14 +169,14 @@ async def accept_work(
     Without ``Prefer: wait`` the 202 is known before anything is written, so its records go into the
     write of the work (``WithWork``). A request that waits stays in flight until its answer (a retry
     meanwhile must meet 409), so its records are written after it, by the middleware, as for every
-    other route.
+    other route; only a provisional idempotency record goes in with the work (``WithWork.waiting``).
     """
     transaction, outbox = hub.prepare(client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries)
     wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
     href = f"/v1/transactions/{transaction.id}"
     location = (b"location", href.encode())
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
-    records = WithWork.answering(request, answer, href) if wait_s is None else WithWork()
+    records = WithWork.answering(request, answer, href) if wait_s is None else WithWork.waiting(request, answer)
     create_only = frozenset({(resource.kind, resource.id)}) if new_only else frozenset()
     try:
         await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, records, create_only)

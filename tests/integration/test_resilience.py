@@ -179,6 +179,40 @@ def test_sigkill_at_random_moments_loses_nothing_and_posts_nothing_twice(tmp_pat
         )
 
 
+def test_a_retry_after_a_crash_mid_wait_replays_the_stored_work(tmp_path: Path) -> None:
+    """SIGKILL while a ``Prefer: wait`` request waits for work it has stored: the client's retry (same
+    key, same bytes) is answered with that work's 202, and no second transaction is stored."""
+    erp = Proc.erp(tmp_path)
+    hub = Proc.hub("hub", tmp_path, hub_env(erp.url, tmp_path / "data"))
+    (job,) = _jobs(random.Random(SEED + 3), "mid-wait", 1)
+    headers = {"content-type": "application/json", "Idempotency-Key": job.key, "Prefer": "wait=20"}
+
+    async def crash_mid_wait() -> None:
+        async with httpx.AsyncClient(base_url=hub.url, headers={"X-API-Key": KEY}, timeout=30) as client:
+            waiter = asyncio.create_task(client.post("/v1/journals", content=job.body, headers=headers))
+            await asyncio.to_thread(poll, "a delivery attempt", lambda: erp_requests(erp), 10)
+            hub.kill()
+            with pytest.raises(httpx.TransportError):
+                await waiter
+
+    with cleanup(hub, erp):
+        erp.start()
+        hub.start()
+        set_faults(erp, error_status=503, path_prefix="/erp/journals")  # the work cannot finish yet
+        asyncio.run(crash_mid_wait())
+        clear_faults(erp)
+        hub.start()
+        with hub.client() as api:
+            retry = api.post("/v1/journals", content=job.body, headers=headers)
+            assert retry.status_code == 202, retry.text
+            assert retry.headers["idempotent-replayed"] == "true"
+            (done,) = wait_completed(api, [retry.json()["id"]])
+        assert retry.headers["location"] == f"/v1/transactions/{done['id']}"
+        transactions, _ = _audited_writes(tmp_path / "data" / "hub.sqlite3")
+        assert transactions == {done["id"]}  # the work the crashed request stored, and nothing else
+        assert erp_references(erp) == [job.reference]
+
+
 @contextlib.contextmanager
 def _store_file(path: Path) -> Iterator[sqlite3.Connection]:
     """The hub's SQLite file, read-only (WAL: the running hub keeps writing)."""

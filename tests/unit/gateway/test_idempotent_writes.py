@@ -1,5 +1,8 @@
 """An idempotent write's finished record is stored with its transaction, not after the answer.
 
+(A request that waits for its work stores a provisional record with it instead, replayed once its
+process is gone: the waiting test below.)
+
 Between the two writes a crash used to leave only the in-flight record; once its lease ran out the
 client's retry ran again and created a second transaction. Here ``complete`` is replaced by a
 recorder that writes nothing, standing in for a process that dies right after sending its answer:
@@ -42,6 +45,7 @@ def hub(
         state_backend=request.param,
         redis_url=REDIS_URL,
         redis_prefix=redis_prefix,
+        idempotency_lease_s=0.5,  # shorter than a test's Prefer: wait, so a lapsed owner can be seen
     )
     completed: list[StoredResponse] = []
 
@@ -94,6 +98,14 @@ def test_a_waiting_request_stays_in_flight_and_is_completed_after_its_answer(
     assert stored.status == 202
     assert ("preference-applied", "wait=1") in stored.headers
     assert stored.body == answer.content
+
+    # That complete wrote nothing: this process died while the request waited. The work was stored
+    # with a provisional record, so the retry replays its 202 instead of storing the work again.
+    retry = client.post("/v1/journals", json=factories.journal("IDEM-ATOMIC-2"), headers=headers)
+    assert retry.status_code == 202, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.headers["location"] == answer.headers["location"]
+    assert "preference-applied" not in retry.headers  # the provisional answer did not wait
 
 
 async def test_only_the_serving_process_releases_claims_left_in_flight(tmp_path: Path) -> None:

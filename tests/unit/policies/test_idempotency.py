@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import policies.idempotency
 from gateway.store import SqliteStore
+from policies._idempotency_core import encode_response
 from policies.idempotency import (
+    FinalStatement,
+    FinalWrite,
     IdempotencyStore,
     IdempotencyUnavailable,
     InFlight,
@@ -28,7 +34,7 @@ from policies.idempotency import (
     StoredResponse,
     fingerprint,
 )
-from tests.unit.policies.conftest import SHORT_LEASE_S, RedisClients, StoreBackend, closed_port_url
+from tests.unit.policies.conftest import SHORT_LEASE_S, RedisClients, StoreBackend, closed_port_url, require_redis
 
 DAY_S = 86_400.0
 ORIGINAL = fingerprint("POST", "/v1/journals", b'{"amount":"10.00"}')
@@ -240,6 +246,120 @@ async def test_sqlite_final_write_commits_with_the_hub_transaction(tmp_path: Pat
     finally:
         await store.aclose()
         await hub_store.close()
+
+
+# -- provisional records: a request that stored its work and waits for it ------------------------
+
+
+@dataclass
+class WritingBackend:
+    """A backend whose ``final_write`` the hub's store writes (shared SQLite writer, or Redis)."""
+
+    store: IdempotencyStore
+    write: Callable[[FinalWrite | FinalStatement], Awaitable[object]]
+
+
+@pytest.fixture(params=["sqlite-writer", pytest.param("redis", marks=pytest.mark.redis)])
+async def writing(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WritingBackend]:
+    if request.param == "redis":
+        clients = RedisClients(require_redis())
+        client = clients.new()
+
+        async def set_key(write: FinalWrite | FinalStatement) -> object:
+            assert isinstance(write, FinalWrite)
+            return await client.set(write.key, write.value, px=write.ttl_ms)
+
+        store = RedisIdempotencyStore(clients.new(), prefix=clients.prefix, lease_s=SHORT_LEASE_S)
+        yield WritingBackend(store, set_key)
+        await clients.close()
+        return
+    hub_store = SqliteStore(tmp_path / "hub.sqlite3", durability="normal")
+    sqlite_store = SqliteIdempotencyStore(hub_store.path, lease_s=SHORT_LEASE_S, submit=hub_store.submit)
+    yield WritingBackend(sqlite_store, _runner(hub_store))
+    await sqlite_store.aclose()
+    await hub_store.close()
+
+
+def _runner(hub_store: SqliteStore) -> Callable[[FinalWrite | FinalStatement], Awaitable[object]]:
+    """Runs a final statement as the hub's SQLite store does: in its writer's transaction."""
+
+    async def run(write: FinalWrite | FinalStatement) -> object:
+        assert isinstance(write, FinalStatement)
+        return await hub_store.submit(lambda db: db.execute(write.sql, write.params))
+
+    return run
+
+
+async def _provisional(backend: WritingBackend, key: str) -> None:
+    """What a waiting request does: claim the key, then store its work with a provisional record."""
+    assert await backend.store.begin(key, ORIGINAL, DAY_S) == Started()
+    write = backend.store.final_write(key, ORIGINAL, RESPONSE, DAY_S, provisional=True)
+    assert write is not None
+    await backend.write(write)
+
+
+async def test_a_provisional_record_is_in_flight_then_replays_once_its_owner_is_gone(
+    writing: WritingBackend, unique_key: str
+) -> None:
+    await _provisional(writing, unique_key)
+    assert await writing.store.begin(unique_key, ORIGINAL, DAY_S) == InFlight()  # its owner still waits
+    assert await writing.store.begin(unique_key, DIFFERENT, DAY_S) == Mismatch()
+    await asyncio.sleep(SHORT_LEASE_S + 0.1)  # the owner died mid-wait: its lease ran out
+    assert await writing.store.begin(unique_key, ORIGINAL, DAY_S) == Replay(RESPONSE)  # not Started
+    assert await writing.store.begin(unique_key, DIFFERENT, DAY_S) == Mismatch()
+
+
+async def test_a_provisional_record_released_replays_at_once(writing: WritingBackend, unique_key: str) -> None:
+    await _provisional(writing, unique_key)
+    await writing.store.release(unique_key)  # the waiting request failed after storing its work
+    assert await writing.store.begin(unique_key, ORIGINAL, DAY_S) == Replay(RESPONSE)
+    await asyncio.sleep(SHORT_LEASE_S + 0.1)
+    assert await writing.store.begin(unique_key, ORIGINAL, DAY_S) == Replay(RESPONSE)  # and for its whole TTL
+
+
+async def test_a_provisional_record_completed_replays_the_final_answer(
+    writing: WritingBackend, unique_key: str
+) -> None:
+    await _provisional(writing, unique_key)
+    final = StoredResponse(status=200, headers=[("preference-applied", "wait=5")], body=b'{"state":"completed"}')
+    await writing.store.complete(unique_key, final, DAY_S)
+    assert await writing.store.begin(unique_key, ORIGINAL, DAY_S) == Replay(final)
+    await asyncio.sleep(SHORT_LEASE_S + 0.1)
+    assert await writing.store.begin(unique_key, ORIGINAL, DAY_S) == Replay(final)
+
+
+async def test_a_restarted_single_node_replays_what_a_waiting_request_stored(tmp_path: Path) -> None:
+    hub_store = SqliteStore(tmp_path / "hub.sqlite3", durability="normal")
+    crashed = SqliteIdempotencyStore(hub_store.path, lease_s=60, submit=hub_store.submit)
+    await _provisional(WritingBackend(crashed, _runner(hub_store)), "k")
+    await crashed.aclose()
+    restarted = SqliteIdempotencyStore(hub_store.path, lease_s=60, submit=hub_store.submit)
+    try:
+        assert await restarted.begin("k", ORIGINAL, DAY_S) == InFlight()  # the lease has not run out
+        assert restarted.forget_in_flight() == 1  # the serving process starts: its owner is gone
+        assert await restarted.begin("k", ORIGINAL, DAY_S) == Replay(RESPONSE)
+    finally:
+        await restarted.aclose()
+        await hub_store.close()
+
+
+async def test_a_table_from_before_provisional_records_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite3"
+    with sqlite3.connect(path) as db:  # as earlier releases made it, with a finished record
+        db.execute(
+            "create table idempotency_records(key text primary key, fingerprint text not null, response blob, "
+            "expires_at real not null)"
+        )
+        db.execute(
+            "insert into idempotency_records values (?, ?, ?, ?)",
+            ("k", ORIGINAL, encode_response(RESPONSE), time.time() + DAY_S),
+        )
+    store = SqliteIdempotencyStore(path)
+    try:
+        assert await store.begin("k", ORIGINAL, DAY_S) == Replay(RESPONSE)
+        assert await store.begin("new", ORIGINAL, DAY_S) == Started()
+    finally:
+        await store.aclose()
 
 
 # -- the fingerprint ------------------------------------------------------------------------------
