@@ -30,11 +30,19 @@ STUBS = {
 }
 
 
-def _uvicorn_options() -> dict[str, Any]:
-    """uvloop + httptools where installed: measured ahead of the pure-Python loop and h11 parser."""
+def _uvicorn_options(*, problems: bool = True) -> dict[str, Any]:
+    """uvloop + httptools where installed: measured ahead of the pure-Python loop and h11 parser.
+    ``problems``: the parser answers a request it cannot parse with the hub's problem
+    (``gateway.http_framing``); the stubs keep uvicorn's own answer, not being the hub."""
+    from gateway.http_framing import ProblemH11Protocol, ProblemHttpToolsProtocol
+
+    httptools = importlib.util.find_spec("httptools") is not None
+    parser: Any = "httptools" if httptools else "h11"
+    if problems:
+        parser = ProblemHttpToolsProtocol if httptools else ProblemH11Protocol
     return {
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+        "http": parser,
         "log_level": "warning",
         "access_log": False,
         "lifespan": "on",
@@ -123,7 +131,7 @@ def _run_stub(module: str, host: str, port: int) -> None:
     import uvicorn
 
     app = importlib.import_module(module).create_app()
-    uvicorn.run(app, host=host, port=port, **_uvicorn_options())
+    uvicorn.run(app, host=host, port=port, **_uvicorn_options(problems=False))
 
 
 def stubs(args: argparse.Namespace) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+
 import httpx
 import pytest
 
@@ -153,3 +156,30 @@ def test_claim_the_clearinghouse_rejects_is_dead_lettered(api: httpx.Client) -> 
 
 def test_status_of_an_unknown_claim_is_404(api: httpx.Client) -> None:
     assert api.get("/v1/claims/NO-SUCH-CLAIM/status").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST /v1/journals HTTP/1.1\r\nHost: hub\r\nContent-Length: 12x\r\n\r\n{}",
+        b"POST /v1/journals HTTP/1.1\r\nHost: hub\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        b"GET /v1/accounts/A HTTP/1.1\r\nHost: hub\r\nX-API-Key: a\x00b\r\n\r\n",
+        b"GET /v1/accounts/A HTTP/1.1 junk\r\n\r\n",
+    ],
+    ids=["bad-content-length", "bad-chunk-size", "nul-in-header", "bad-request-line"],
+)
+def test_a_request_the_server_cannot_parse_gets_a_problem(hub: Service, raw: bytes) -> None:
+    """Refused by the HTTP parser before the app sees it, still as an RFC 9457 problem."""
+    with socket.create_connection(("127.0.0.1", httpx.URL(hub.url).port or 80), timeout=5) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after it
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert lines[0] == "HTTP/1.1 400 Bad Request"
+    assert headers["content-type"] == "application/problem+json"
+    assert int(headers["content-length"]) == len(body)
+    problem = json.loads(body)
+    assert (problem["status"], problem["type"]) == (400, "urn:billing-hub:problem:malformed-request")

@@ -1,0 +1,53 @@
+"""The server's own answer to a request it cannot parse, as an RFC 9457 problem.
+
+uvicorn answers bad HTTP framing (a malformed request line or header, a NUL in a header value, a bad
+``Content-Length`` or chunk size) itself, before the app sees the request, with a ``text/plain`` 400.
+Every other refusal of the hub is ``application/problem+json``; these protocol classes (uvicorn's
+httptools and h11 ones, answering the same 400 and closing the connection as they do) make this one
+the same. The detail is fixed text: what could not be parsed may be a patient's data.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gateway.problems import PROBLEM_JSON, Problem, problem_type
+
+__all__ = ["ProblemH11Protocol", "ProblemHttpToolsProtocol", "unparsable_request_response"]
+
+_BODY = msgspec.json.encode(
+    Problem(
+        type=problem_type("malformed-request"),
+        title="Request could not be read",
+        status=400,
+        detail="the request is not valid HTTP/1.1 (request line, header syntax, Content-Length or chunk framing)",
+    )
+)
+
+
+def unparsable_request_response(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The whole 400 response: status line, the server's default headers (date, server), the problem."""
+    head = [b"HTTP/1.1 400 Bad Request\r\n"]
+    head += [name + b": " + value + b"\r\n" for name, value in default_headers]
+    head += [
+        b"content-type: " + PROBLEM_JSON.encode() + b"\r\n",
+        b"content-length: " + str(len(_BODY)).encode() + b"\r\n",
+        b"connection: close\r\n\r\n",
+    ]
+    return b"".join(head) + _BODY
+
+
+class ProblemHttpToolsProtocol(HttpToolsProtocol):
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(unparsable_request_response(self.server_state.default_headers))
+        self.transport.close()
+
+
+class ProblemH11Protocol(H11Protocol):
+    def send_400_response(self, msg: str) -> None:
+        # Written raw, as the httptools class does: h11's state machine has already failed on this
+        # connection, which is closed right after.
+        self.transport.write(unparsable_request_response(self.server_state.default_headers))
+        self.transport.close()

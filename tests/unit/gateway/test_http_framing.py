@@ -1,0 +1,64 @@
+"""Both of uvicorn's parsers, as the hub configures them, answer an unparsable request with a problem."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from gateway.http_framing import ProblemH11Protocol, ProblemHttpToolsProtocol
+from tests.processes import free_port
+
+
+async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.fixture(params=[ProblemHttpToolsProtocol, ProblemH11Protocol], ids=["httptools", "h11"])
+def port(request: pytest.FixtureRequest) -> Iterator[int]:
+    port = free_port()
+    config = uvicorn.Config(_app, host="127.0.0.1", port=port, http=request.param, log_level="critical", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    yield port
+    server.should_exit = True
+    thread.join(10)
+
+
+def _exchange(port: int, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_an_unparsable_request_gets_a_problem_and_the_connection_closes(port: int) -> None:
+    answer = _exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: nope\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"\r\ncontent-type: application/problem+json\r\n" in head
+    assert b"\r\nconnection: close\r\n" in head + b"\r\n"
+    problem = json.loads(body)
+    assert problem["type"] == "urn:billing-hub:problem:malformed-request"
+    assert problem["status"] == 400
+
+
+def test_a_well_formed_request_is_served_as_before(port: int) -> None:
+    answer = _exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 204 ")
