@@ -11,6 +11,7 @@ the answer, or, for a call that stores work, stored with that work (``audit_with
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -128,19 +129,25 @@ async def _send_problem(send: Send, scope: Scope, refusal: Refusal, extra: list[
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int, timeout_s: float) -> bytes:
     chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Refusal(400, "malformed-request", "the client disconnected before sending the body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise Refusal(413, "payload-too-large", f"the request body exceeds {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise Refusal(400, "malformed-request", "the client disconnected before sending the body")
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise Refusal(413, "payload-too-large", f"the request body exceeds {limit} bytes")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        # The rest of the body may still come: the connection cannot carry another request.
+        detail = f"the request body did not arrive within {timeout_s:g} s"
+        raise Refusal(408, "request-timeout", detail, {"Connection": "close"}) from None
 
 
 def _replaying(body: bytes) -> Receive:
@@ -268,7 +275,7 @@ async def _checked_body(
     declared = _header(scope, b"content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise Refusal(413, "payload-too-large", f"the request body exceeds {max_bytes} bytes")
-    body = await _read_body(receive, max_bytes)
+    body = await _read_body(receive, max_bytes, limits.body_timeout_s)
     if decodes_json or media_type.endswith("json"):
         try:
             check_json_shape(body, max_depth=limits.max_json_depth, max_array_length=limits.max_array_length)

@@ -45,6 +45,7 @@ log = logging.getLogger("billing_hub.problems")
 _TITLES = {
     "validation-error": "Request body is invalid",
     "malformed-request": "Request could not be read",
+    "request-timeout": "Request body not received in time",
     "unsupported-media-type": "Unsupported media type",
     "unauthorized": "Authentication required",
     "forbidden": "Not allowed",
@@ -65,6 +66,7 @@ _STATUS_KINDS = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    408: "request-timeout",
     409: "conflict",
     413: "payload-too-large",
     415: "unsupported-media-type",

@@ -111,6 +111,9 @@ class LimitsPolicy(_Section, kw_only=True, frozen=True):
     max_json_depth: Positive = 32
     max_array_length: Positive = 10_000
     content_types: list[MediaType] = msgspec.field(default_factory=lambda: ["application/json"])
+    # A body still arriving after this long is refused (408): a client that sends headers and then
+    # trickles or withholds the body would otherwise hold its connection and request open for good.
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
 
 
 class IdempotencyPolicy(_Section, kw_only=True, frozen=True):

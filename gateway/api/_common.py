@@ -50,6 +50,7 @@ _PROBLEMS = {
     401: "Missing or invalid credentials (API key or bearer token)",
     403: "The caller lacks the scope this operation needs",
     404: "No such resource for this client",
+    408: "The request body did not arrive within the policy's body_timeout_s",
     409: "Conflicts with the current state (or an Idempotency-Key still in flight)",
     413: "Request body too large, or an array in it too long",
     415: "Unsupported body media type",
@@ -73,7 +74,7 @@ ACCEPTED_RESPONSES = {
     **documented(TransactionView, 202, "Request accepted, processing continues off-line"),
     **documented(TransactionView, 200, "Prefer: wait was given and the work finished in time"),
 }
-WRITE_PROBLEMS = problems(400, 401, 403, 409, 413, 415, 422, 429, 503)
+WRITE_PROBLEMS = problems(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
 SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
 SECURITY_COMPONENTS = Components(
     security_schemes={"apiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header")}

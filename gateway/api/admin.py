@@ -138,8 +138,9 @@ class AdminController(Controller):
         return ReplayResult(replayed=replayed)
 
     @post("/dead-letters/replay", operation_id="replayDeadLetters", status_code=200,
-          responses=problems(400, 401, 403, 413, 415, 429, 503), summary="Replay every dead letter matching a filter",
-          dto=CanonicalBody[ReplayFilter], return_dto=None)  # fmt: skip
+          responses=problems(400, 401, 403, 408, 413, 415, 429, 503),
+          summary="Replay every dead letter matching a filter", dto=CanonicalBody[ReplayFilter],
+          return_dto=None)  # fmt: skip
     async def replay_many(self, request: Request[Any, Any, Any], data: JSONBody[ReplayFilter]) -> ReplayResult:
         hub = hub_of(request)
         where = DeadLetterFilter(

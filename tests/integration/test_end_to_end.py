@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import httpx
 import pytest
 
 from tests import factories
+from tests.conftest import KEY
 from tests.processes import Service
 
 pytestmark = pytest.mark.integration
@@ -183,3 +185,23 @@ def test_a_request_the_server_cannot_parse_gets_a_problem(hub: Service, raw: byt
     assert int(headers["content-length"]) == len(body)
     problem = json.loads(body)
     assert (problem["status"], problem["type"]) == (400, "urn:billing-hub:problem:malformed-request")
+
+
+def test_a_body_that_stops_arriving_gets_a_408_and_the_connection_closes(hub: Service) -> None:
+    """The test policy's body_timeout_s is 3 s: headers and half a body, then nothing more."""
+    head = (
+        "POST /v1/journals HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n"
+        f"X-API-Key: {KEY}\r\nContent-Length: 100\r\n\r\n"
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", httpx.URL(hub.url).port or 80), timeout=15) as sock:
+        sock.sendall(head.encode() + b'{"ledger": "GL", ')
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            answer += chunk
+    elapsed = time.monotonic() - started
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 408 Request Timeout", answer
+    problem = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert (problem["status"], problem["type"]) == (408, "urn:billing-hub:problem:request-timeout")
+    assert 2.5 < elapsed < 10
