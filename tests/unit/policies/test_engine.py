@@ -104,6 +104,13 @@ def test_a_body_limit_above_what_the_server_reads_is_refused(tmp_path: Path) -> 
         PolicyHolder(policy, frozenset())
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "601"])
+def test_a_body_timeout_outside_its_range_is_refused(tmp_path: Path, value: str) -> None:
+    policy = _fixture_with(tmp_path, "body_timeout_s = 3 ", f"body_timeout_s = {value} ")
+    with pytest.raises(PolicyError, match=r"limits\.body_timeout_s"):
+        PolicyHolder(policy, frozenset())
+
+
 def test_required_idempotency_where_no_key_is_taken_is_refused(tmp_path: Path) -> None:
     """putAccount is a PUT: the hub reads no Idempotency-Key there, so "required" would never be enforced."""
     route = '[routes.putAccount]\nscope = "accounts:write"\nrate_limit = "writes"\n'
