@@ -13,6 +13,7 @@ import pytest
 
 from tests import factories
 from tests.conftest import KEY, TEST_POLICY
+from tests.integration._harness import poll
 from tests.processes import Service, free_port, hub_argv, running
 from tests.third_party import ACME_ERP, install_acme_erp
 
@@ -64,3 +65,37 @@ def test_a_hub_with_a_wrong_connector_setting_does_not_start(
     assert started.returncode != 0
     assert setting in started.stdout + started.stderr
     assert named in started.stdout + started.stderr
+
+
+def test_work_for_a_target_left_out_waits_dead_lettered_until_a_replay(
+    stubs: dict[str, Service], tmp_path: Path
+) -> None:
+    """Only the ERP is configured: the account's EHR delivery is dead-lettered, not dropped; once the
+    hub runs with the EHR too, a replay delivers it."""
+    port = free_port()
+    headers = {"X-API-Key": KEY, "Prefer": "wait=10"}
+    with running("erp-only-hub", hub_argv(port), port, "/health", env=_env(stubs, tmp_path)) as hub:
+        answer = httpx.put(
+            f"{hub.url}/v1/accounts/ACC-LATER-1", json=factories.account_details(), headers=headers, timeout=20
+        )
+    assert answer.status_code == 200, answer.text
+    by_target = {d["target"]: d for d in answer.json()["deliveries"]}
+    assert (by_target["erp"]["state"], by_target["ehr"]["state"]) == ("done", "dead")
+    assert by_target["ehr"]["error"] == "no connector configured for target 'ehr'"
+
+    both = _env(stubs, tmp_path, BILLING_HUB_TARGETS="ehr,erp", BILLING_HUB_EHR_URL=stubs["ehr"].url)
+    with (
+        running("full-hub", hub_argv(port), port, "/health", env=both) as hub,
+        httpx.Client(base_url=hub.url, headers={"X-API-Key": KEY}, timeout=20) as api,
+    ):
+        (dead,) = api.get("/v1/admin/dead-letters", params={"target": "ehr"}).json()["items"]
+        assert api.post(f"/v1/admin/dead-letters/{dead['id']}/replay").status_code == 200
+        done = poll(
+            "the replayed EHR delivery",
+            lambda: (t := api.get(answer.headers["location"]).json())["state"] == "completed" and t,
+            timeout_s=15,
+        )
+        account = api.get("/v1/accounts/ACC-LATER-1").json()
+    assert {d["target"]: d["state"] for d in done["deliveries"]} == {"ehr": "done", "erp": "done"}
+    patient = httpx.get(f"{stubs['ehr'].url}/fhir/Patient/{account['ehr_patient_id']}", timeout=5)
+    assert patient.json()["identifier"][0]["value"] == "ACC-LATER-1"
