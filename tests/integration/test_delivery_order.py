@@ -8,7 +8,6 @@ the older data while the hub shows the newer. Over both backends, with the hub d
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,24 +16,11 @@ import httpx
 import pytest
 
 from tests import factories
-from tests.integration._harness import REDIS_URL, Proc, cleanup, hub_env, poll, redis_prefix, set_faults
+from tests.integration._harness import Proc, cleanup, hub_env, poll, set_faults
 
 pytestmark = pytest.mark.integration
 
 ACCOUNT = "ACC-ORDER-1"
-
-
-@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    if request.param == "embedded":
-        yield {}
-        return
-    with redis_prefix() as prefix:
-        yield {
-            "BILLING_HUB_STATE_BACKEND": "redis",
-            "BILLING_HUB_REDIS_URL": REDIS_URL,
-            "BILLING_HUB_REDIS_PREFIX": prefix,
-        }
 
 
 def erp_delivery(api: httpx.Client, transaction_id: str) -> dict[str, Any]:

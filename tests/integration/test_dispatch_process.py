@@ -13,29 +13,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tests import factories
-from tests.integration._harness import REDIS_URL, Proc, cleanup, erp_references, hub_env, redis_prefix, wait_completed
+from tests.integration._harness import Proc, cleanup, erp_references, hub_env, wait_completed
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    if request.param == "embedded":
-        yield {}
-        return
-    with redis_prefix() as prefix:
-        yield {
-            "BILLING_HUB_STATE_BACKEND": "redis",
-            "BILLING_HUB_REDIS_URL": REDIS_URL,
-            "BILLING_HUB_REDIS_PREFIX": prefix,
-        }
 
 
 def _verify_audit(env: dict[str, str]) -> str:
