@@ -40,9 +40,34 @@ def unparsable_request_response(default_headers: list[tuple[bytes, bytes]]) -> b
 
 
 class ProblemHttpToolsProtocol(HttpToolsProtocol):
+    """httptools parses everything that arrived at once, so a malformed request can be found while a
+    request pipelined before it is still being answered. uvicorn then wrote its 400 at once and closed
+    the connection: the client, pairing responses with requests in order, read the 400 as the answer
+    to the earlier request, which nevertheless ran (a journal refused on the wire but posted). Here the
+    400 waits until the requests before it have been answered."""
+
+    _unparsable = False
+
     def send_400_response(self, msg: str) -> None:
-        self.transport.write(unparsable_request_response(self.server_state.default_headers))
-        self.transport.close()
+        if self._answering():
+            self._unparsable = True  # sent by on_response_complete once they are answered
+            return
+        self._refuse()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._unparsable and not self._answering():
+            self._refuse()
+
+    def _answering(self) -> bool:
+        # self.cycle is the last request parsed; the ones before it finish first (pipelined in order).
+        return (self.cycle is not None and not self.cycle.response_complete) or bool(self.pipeline)
+
+    def _refuse(self) -> None:
+        self._unparsable = False
+        if not self.transport.is_closing():
+            self.transport.write(unparsable_request_response(self.server_state.default_headers))
+            self.transport.close()
 
 
 class ProblemH11Protocol(H11Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -19,6 +20,7 @@ from tests.processes import free_port
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
+    await asyncio.sleep(0.2)  # still answering when a request pipelined after it is parsed
     await send({"type": "http.response.start", "status": 204, "headers": []})
     await send({"type": "http.response.body", "body": b""})
 
@@ -62,3 +64,13 @@ def test_an_unparsable_request_gets_a_problem_and_the_connection_closes(port: in
 def test_a_well_formed_request_is_served_as_before(port: int) -> None:
     answer = _exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 204 ")
+
+
+def test_requests_pipelined_before_an_unparsable_one_are_answered_first(port: int) -> None:
+    """One write: two good requests, then a bad one. HTTP/1.1 pairs answers with requests in order, so
+    the 400 must come after both 204s, or a client would take it for the refusal of the first."""
+    good = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    answer = _exchange(port, good + good + b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n")
+    statuses = [line.split(b" ")[1] for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    assert statuses == [b"204", b"204", b"400"]
+    assert answer.endswith(b"}")  # the problem body, and then the connection closed
