@@ -85,6 +85,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             raise ValueError("dispatch_idle_poll_s must be in (0, 60]")
         if not 0 < self.max_wait_s <= 30:
             raise ValueError("max_wait_s must be in (0, 30]")
+        if self.idempotency_lease_s <= self.max_wait_s:  # else a retry would be answered mid-wait
+            raise ValueError("idempotency_lease_s must be longer than max_wait_s (the longest Prefer: wait)")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,8 @@ def hub(
         state_backend=request.param,
         redis_url=REDIS_URL,
         redis_prefix=redis_prefix,
-        idempotency_lease_s=0.5,  # shorter than a test's Prefer: wait, so a lapsed owner can be seen
+        max_wait_s=0.3,  # Prefer: wait=1 waits this long
+        idempotency_lease_s=0.5,  # short, so that a lapsed owner can be seen
     )
     completed: list[StoredResponse] = []
 
@@ -93,14 +95,15 @@ def test_a_waiting_request_stays_in_flight_and_is_completed_after_its_answer(
     headers = {"Idempotency-Key": "atomic-2", "Prefer": "wait=1"}
     answer = client.post("/v1/journals", json=factories.journal("IDEM-ATOMIC-2"), headers=headers)
     assert answer.status_code == 202
-    assert answer.headers["preference-applied"] == "wait=1"
+    assert answer.headers["preference-applied"] == "wait=0.3"
     (stored,) = completed  # a retry meanwhile met 409 (integration test): nothing was final before
     assert stored.status == 202
-    assert ("preference-applied", "wait=1") in stored.headers
+    assert ("preference-applied", "wait=0.3") in stored.headers
     assert stored.body == answer.content
 
     # That complete wrote nothing: this process died while the request waited. The work was stored
     # with a provisional record, so the retry replays its 202 instead of storing the work again.
+    time.sleep(0.3)  # the dead owner's lease runs out
     retry = client.post("/v1/journals", json=factories.journal("IDEM-ATOMIC-2"), headers=headers)
     assert retry.status_code == 202, retry.text
     assert retry.headers["idempotent-replayed"] == "true"
