@@ -58,7 +58,7 @@ create table if not exists resources(
     kind text not null, id text not null, client_id text not null, body blob not null,
     transaction_id text, created_at real not null, updated_at real not null, primary key(kind, id));
 create table if not exists counters(name text primary key, value integer not null);
-insert or ignore into counters values ('delivery-order', 0);
+insert or ignore into counters (name, value) values ('delivery-order', 0);
 """
 # After the added columns exist: the unfinished entries of each order key, oldest queued first.
 _ORDER_INDEX = (
@@ -116,7 +116,8 @@ def _refresh_transaction(db: sqlite3.Connection, transaction_id: str, now: float
 
 def _resource_statement(r: ResourceRecord) -> _Statement:
     return (
-        "insert into resources values (?,?,?,?,?,?,?) on conflict(kind, id) do update set "
+        "insert into resources (kind, id, client_id, body, transaction_id, created_at, updated_at) "
+        "values (?,?,?,?,?,?,?) on conflict(kind, id) do update set "
         "body=excluded.body, transaction_id=excluded.transaction_id, updated_at=excluded.updated_at",
         (r.kind, r.id, r.client_id, r.body, r.transaction_id, r.created_at, r.updated_at),
     )
@@ -200,7 +201,8 @@ class SqliteStore:
         t = transaction
         statements: list[_Statement] = [
             (
-                "insert into transactions values (?,?,?,?,?,?,?,?,?,?)",
+                "insert into transactions (id, client_id, kind, resource_type, resource_id, state, trace_id, "
+                "created_at, updated_at, span_id) values (?,?,?,?,?,?,?,?,?,?)",
                 (t.id, t.client_id, t.kind, t.resource_type, t.resource_id, t.state, t.trace_id, t.created_at,
                  t.updated_at, t.span_id),
             )
@@ -262,8 +264,8 @@ class SqliteStore:
     async def claim_due(self, now: float, limit: int, lease_s: float, owner: str) -> list[OutboxRecord]:
         def work(db: sqlite3.Connection) -> list[OutboxRecord]:
             token = db.execute(
-                "insert into counters values ('lease', 1) on conflict(name) do update set value = value + 1 "
-                "returning value"
+                "insert into counters (name, value) values ('lease', 1) "
+                "on conflict(name) do update set value = value + 1 returning value"
             ).fetchone()[0]
             rows = db.execute(
                 "update outbox set state = 'in_flight', lease_until = ?, lease_owner = ?, lease_token = ? "
@@ -279,8 +281,8 @@ class SqliteStore:
     async def next_number(self, name: str, ceiling: int, first: int) -> int:
         def work(db: sqlite3.Connection) -> int:
             row = db.execute(
-                "insert into counters values (?, ?) on conflict(name) do update set value = value % ? + 1 "
-                "returning value",
+                "insert into counters (name, value) values (?, ?) "
+                "on conflict(name) do update set value = value % ? + 1 returning value",
                 (f"sequence:{name}", first, ceiling),
             ).fetchone()
             return int(row[0])
@@ -302,7 +304,8 @@ class SqliteStore:
             _check_lease(db, entry)
             a = attempt
             db.execute(
-                "insert or replace into attempts values (?,?,?,?,?,?,?)",
+                "insert or replace into attempts (outbox_id, number, started_at, duration_ms, outcome, status, error) "
+                "values (?,?,?,?,?,?,?)",
                 (a.outbox_id, a.number, a.started_at, a.duration_ms, a.outcome, a.status, a.error),
             )
             db.execute(

@@ -34,7 +34,7 @@ from gateway.store import (
 )
 from gateway.store._redis import RedisStore, volatility
 from policies.audit import AuditPush, InTransaction
-from policies.idempotency import FinalStatement, FinalWrite
+from policies.idempotency import FinalStatement, FinalWrite, Replay, SqliteIdempotencyStore, Started, StoredResponse
 
 Outcome = Literal["success", "retry", "reject", "misconfigured"]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -741,3 +741,36 @@ async def test_a_sequence_is_shared_and_survives_a_restart(two_stores: tuple[Sto
     assert sorted(drawn) == list(range(1000, 1100))  # never the same number twice, none skipped
     await first.close()  # a restart: the sequence goes on from the store, not from the clock
     assert await second.next_number("x12:shared", 999_999_999, 1) == 1100
+
+
+async def test_the_sqlite_store_keeps_working_on_a_database_a_later_release_added_columns_to(tmp_path: Path) -> None:
+    """Rolling back to this release after a later one added columns: every write names its columns."""
+    path = tmp_path / "hub.sqlite3"
+    await SqliteStore(path, durability="normal").close()
+    await SqliteIdempotencyStore(path).aclose()  # its table lives in the same file
+    with sqlite3.connect(path) as db:
+        tables = [row[0] for row in db.execute("select name from sqlite_master where type = 'table'")]
+        for table in tables:
+            db.execute(f"alter table {table} add column added_later text")
+    store = SqliteStore(path, durability="normal")
+    try:
+        now = time.time()
+        txn, resource, outbox = _transaction(now, deliveries=1)
+        await store.accept(txn, [resource], outbox)
+        await store.put_resources([resource])
+        (entry,) = await store.claim_due(now, 10, lease_s=30, owner="a")
+        entry.state, entry.attempts, entry.updated_at = "done", 1, now
+        assert (await store.record_attempt(entry, _attempt(entry), next_attempt_at=None)).state == "completed"
+        assert await store.next_number("seq", 9, 1) == 1
+        assert await store.get_resource("journal", txn.resource_id) == resource
+        records = SqliteIdempotencyStore(path, submit=store.submit)
+        response = StoredResponse(status=202, headers=[], body=b"{}")
+        assert await records.begin("k", "fp", 60) == Started()
+        await records.complete("k", response, 60)
+        final = records.final_write("k2", "fp", response, 60)
+        assert final is not None
+        await store.submit(lambda db: db.execute(final.sql, final.params))
+        assert await records.begin("k2", "fp", 60) == Replay(response)
+        await records.aclose()
+    finally:
+        await store.close()
