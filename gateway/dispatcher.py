@@ -43,6 +43,9 @@ AttemptAudit = Callable[[OutboxRecord, AttemptRecord], AuditPush | InTransaction
 _OUTCOME_BY_KIND = {"retriable": "retry", "rejected": "reject", "misconfigured": "misconfigured"}
 # The code of the RetriableError a connector raising anything outside the error tree becomes.
 _INTERNAL = "internal"
+# How often held deliveries are checked for a finished predecessor that did not release them (a
+# process of an earlier release, during a rolling upgrade): rare, and cheap when nothing is wrong.
+REPAIR_ORDER_EVERY_S = 30.0
 
 
 class Dispatcher:
@@ -105,14 +108,23 @@ class Dispatcher:
                 del self._waiters[transaction_id]
 
     async def _run(self) -> None:
+        repaired_at = -REPAIR_ORDER_EVERY_S
         while True:
             try:
+                if time.monotonic() - repaired_at >= REPAIR_ORDER_EVERY_S:
+                    repaired_at = time.monotonic()
+                    await self._repair_order()
                 await self._dispatch_due()
             except Exception as exc:
                 # A store failure must not kill the loop: say what kind (never payloads), back off.
                 log.error("dispatcher pass failed: %s", type(exc).__name__)
                 await asyncio.sleep(1.0)
             await self._sleep_until_due()
+
+    async def _repair_order(self) -> None:
+        released = await self.store.repair_order()
+        if released:
+            log.warning("released %d deliveries held behind ones an earlier release finished", released)
 
     async def _dispatch_due(self) -> None:
         free = self.settings.dispatch_concurrency - len(self._in_flight)

@@ -79,6 +79,10 @@ class Store(Protocol):
 
     async def next_due_at(self) -> float | None: ...
 
+    async def repair_order(self) -> int:
+        """Release entries held behind entries of their order key that a process of an earlier
+        release finished without releasing them (a rolling upgrade); returns how many."""
+
     async def next_number(self, name: str, ceiling: int, first: int) -> int:
         """The next value of a durable named sequence shared by every process on this store:
         ``first`` when the sequence is new, then one more each call, back to 1 after ``ceiling``."""

@@ -20,6 +20,7 @@ Keys under ``prefix`` (default ``billing-hub:``):
 - ``order:{order key}``     sorted set: the unfinished entries of one order key by ``order-seq``; only
                             its first is in ``pending`` or ``inflight``, the rest are held
 - ``order-seq``             counter: places in the order queues
+- ``order-queues``          set: the order keys that have a queue (``repair_order`` walks them)
 - ``lease-token``           counter: the fencing tokens
 - ``sequence:{name}``       counter: a named sequence (``next_number``; X12 control numbers)
 
@@ -201,6 +202,7 @@ class RedisStore:
         self._stats = client.register_script(lua.STATS)
         self._next_due = client.register_script(lua.NEXT_DUE)
         self._next_number = client.register_script(lua.NEXT_NUMBER)
+        self._repair_order = client.register_script(lua.REPAIR_ORDER)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "billing-hub:", max_connections: int = 200) -> RedisStore:
@@ -360,6 +362,17 @@ class RedisStore:
     async def next_due_at(self) -> float | None:
         due = [float(s) for s in await self._next_due(keys=[self._pending, self._inflight]) if s is not None]
         return min(due) if due else None
+
+    async def repair_order(self) -> int:
+        cursor: _Value = "0"
+        released = 0
+        while True:
+            cursor, count = await self._repair_order(
+                keys=[f"{self._prefix}order-queues", self._pending], args=[self._prefix, cursor, "500"]
+            )
+            released += int(count)
+            if cursor in (b"0", "0"):
+                return released
 
     async def next_number(self, name: str, ceiling: int, first: int) -> int:
         key = f"{self._prefix}sequence:{name}"

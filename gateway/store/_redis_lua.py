@@ -21,6 +21,7 @@ __all__ = [
     "PUT_RESOURCES",
     "RECORD",
     "RELEASE",
+    "REPAIR_ORDER",
     "REPLAY",
     "SNAPSHOT",
     "STATS",
@@ -54,6 +55,7 @@ local function enqueue(P, id, okey)
   if okey == nil or okey == false or okey == '' then return true end
   local seq = redis.call('INCR', P .. 'order-seq')
   redis.call('HSET', P .. 'outbox:' .. id, 'order_seq', seq)
+  redis.call('SADD', P .. 'order-queues', okey)
   local q = P .. 'order:' .. okey
   local first = redis.call('ZCARD', q) == 0
   redis.call('ZADD', q, seq, id)
@@ -212,6 +214,8 @@ else
     if next_id then
       local nxt = redis.call('HMGET', P .. 'outbox:' .. next_id, 'state', 'next_attempt_at')
       if nxt[1] == 'pending' then redis.call('ZADD', KEYS[1], nxt[2], next_id) end
+    else
+      redis.call('SREM', P .. 'order-queues', cur[5])
     end
   end
 end
@@ -295,6 +299,37 @@ for _, id in ipairs(redis.call('SMEMBERS', P .. 'txn-outbox:' .. ARGV[2])) do
   for _, a in ipairs(redis.call('HVALS', P .. 'attempts:' .. id)) do attempts[#attempts + 1] = a end
 end
 return {txn, entries, attempts}
+"""
+
+# KEYS: order-queues, pending. ARGV: prefix, SSCAN cursor, count. A process of an earlier release
+# (a rolling upgrade) finishes an entry without taking it out of its order queue, so what waits behind
+# it would be held for good: drop finished entries from the head of each queue and make a pending
+# head due. Returns {next cursor, heads made due}.
+REPAIR_ORDER = """
+local P = ARGV[1]
+local scan = redis.call('SSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+local released = 0
+for _, okey in ipairs(scan[2]) do
+  local q = P .. 'order:' .. okey
+  while true do
+    local head = redis.call('ZRANGE', q, 0, 0)[1]
+    if not head then
+      redis.call('SREM', KEYS[1], okey)
+      break
+    end
+    local f = redis.call('HMGET', P .. 'outbox:' .. head, 'state', 'next_attempt_at')
+    if f[1] == 'in_flight' then break end
+    if f[1] == 'pending' then
+      if not redis.call('ZSCORE', KEYS[2], head) then
+        redis.call('ZADD', KEYS[2], f[2], head)
+        released = released + 1
+      end
+      break
+    end
+    redis.call('ZREM', q, head)  -- done, dead, or gone
+  end
+end
+return {scan[1], released}
 """
 
 # KEYS: waiting, dead. Returns {waiting count, oldest created_at or nil, dead count}.

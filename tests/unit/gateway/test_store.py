@@ -774,3 +774,33 @@ async def test_the_sqlite_store_keeps_working_on_a_database_a_later_release_adde
         await records.aclose()
     finally:
         await store.close()
+
+
+async def test_entries_held_behind_one_an_earlier_release_finished_are_released(redis_stores: RedisStores) -> None:
+    """A rolling upgrade: a worker of the release before order keys finishes the head of a queue
+    without releasing what waits behind it; ``repair_order`` lets the next one go."""
+    store = redis_stores.new()
+    now = time.time()
+    first, second = await _queue(store, now, "erp:account:A", "erp:account:A")
+    (head,) = await store.claim_due(now, 10, lease_s=30, owner="old")
+    client = redis_stores.clients[0]
+    # What the earlier release's RECORD script did: state and index sets, but not the order queue.
+    await client.hset(f"{redis_stores.prefix}outbox:{head.id}", "state", "done")
+    await client.zrem(f"{redis_stores.prefix}inflight", head.id)
+    await client.zrem(f"{redis_stores.prefix}waiting", head.id)
+    assert await store.claim_due(now, 10, lease_s=30, owner="new") == []  # held for good without repair
+    assert await store.repair_order() == 1
+    assert [e.id for e in await store.claim_due(now, 10, lease_s=30, owner="new")] == [second]
+    assert await store.repair_order() == 0  # nothing else is wrong
+    assert first == head.id
+
+
+async def test_repair_order_changes_nothing_that_is_in_order(store: Store) -> None:
+    now = time.time()
+    await _queue(store, now, "erp:account:A", "erp:account:A", "erp:account:B")
+    claimed = await store.claim_due(now, 10, lease_s=30, owner="a")
+    assert await store.repair_order() == 0
+    assert await store.claim_due(now, 10, lease_s=30, owner="a") == []
+    await _finish(store, claimed[0], "done", now)
+    assert await store.repair_order() == 0
+    assert len(await store.claim_due(now, 10, lease_s=30, owner="a")) == 1
