@@ -60,6 +60,9 @@ class ReplayFilter(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
 
 class ReplayResult(msgspec.Struct, kw_only=True, frozen=True):
     replayed: list[str]
+    # Dead letters left as they are: a newer write of their resource was accepted after them, and
+    # delivering the older data now would overwrite the newer at the target. Replay the newer one.
+    superseded: list[str] = []
 
 
 class PolicyStatus(msgspec.Struct, kw_only=True, frozen=True):
@@ -132,6 +135,15 @@ class AdminController(Controller):
           responses={**READ_PROBLEMS, **problems(403, 409)}, summary="Replay one dead letter")  # fmt: skip
     async def replay_one(self, request: Request[Any, Any, Any], delivery_id: DeliveryId) -> ReplayResult:
         hub = hub_of(request)
+        entry = await hub.store.get_delivery(delivery_id)
+        newer = await _newer_write(hub, entry) if entry is not None else None
+        if newer is not None:
+            raise ProblemError(
+                409,
+                "conflict",
+                f"a newer write of this resource was accepted after this delivery's (transaction {newer}); "
+                "replaying it would overwrite the newer data at the target",
+            )
         replayed = await _replay(request, hub, [delivery_id])
         if not replayed:
             raise ProblemError(409, "conflict", "no dead letter with this id (it may have been replayed already)")
@@ -149,7 +161,11 @@ class AdminController(Controller):
             dead_before=time.time() - data.older_than_s if data.older_than_s is not None else None,
         )
         entries = await hub.store.list_dead(where, data.limit, None)
-        return ReplayResult(replayed=await _replay(request, hub, [e.id for e in entries]))
+        current: list[str] = []
+        superseded: list[str] = []
+        for entry in entries:
+            (current if await _newer_write(hub, entry) is None else superseded).append(entry.id)
+        return ReplayResult(replayed=await _replay(request, hub, current), superseded=superseded)
 
     @get("/connectors", operation_id="getConnectorStates", responses=problems(401, 403, 429, 503),
          summary="Circuit breaker state per connector")  # fmt: skip
@@ -165,6 +181,19 @@ class AdminController(Controller):
         if error is not None:
             raise ProblemError(422, "invalid-policy", f"policy not reloaded, the previous one stays in force: {error}")
         return PolicyStatus(status="reloaded", source=str(holder.path))
+
+
+async def _newer_write(hub: Hub, entry: OutboxRecord) -> str | None:
+    """The transaction of a write of this delivery's resource accepted after the delivery's own, if any:
+    the resource names the transaction that last wrote it."""
+    snapshot = await hub.store.get_transaction(entry.transaction_id)
+    if snapshot is None:
+        return None
+    transaction = snapshot[0]
+    resource = await hub.store.get_resource(transaction.resource_type, transaction.resource_id)
+    if resource is None or resource.transaction_id in (None, transaction.id):
+        return None
+    return resource.transaction_id
 
 
 async def _replay(request: Request[Any, Any, Any], hub: Hub, ids: list[str]) -> list[str]:

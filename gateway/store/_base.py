@@ -46,6 +46,8 @@ class Store(Protocol):
 
     async def get_transaction(self, transaction_id: str) -> TransactionSnapshot | None: ...
 
+    async def get_delivery(self, entry_id: str) -> OutboxRecord | None: ...
+
     async def claim_due(self, now: float, limit: int, lease_s: float, owner: str) -> list[OutboxRecord]:
         """Lease up to ``limit`` entries due now (or whose lease expired) to ``owner``."""
 

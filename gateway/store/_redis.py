@@ -284,6 +284,10 @@ class RedisStore:
         history = sorted((_ATTEMPT.decode(a) for a in attempts), key=lambda a: (a.started_at, a.outbox_id, a.number))
         return _transaction(txn), records, history
 
+    async def get_delivery(self, entry_id: str) -> OutboxRecord | None:
+        fields = cast("dict[bytes, bytes]", await self._client.hgetall(f"{self._prefix}outbox:{entry_id}"))
+        return _outbox([part for pair in fields.items() for part in pair]) if fields else None
+
     async def claim_due(self, now: float, limit: int, lease_s: float, owner: str) -> list[OutboxRecord]:
         reply = await self._claim(
             keys=[self._pending, self._inflight, self._token],

@@ -261,6 +261,10 @@ class SqliteStore:
         ]
         return _transaction(row), entries, attempts
 
+    async def get_delivery(self, entry_id: str) -> OutboxRecord | None:
+        row = self._db.execute(f"select {_OUTBOX_COLUMNS} from outbox where id = ?", (entry_id,)).fetchone()
+        return None if row is None else _outbox(row)
+
     async def claim_due(self, now: float, limit: int, lease_s: float, owner: str) -> list[OutboxRecord]:
         def work(db: sqlite3.Connection) -> list[OutboxRecord]:
             token = db.execute(

@@ -56,3 +56,30 @@ def test_a_newer_update_waits_for_the_older_ones_delivery(tmp_path: Path, backen
         first, second = (d["history"][-1] for d in deliveries)
         first_ended = datetime.fromisoformat(first["started_at"]) + timedelta(milliseconds=first["duration_ms"])
         assert datetime.fromisoformat(second["started_at"]) >= first_ended  # one at a time
+
+
+def test_a_dead_update_is_not_replayed_over_a_newer_one(tmp_path: Path, backend: dict[str, str]) -> None:
+    """The ERP rejects the first update of an account; a second is delivered. Replaying the first
+    would leave the ERP with the older data: both replays refuse it and say why."""
+    erp = Proc.erp(tmp_path)
+    hub = Proc.hub("hub", tmp_path, hub_env(erp.url, tmp_path / "data", **backend))
+    with cleanup(hub, erp):
+        erp.start()
+        hub.start()
+        api = hub.client()
+        set_faults(erp, error_status=422, remaining=1, path_prefix="/erp/customers")
+        wait = {"Prefer": "wait=10"}
+        older = api.put("/v1/accounts/ACC-OLD-1", json=factories.account_details(family="Older"), headers=wait)
+        assert next(d for d in older.json()["deliveries"] if d["target"] == "erp")["state"] == "dead", older.text
+        newer = api.put("/v1/accounts/ACC-OLD-1", json=factories.account_details(family="Newer"), headers=wait)
+        assert next(d for d in newer.json()["deliveries"] if d["target"] == "erp")["state"] == "done", newer.text
+        (dead,) = api.get("/v1/admin/dead-letters", params={"target": "erp"}).json()["items"]
+        assert dead["transaction_id"] == older.json()["id"]
+
+        one = api.post(f"/v1/admin/dead-letters/{dead['id']}/replay")
+        assert one.status_code == 409, one.text
+        assert newer.json()["id"] in one.json()["detail"]
+        bulk = api.post("/v1/admin/dead-letters/replay", json={"target": "erp"})
+        assert bulk.json() == {"replayed": [], "superseded": [dead["id"]]}
+        customer = httpx.get(f"{erp.url}/erp/customers/ACC-OLD-1", timeout=5).json()
+        assert customer["name"] == "Newer, Ana"

@@ -804,3 +804,15 @@ async def test_repair_order_changes_nothing_that_is_in_order(store: Store) -> No
     await _finish(store, claimed[0], "done", now)
     assert await store.repair_order() == 0
     assert len(await store.claim_due(now, 10, lease_s=30, owner="a")) == 1
+
+
+async def test_a_delivery_is_read_back_by_its_id(store: Store) -> None:
+    now = time.time()
+    txn, resource, outbox = _transaction(now, deliveries=1)
+    outbox[0].order_key = "t0:journal:J1"
+    await store.accept(txn, [resource], outbox)
+    snapshot = await store.get_transaction(txn.id)
+    assert snapshot is not None
+    assert await store.get_delivery(outbox[0].id) == snapshot[1][0]
+    assert (await store.get_delivery(outbox[0].id)).order_key == "t0:journal:J1"  # type: ignore[union-attr]
+    assert await store.get_delivery("dlv_missing") is None
