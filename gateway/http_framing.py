@@ -60,8 +60,11 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
             self._refuse()
 
     def _answering(self) -> bool:
-        # self.cycle is the last request parsed; the ones before it finish first (pipelined in order).
-        return (self.cycle is not None and not self.cycle.response_complete) or bool(self.pipeline)
+        """Whether whole requests before the unparsable data are still being answered. self.cycle is
+        the last request parsed (the ones before it finish first); when the bad data is its own body
+        (it has not finished arriving), the 400 is its answer and goes out at once, as uvicorn does."""
+        cycle = self.cycle
+        return (cycle is not None and not cycle.response_complete and not cycle.more_body) or bool(self.pipeline)
 
     def _refuse(self) -> None:
         self._unparsable = False

@@ -74,3 +74,10 @@ def test_requests_pipelined_before_an_unparsable_one_are_answered_first(port: in
     statuses = [line.split(b" ")[1] for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
     assert statuses == [b"204", b"204", b"400"]
     assert answer.endswith(b"}")  # the problem body, and then the connection closed
+
+
+def test_a_request_whose_own_body_cannot_be_parsed_gets_the_400_as_its_answer(port: int) -> None:
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+    answer = _exchange(port, raw)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.count(b"HTTP/1.1 ") == 1  # and nothing after it: the connection is closed
