@@ -8,6 +8,8 @@ the older data while the hub shows the newer. Over both backends, with the hub d
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,13 +36,20 @@ def erp_delivery(api: httpx.Client, transaction_id: str) -> dict[str, Any]:
     return poll(f"the ERP delivery of {transaction_id}", done, timeout_s=15)
 
 
-def test_a_newer_update_waits_for_the_older_ones_delivery(tmp_path: Path, backend: dict[str, str]) -> None:
+@contextmanager
+def erp_and_hub(tmp_path: Path, backend: dict[str, str]) -> Iterator[tuple[Proc, httpx.Client]]:
+    """An ERP stub and a hub delivering only to it, running; the ERP and a client of the hub."""
     erp = Proc.erp(tmp_path)
     hub = Proc.hub("hub", tmp_path, hub_env(erp.url, tmp_path / "data", **backend))
     with cleanup(hub, erp):
         erp.start()
         hub.start()
-        api = hub.client()
+        with hub.client() as api:
+            yield erp, api
+
+
+def test_a_newer_update_waits_for_the_older_ones_delivery(tmp_path: Path, backend: dict[str, str]) -> None:
+    with erp_and_hub(tmp_path, backend) as (erp, api):
         set_faults(erp, latency_ms=1500, remaining=1, path_prefix="/erp/customers")
         older = api.put(f"/v1/accounts/{ACCOUNT}", json=factories.account_details(family="Older"))
         assert older.status_code == 202, older.text
@@ -61,12 +70,7 @@ def test_a_newer_update_waits_for_the_older_ones_delivery(tmp_path: Path, backen
 def test_a_dead_update_is_not_replayed_over_a_newer_one(tmp_path: Path, backend: dict[str, str]) -> None:
     """The ERP rejects the first update of an account; a second is delivered. Replaying the first
     would leave the ERP with the older data: both replays refuse it and say why."""
-    erp = Proc.erp(tmp_path)
-    hub = Proc.hub("hub", tmp_path, hub_env(erp.url, tmp_path / "data", **backend))
-    with cleanup(hub, erp):
-        erp.start()
-        hub.start()
-        api = hub.client()
+    with erp_and_hub(tmp_path, backend) as (erp, api):
         set_faults(erp, error_status=422, remaining=1, path_prefix="/erp/customers")
         wait = {"Prefer": "wait=10"}
         older = api.put("/v1/accounts/ACC-OLD-1", json=factories.account_details(family="Older"), headers=wait)
