@@ -1,10 +1,14 @@
-"""The server's own answer to a request it cannot parse, as an RFC 9457 problem.
+"""The server's own answers to a request it cannot take, as RFC 9457 problems.
 
 uvicorn answers bad HTTP framing (a malformed request line or header, a NUL in a header value, a bad
 ``Content-Length`` or chunk size) itself, before the app sees the request, with a ``text/plain`` 400.
 Every other refusal of the hub is ``application/problem+json``; these protocol classes (uvicorn's
-httptools and h11 ones, answering the same 400 and closing the connection as they do) make this one
-the same. The detail is fixed text: what could not be parsed may be a patient's data.
+httptools and h11 ones, answering and closing the connection as they do) make this one the same. The
+details are fixed text: what could not be parsed may be a patient's data.
+
+httptools also reads a request line and headers of any length (a helper's 1 MiB header was served):
+here a head longer than ``MAX_HEAD_BYTES`` is refused with a 431 before more of it is read. (h11 has
+its own limit, ``h11_max_incomplete_event_size``, and answers over it with the 400 below.)
 """
 
 from __future__ import annotations
@@ -15,28 +19,55 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.problems import PROBLEM_JSON, Problem, problem_type
 
-__all__ = ["ProblemH11Protocol", "ProblemHttpToolsProtocol", "unparsable_request_response"]
+__all__ = [
+    "MAX_HEAD_BYTES",
+    "ProblemH11Protocol",
+    "ProblemHttpToolsProtocol",
+    "head_too_large_response",
+    "unparsable_request_response",
+]
 
-_BODY = msgspec.json.encode(
-    Problem(
-        type=problem_type("malformed-request"),
-        title="Request could not be read",
-        status=400,
-        detail="the request is not valid HTTP/1.1 (request line, header syntax, Content-Length or chunk framing)",
-    )
+# Request line plus headers, about: counted as received, so a head can run over by one read.
+MAX_HEAD_BYTES = 65_536
+# After a refusal the connection is half-closed and what still arrives is read and dropped for this
+# long: closing with unread data makes the kernel reset the connection, and the client may then lose
+# the answer it was sent.
+LINGER_S = 2.0
+
+
+def _response(status_line: bytes, problem: Problem, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A whole response: status line, the server's default headers (date, server), the problem, close."""
+    body = msgspec.json.encode(problem)
+    head = [status_line]
+    head += [name + b": " + value + b"\r\n" for name, value in default_headers]
+    head += [
+        b"content-type: " + PROBLEM_JSON.encode() + b"\r\n",
+        b"content-length: " + str(len(body)).encode() + b"\r\n",
+        b"connection: close\r\n\r\n",
+    ]
+    return b"".join(head) + body
+
+
+_UNPARSABLE = Problem(
+    type=problem_type("malformed-request"),
+    title="Request could not be read",
+    status=400,
+    detail="the request is not valid HTTP/1.1 (request line, header syntax, Content-Length or chunk framing)",
+)
+_HEAD_TOO_LARGE = Problem(
+    type=problem_type("headers-too-large"),
+    title="Request header fields too large",
+    status=431,
+    detail=f"the request line and headers exceed {MAX_HEAD_BYTES} bytes",
 )
 
 
 def unparsable_request_response(default_headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The whole 400 response: status line, the server's default headers (date, server), the problem."""
-    head = [b"HTTP/1.1 400 Bad Request\r\n"]
-    head += [name + b": " + value + b"\r\n" for name, value in default_headers]
-    head += [
-        b"content-type: " + PROBLEM_JSON.encode() + b"\r\n",
-        b"content-length: " + str(len(_BODY)).encode() + b"\r\n",
-        b"connection: close\r\n\r\n",
-    ]
-    return b"".join(head) + _BODY
+    return _response(b"HTTP/1.1 400 Bad Request\r\n", _UNPARSABLE, default_headers)
+
+
+def head_too_large_response(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    return _response(b"HTTP/1.1 431 Request Header Fields Too Large\r\n", _HEAD_TOO_LARGE, default_headers)
 
 
 class ProblemHttpToolsProtocol(HttpToolsProtocol):
@@ -44,38 +75,82 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
     request pipelined before it is still being answered. uvicorn then wrote its 400 at once and closed
     the connection: the client, pairing responses with requests in order, read the 400 as the answer
     to the earlier request, which nevertheless ran (a journal refused on the wire but posted). Here the
-    400 waits until the requests before it have been answered."""
+    refusal waits, reading paused, until the requests before it have been answered."""
 
-    _unparsable = False
+    _refusal: bytes | None = None  # the answer waiting for the requests before it
+    _refused = False  # answered: what still arrives is dropped
+    _in_head = True  # the bytes arriving belong to a request line or headers
+    _head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._in_head and self._head_bytes > MAX_HEAD_BYTES and self._refusal is None:
+            self._refuse(head_too_large_response(self.server_state.default_headers))
+
+    def on_headers_complete(self) -> None:
+        self._in_head, self._head_bytes = False, 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # what arrives next is the next request's head
 
     def send_400_response(self, msg: str) -> None:
-        if self._answering():
-            self._unparsable = True  # sent by on_response_complete once they are answered
-            return
-        self._refuse()
+        self._refuse(unparsable_request_response(self.server_state.default_headers))
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._unparsable and not self._answering():
-            self._refuse()
+        if self._refusal is not None and not self._answering():
+            self._send(self._refusal)
+
+    def _refuse(self, response: bytes) -> None:
+        if self._answering():
+            self._refusal = response  # sent by on_response_complete once they are answered
+            self.flow.pause_reading()
+        else:
+            self._send(response)
 
     def _answering(self) -> bool:
-        """Whether whole requests before the unparsable data are still being answered. self.cycle is
-        the last request parsed (the ones before it finish first); when the bad data is its own body
-        (it has not finished arriving), the 400 is its answer and goes out at once, as uvicorn does."""
+        """Whether whole requests before the refused data are still being answered. self.cycle is the
+        last request parsed (the ones before it finish first); when the bad data is its own body (it
+        has not finished arriving), the refusal is its answer and goes out at once, as uvicorn does."""
         cycle = self.cycle
         return (cycle is not None and not cycle.response_complete and not cycle.more_body) or bool(self.pipeline)
 
-    def _refuse(self) -> None:
-        self._unparsable = False
+    def _send(self, response: bytes) -> None:
+        self._refusal = None
         if not self.transport.is_closing():
-            self.transport.write(unparsable_request_response(self.server_state.default_headers))
-            self.transport.close()
+            self._refused = True
+            _answer_and_linger(self, response)
 
 
 class ProblemH11Protocol(H11Protocol):
+    _refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
+
     def send_400_response(self, msg: str) -> None:
         # Written raw, as the httptools class does: h11's state machine has already failed on this
-        # connection, which is closed right after.
-        self.transport.write(unparsable_request_response(self.server_state.default_headers))
-        self.transport.close()
+        # connection, which is closed after the linger.
+        if not self.transport.is_closing():
+            self._refused = True
+            _answer_and_linger(self, unparsable_request_response(self.server_state.default_headers))
+
+
+def _answer_and_linger(protocol: HttpToolsProtocol | H11Protocol, response: bytes) -> None:
+    """Write the refusal, half-close, drain what the client is still sending, close after LINGER_S
+    (the protocol's data_received drops what arrives once it has refused)."""
+    transport = protocol.transport
+    transport.write(response)
+    if not transport.can_write_eof():
+        transport.close()
+        return
+    transport.write_eof()  # the client reads the answer, then the end
+    protocol.flow.resume_reading()
+    protocol.loop.call_later(LINGER_S, transport.close)

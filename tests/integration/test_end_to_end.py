@@ -205,3 +205,16 @@ def test_a_body_that_stops_arriving_gets_a_408_and_the_connection_closes(hub: Se
     problem = json.loads(rest.partition(b"\r\n\r\n")[2])
     assert (problem["status"], problem["type"]) == (408, "urn:billing-hub:problem:request-timeout")
     assert 2.5 < elapsed < 10
+
+
+def test_a_head_over_the_limit_gets_a_431_problem(hub: Service) -> None:
+    """httptools reads headers of any length; the hub stops at about 64 KiB (gateway/http_framing.py)."""
+    raw = b"GET /health HTTP/1.1\r\nHost: hub\r\nX-Filler: " + b"a" * 1_048_576 + b"\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", httpx.URL(hub.url).port or 80), timeout=10) as sock:
+        sock.sendall(raw)  # the hub drains what it does not read, so the answer is not lost to a reset
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), head
+    assert json.loads(body)["type"] == "urn:billing-hub:problem:headers-too-large"
