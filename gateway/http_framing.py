@@ -6,12 +6,15 @@ Every other refusal of the hub is ``application/problem+json``; these protocol c
 httptools and h11 ones, answering and closing the connection as they do) make this one the same. The
 details are fixed text: what could not be parsed may be a patient's data.
 
-httptools also reads a request line and headers of any length (a helper's 1 MiB header was served):
-here a head longer than ``MAX_HEAD_BYTES`` is refused with a 431 before more of it is read. (h11 has
-its own limit, ``h11_max_incomplete_event_size``, and answers over it with the 400 below.)
+httptools also reads a request line and headers of any length (a helper's 1 MiB header was served),
+for as long as they take: here a head longer than ``MAX_HEAD_BYTES`` is refused with a 431 before more
+of it is read, and one still incomplete ``HEAD_TIMEOUT_S`` after it began with a 408. (h11 has its own
+size limit, ``h11_max_incomplete_event_size``, and answers over it with the 400 below.)
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import msgspec
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -24,6 +27,7 @@ __all__ = [
     "ProblemH11Protocol",
     "ProblemHttpToolsProtocol",
     "head_too_large_response",
+    "head_too_slow_response",
     "unparsable_request_response",
 ]
 
@@ -33,6 +37,10 @@ MAX_HEAD_BYTES = 65_536
 # long: closing with unread data makes the kernel reset the connection, and the client may then lose
 # the answer it was sent.
 LINGER_S = 2.0
+# A request line and headers still incomplete this long after their first bytes are refused (408): a
+# client trickling them a byte at a time would otherwise hold its connection for good. The timer is
+# only armed when a head does not arrive whole in one read, so ordinary requests never pay for it.
+HEAD_TIMEOUT_S = 30.0
 
 
 def _response(status_line: bytes, problem: Problem, default_headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -54,6 +62,12 @@ _UNPARSABLE = Problem(
     status=400,
     detail="the request is not valid HTTP/1.1 (request line, header syntax, Content-Length or chunk framing)",
 )
+_HEAD_TOO_SLOW = Problem(
+    type=problem_type("request-timeout"),
+    title="Request headers not received in time",
+    status=408,
+    detail=f"the request line and headers did not arrive within {HEAD_TIMEOUT_S:g} s",
+)
 _HEAD_TOO_LARGE = Problem(
     type=problem_type("headers-too-large"),
     title="Request header fields too large",
@@ -70,6 +84,10 @@ def head_too_large_response(default_headers: list[tuple[bytes, bytes]]) -> bytes
     return _response(b"HTTP/1.1 431 Request Header Fields Too Large\r\n", _HEAD_TOO_LARGE, default_headers)
 
 
+def head_too_slow_response(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    return _response(b"HTTP/1.1 408 Request Timeout\r\n", _HEAD_TOO_SLOW, default_headers)
+
+
 class ProblemHttpToolsProtocol(HttpToolsProtocol):
     """httptools parses everything that arrived at once, so a malformed request can be found while a
     request pipelined before it is still being answered. uvicorn then wrote its 400 at once and closed
@@ -81,6 +99,8 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
     _refused = False  # answered: what still arrives is dropped
     _in_head = True  # the bytes arriving belong to a request line or headers
     _head_bytes = 0
+    _head_timer: asyncio.TimerHandle | None = None
+    head_timeout_s = HEAD_TIMEOUT_S
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -88,12 +108,29 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._in_head and self._head_bytes > MAX_HEAD_BYTES and self._refusal is None:
+        if not self._in_head or not self._head_bytes or self._refusal is not None:
+            return
+        if self._head_bytes > MAX_HEAD_BYTES:
             self._refuse(head_too_large_response(self.server_state.default_headers))
+        elif self._head_timer is None:  # a head arriving in pieces: it has head_timeout_s in all
+            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_too_slow)
 
     def on_headers_complete(self) -> None:
         self._in_head, self._head_bytes = False, 0
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._in_head and self._refusal is None:
+            self._refuse(head_too_slow_response(self.server_state.default_headers))
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -27,10 +28,11 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-@pytest.fixture(params=[ProblemHttpToolsProtocol, ProblemH11Protocol], ids=["httptools", "h11"])
-def port(request: pytest.FixtureRequest) -> Iterator[int]:
+@contextmanager
+def _serving(protocol: type[asyncio.Protocol]) -> Iterator[int]:
+    """uvicorn with ``protocol`` in a thread; its port."""
     port = free_port()
-    config = uvicorn.Config(_app, host="127.0.0.1", port=port, http=request.param, log_level="critical", lifespan="off")
+    config = uvicorn.Config(_app, host="127.0.0.1", port=port, http=protocol, log_level="critical", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -38,9 +40,17 @@ def port(request: pytest.FixtureRequest) -> Iterator[int]:
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
-    yield port
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(params=[ProblemHttpToolsProtocol, ProblemH11Protocol], ids=["httptools", "h11"])
+def port(request: pytest.FixtureRequest) -> Iterator[int]:
+    with _serving(request.param) as port:
+        yield port
 
 
 def _exchange(port: int, raw: bytes) -> bytes:
@@ -100,4 +110,33 @@ def test_the_head_limit_leaves_large_bodies_and_ordinary_heads_alone(port: int) 
     head = b"POST / HTTP/1.1\r\nHost: a\r\nX-Filler: " + b"a" * 8_000 + b"\r\nConnection: close\r\n"
     body = b"x" * 1_048_576
     answer = _exchange(port, head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    assert answer.startswith(b"HTTP/1.1 204 ")
+
+
+class _QuickHeadTimeout(ProblemHttpToolsProtocol):
+    head_timeout_s = 0.5
+
+
+def test_a_head_trickling_in_is_refused_after_the_head_timeout() -> None:
+    with _serving(_QuickHeadTimeout) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")  # and the rest never comes
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        waited = time.monotonic() - started
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), head
+    assert json.loads(body)["type"] == "urn:billing-hub:problem:request-timeout"
+    assert 0.4 < waited < 3.5  # the timeout, then the linger's end at the latest
+
+
+def test_a_head_arriving_in_pieces_within_the_timeout_is_served() -> None:
+    with _serving(_QuickHeadTimeout) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for piece in (b"GET / HTTP/1.1\r\n", b"Host: a\r\n", b"Connection: close\r\n\r\n"):
+            sock.sendall(piece)
+            time.sleep(0.2)  # the first piece arms the timer, the last one (0.4 s later) stops it
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
     assert answer.startswith(b"HTTP/1.1 204 ")
