@@ -111,12 +111,9 @@ class WithWork:
         made = cls(
             audit_record=audit_with_work(request.scope, answer.status_code, location), _status=answer.status_code
         )
-        idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
-        if idempotent is not None:
-            made._stored = stored_response(answer.status_code, answer.encode_headers(), answer.body)
-            made.idempotency_record = idempotent.store.final_write(
-                idempotent.key, idempotent.fingerprint, made._stored, idempotent.ttl_s
-            )
+        record = _idempotency_record(request, answer, provisional=False)
+        if record is not None:
+            made._stored, made.idempotency_record = record
         return made
 
     @classmethod
@@ -125,16 +122,8 @@ class WithWork:
         meanwhile meets 409) and the middleware writes its records after the answer, but its
         idempotency record goes in with the work as a provisional one holding ``accepted``, so a
         retry after this process died mid-wait replays the 202 instead of storing the work again."""
-        idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
-        if idempotent is None:
-            return cls()
-        stored = stored_response(accepted.status_code, accepted.encode_headers(), accepted.body)
-        store, key = idempotent.store, idempotent.key
-        return cls(
-            idempotency_record=store.final_write(
-                key, idempotent.fingerprint, stored, idempotent.ttl_s, provisional=True
-            )
-        )
+        record = _idempotency_record(request, accepted, provisional=True)
+        return cls(idempotency_record=record[1]) if record is not None else cls()
 
     def written(self, request: Request[Any, Any, Any]) -> None:
         """The work and these records are stored: the middleware must not write them a second time
@@ -143,6 +132,21 @@ class WithWork:
             request.scope["state"][IDEMPOTENT_REQUEST].written = self._stored
         if self.audit_record is not None:
             audited_with_work(request.scope, self._status)
+
+
+def _idempotency_record(
+    request: Request[Any, Any, Any], answer: JsonView, *, provisional: bool
+) -> tuple[StoredResponse, FinalWrite | FinalStatement | None] | None:
+    """For an idempotent request: ``answer`` as its record keeps it, and that record as a write the
+    store can make with the work (``None`` when the backend cannot); ``None`` for any other request."""
+    idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
+    if idempotent is None:
+        return None
+    stored = stored_response(answer.status_code, answer.encode_headers(), answer.body)
+    write = idempotent.store.final_write(
+        idempotent.key, idempotent.fingerprint, stored, idempotent.ttl_s, provisional=provisional
+    )
+    return stored, write
 
 
 # What a 409 says when the store refuses a resource (ResourceTaken): by the kind of resource.

@@ -121,7 +121,10 @@ def _fields(flat: list[bytes]) -> dict[bytes, bytes]:
 
 
 def _outbox(flat: list[bytes]) -> OutboxRecord:
-    f = _fields(flat)
+    return _outbox_of(_fields(flat))
+
+
+def _outbox_of(f: dict[bytes, bytes]) -> OutboxRecord:
     values: dict[str, Any] = {"payload": f[b"payload"]}
     for name, key in _OUTBOX_TEXT_B:
         if key in f:
@@ -286,7 +289,7 @@ class RedisStore:
 
     async def get_delivery(self, entry_id: str) -> OutboxRecord | None:
         fields = cast("dict[bytes, bytes]", await self._client.hgetall(f"{self._prefix}outbox:{entry_id}"))
-        return _outbox([part for pair in fields.items() for part in pair]) if fields else None
+        return _outbox_of(fields) if fields else None
 
     async def claim_due(self, now: float, limit: int, lease_s: float, owner: str) -> list[OutboxRecord]:
         reply = await self._claim(
