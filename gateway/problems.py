@@ -245,7 +245,7 @@ def _on_store_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Re
 
 def _on_bad_encoding(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Problem]:
     """Text the hub decodes comes from the request (what it stores is UTF-8 it wrote itself), and
-    msgspec raises this rather than a DecodeError for invalid UTF-8 inside a JSON string."""
+    msgspec up to 0.19 raises this rather than a DecodeError for invalid UTF-8 inside a JSON string."""
     return problem_response(request, 400, "malformed-request", "the request is not valid UTF-8")
 
 

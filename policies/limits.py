@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["ShapeViolation", "check_json_shape", "walk_json_shape"]
+__all__ = ["ShapeViolation", "check_json_shape", "malformed_json_detail", "walk_json_shape"]
 
 _UNTYPED = msgspec.json.Decoder()
 
@@ -34,14 +34,22 @@ def check_json_shape(body: bytes, *, max_depth: int, max_array_length: int) -> N
     walk_json_shape(body, max_depth=max_depth, max_array_length=max_array_length)
 
 
+def malformed_json_detail(exc: Exception) -> str:
+    """What a 400 says of a body msgspec could not decode. Bad UTF-8 inside a string is a
+    ``UnicodeDecodeError`` up to msgspec 0.19 and a ``DecodeError`` saying "UTF-8" since."""
+    if isinstance(exc, UnicodeDecodeError) or "UTF-8" in str(exc):
+        return "the request body is not valid UTF-8 JSON"
+    return "the request body is not valid JSON"
+
+
 def walk_json_shape(body: bytes, *, max_depth: int, max_array_length: int) -> None:
     """The check itself: decode without types and walk the value (also refuses malformed JSON)."""
     try:
         value = _UNTYPED.decode(body)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise ShapeViolation("malformed", malformed_json_detail(exc)) from None
+    except RecursionError:
         raise ShapeViolation("malformed", "the request body is not valid JSON") from None
-    except UnicodeDecodeError:  # msgspec's own error for invalid UTF-8 inside a string
-        raise ShapeViolation("malformed", "the request body is not valid UTF-8 JSON") from None
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()

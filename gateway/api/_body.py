@@ -20,6 +20,7 @@ from litestar.typing import FieldDefinition
 
 from canonical import decoder, money_dec_hook
 from gateway.problems import ProblemError, validation_problem
+from policies.limits import malformed_json_detail
 
 if TYPE_CHECKING:  # Litestar's own types for these hooks live in private modules: annotations only
     from litestar._openapi.schema_generation import SchemaCreator
@@ -36,10 +37,8 @@ def decode_body(body: bytes, type_: type[T]) -> T:
         return decoder(type_).decode(body)
     except msgspec.ValidationError as exc:
         raise validation_problem(exc, type_) from None
-    except msgspec.DecodeError:
-        raise ProblemError(400, "malformed-request", "the request body is not valid JSON") from None
-    except UnicodeDecodeError:  # msgspec raises this, not DecodeError, for bad UTF-8 inside a string
-        raise ProblemError(400, "malformed-request", "the request body is not valid UTF-8 JSON") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise ProblemError(400, "malformed-request", malformed_json_detail(exc)) from None
 
 
 class CanonicalBody(AbstractDTO[T]):
