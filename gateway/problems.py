@@ -167,12 +167,12 @@ def _struct_field_names(root: Any) -> frozenset[str]:
     pending, seen = [root], set()
     while pending:
         current = pending.pop()
-        for candidate in (*getattr(current, "__args__", ()), current):
-            if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct) and candidate not in seen:
-                seen.add(candidate)
-                for field in msgspec.structs.fields(candidate):
-                    names.add(field.encode_name)
-                    pending.append(field.type)
+        pending.extend(getattr(current, "__args__", ()))  # Annotated[list[Line], ...] holds Line two deep
+        if isinstance(current, type) and issubclass(current, msgspec.Struct) and current not in seen:
+            seen.add(current)
+            for field in msgspec.structs.fields(current):
+                names.add(field.encode_name)
+                pending.append(field.type)
     return frozenset(names)
 
 

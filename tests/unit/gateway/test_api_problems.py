@@ -95,6 +95,12 @@ def test_wrong_content_type_is_415(client: TestClient[Any]) -> None:
     [
         ("/v1/journals", {**factories.journal(), "extra": 1}, "$", "a field this schema does not have"),
         ("/v1/journals", {**factories.journal(), "ledgr": 1}, "$", "did you mean `ledger`?"),
+        (  # a line's fields sit inside Annotated[list[JournalLine], ...]: two levels of type arguments
+            "/v1/journals",
+            {**factories.journal(), "lines": [{"acount": "1000", "debit": "1.00"}, {"account": "2", "credit": "1.00"}]},
+            "$.lines[0]",
+            "did you mean `account`?",
+        ),
         (
             "/v1/journals",
             {
