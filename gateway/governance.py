@@ -1,7 +1,8 @@
 """The policy chain every ``/v1`` call passes, in order, before its handler runs:
 
     authenticate (401) -> scope (403) -> rate limit (429 / 503) -> content type (415)
-    -> body size (413) -> JSON shape (400 / 413) -> idempotency (400 / 409 / 422, or replay)
+    -> body size (413) -> JSON shape and repeated member names (400 / 413)
+    -> idempotency (400 / 409 / 422, or replay)
 
 It is one ASGI middleware rather than guards because idempotency has to capture the response and
 guards cannot, and because the order matters: the client id must be known before the rate-limit and
@@ -22,7 +23,7 @@ import msgspec
 from litestar.types import ASGIApp
 
 from gateway.governance_state import Governance
-from gateway.problems import PROBLEM_JSON, Problem, problem_type, route_template
+from gateway.problems import PROBLEM_JSON, Problem, body_field_names, problem_type, route_template
 from gateway.tracing import current_trace_id
 from policies.audit import AuditEntry, AuditPush, InTransaction
 from policies.config import RoutePolicy
@@ -37,7 +38,7 @@ from policies.idempotency import (
     StoredResponse,
     fingerprint,
 )
-from policies.limits import ShapeViolation, check_json_shape
+from policies.limits import ShapeViolation, check_json_shape, find_duplicate_member
 from policies.ratelimit import RateLimiterUnavailable, rate_limit_headers, state_key
 from policies.redaction import PhiHasher
 
@@ -279,10 +280,13 @@ async def _checked_body(
     if decodes_json or media_type.endswith("json"):
         try:
             check_json_shape(body, max_depth=limits.max_json_depth, max_array_length=limits.max_array_length)
+            repeated = find_duplicate_member(body)
         except ShapeViolation as violation:
             if violation.kind == "array_too_long":
                 raise Refusal(413, "payload-too-large", str(violation)) from None
             raise Refusal(400, "malformed-request", str(violation)) from None
+        if repeated is not None:
+            raise Refusal(400, "malformed-request", repeated.describe(body_field_names(scope["route_handler"])))
     return body
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "FieldError",
     "Problem",
     "ProblemError",
+    "body_field_names",
     "exception_handlers",
     "problem_type",
     "route_template",
@@ -157,7 +158,12 @@ def _safe_message(message: str, known_fields: frozenset[str]) -> str:
 
 
 def _known_field_names(request: Request[Any, Any, Any]) -> frozenset[str]:
-    handler = request.scope.get("route_handler")
+    return body_field_names(request.scope.get("route_handler"))
+
+
+def body_field_names(handler: Any) -> frozenset[str]:
+    """The field names of the Struct a route handler decodes its body into (none if it decodes none):
+    the names a problem may repeat back to the client, as no PHI can hide in them."""
     data_type = getattr(getattr(handler, "parsed_data_field", None), "annotation", None)
     return _struct_field_names(data_type) if data_type is not None else frozenset()
 

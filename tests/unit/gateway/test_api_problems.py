@@ -1,5 +1,7 @@
 """Bad input always gets a 4xx RFC 9457 problem naming what is wrong — never a 500."""
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,24 @@ def test_a_claim_an_837p_cannot_carry_is_refused_naming_the_fields(client: TestC
     text = str(body)
     assert "Brien" not in text  # names are PHI: the problem names the fields, never the values
     assert "José" not in text
+
+
+def test_a_member_named_twice_is_refused_naming_it_and_nothing_is_stored(client: TestClient[Any]) -> None:
+    """msgspec keeps the last of two same-named members: this journal would have posted a 1.00 debit
+    where the client's serializer wrote 900.00 first."""
+    text = json.dumps(factories.journal(amount="900.00"))
+    body = text.replace('"debit": "900.00"', '"debit": "900.00", "debit": "1.00"', 1).encode()
+    response = client.post("/v1/journals", content=body, headers={"content-type": "application/json"})
+    problem = _problem(response, 400, "malformed-request")
+    assert problem["detail"] == 'the member "debit" appears more than once in the object at $.lines[0]'
+    with client.portal() as portal:  # nothing waits for delivery
+        assert portal.call(client.app.state.hub.store.outbox_stats, time.time())[0] == 0
+
+
+def test_a_repeated_member_in_phi_is_named_by_field_never_by_value(client: TestClient[Any]) -> None:
+    text = json.dumps(factories.account_details(family="Zebulon"))
+    body = text.replace('"family": "Zebulon"', '"family": "Zebulon", "family": "Other"', 1).encode()
+    response = client.put("/v1/accounts/ACCT-DUP-1", content=body, headers={"content-type": "application/json"})
+    problem = _problem(response, 400, "malformed-request")
+    assert problem["detail"] == 'the member "family" appears more than once in the object at $.patient.name'
+    assert "Zebulon" not in response.text

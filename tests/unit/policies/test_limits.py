@@ -1,4 +1,5 @@
-"""JSON shape limits: the byte-count shortcut never lets through what the full walk refuses."""
+"""JSON shape limits: the byte-count shortcut never lets through what the full walk refuses; a
+member name repeated in one object is found, with where it is."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.limits import ShapeViolation, check_json_shape, walk_json_shape
+from policies.limits import DuplicateMember, ShapeViolation, check_json_shape, find_duplicate_member, walk_json_shape
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='ab,[]{}"\\ ', max_size=6),
@@ -54,3 +55,49 @@ def test_malformed_json_is_left_to_the_typed_decoder_when_small_and_refused_when
     with pytest.raises(ShapeViolation) as malformed:
         walk_json_shape(b"{nope", max_depth=32, max_array_length=100)
     assert malformed.value.kind == "malformed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_a_body_encoded_from_any_value_has_no_repeated_member(value: Any) -> None:
+    assert find_duplicate_member(msgspec.json.encode(value)) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values, st.text(max_size=4))
+def test_a_repeat_added_anywhere_is_found_where_it_was_added(value: Any, name: str) -> None:
+    """Wrap the value in an object that names ``name`` twice, inside a list inside an object."""
+    member = msgspec.json.encode(name)
+    inner = b"{" + member + b":1," + member + b":" + msgspec.json.encode(value) + b"}"
+    body = b'{"lines":[0,' + inner + b"]}"
+    assert find_duplicate_member(body) == DuplicateMember(("lines", 1), name)
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        (b'{"debit":"900.00","credit":"1.00","debit":"9.00"}', DuplicateMember((), "debit")),
+        (b'{"a":1,"\\u0061":2}', DuplicateMember((), "a")),  # an escape names the same member
+        # the first in document order, past a deeper one later on
+        (b'{"x":{"k":1,"k":2},"y":[{"k":1,"k":2}]}', DuplicateMember(("x",), "k")),
+        (b'{"n":' + b"9" * 5000 + b',"n":1}', DuplicateMember((), "n")),  # past Python's int-digit limit
+        (b'{"a":{"a":1},"b":[{"a":1},{"a":2}]}', None),  # the same name in different objects
+        (b"{nope", None),  # not JSON: the typed decoder refuses it with its own reason
+        (b'{"a":"\xff","a":1}', None),  # not UTF-8: likewise
+    ],
+)
+def test_repeated_members(body: bytes, found: DuplicateMember | None) -> None:
+    assert find_duplicate_member(body) == found
+
+
+def test_a_repeat_is_described_naming_only_schema_field_names() -> None:
+    known = frozenset({"lines", "debit"})
+    assert (
+        DuplicateMember(("lines", 2), "debit").describe(known)
+        == 'the member "debit" appears more than once in the object at $.lines[2]'
+    )
+    # A name the client made up may carry anything (PHI included): it is not repeated back.
+    assert (
+        DuplicateMember(("Jane Doe", 0), "1962-04-01").describe(known)
+        == "a member name appears more than once in the object at $.*[0]"
+    )
