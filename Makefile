@@ -13,9 +13,9 @@ help: ## list the tasks
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(PY) pyproject.toml
+$(STAMP): $(PY) pyproject.toml scripts/constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c scripts/constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv (if missing) and install the hub with its dev tools
