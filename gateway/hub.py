@@ -108,9 +108,20 @@ class Hub:
         await self.store.close()
 
     def prepare(
-        self, *, client_id: str, kind: str, resource: ResourceRecord, deliveries: list[Delivery]
+        self,
+        *,
+        client_id: str,
+        kind: str,
+        resource: ResourceRecord,
+        deliveries: list[Delivery],
+        written_once: bool = False,
     ) -> tuple[TransactionRecord, list[OutboxRecord]]:
-        """The records of a new piece of work, nothing written yet (so the answer can be built first)."""
+        """The records of a new piece of work, nothing written yet (so the answer can be built first).
+
+        Deliveries of one resource to one target go one at a time, in order (their ``order_key``).
+        ``written_once`` says no later work can deliver this resource again (its id was minted for
+        this request): then there is no order to keep, and the store skips the queue it would keep.
+        """
         now = time.time()
         transaction = TransactionRecord(
             id=resource.transaction_id or new_id("txn"),
@@ -138,7 +149,7 @@ class Hub:
                 traceparent=current_traceparent(),
                 client_id=client_id,
                 trace_id=transaction.trace_id,
-                order_key=f"{d.target}:{resource.kind}:{resource.id}",
+                order_key=None if written_once else f"{d.target}:{resource.kind}:{resource.id}",
             )
             for d in deliveries
         ]

@@ -167,6 +167,7 @@ async def accept_work(
     deliveries: list[Delivery],
     extra_resources: list[ResourceRecord] | None = None,
     new_only: bool = False,
+    written_once: bool = False,
 ) -> JsonView:
     """Store the work, then answer 202 with ``Location`` (or, with ``Prefer: wait``, 200 with the
     final state when it is reached in time).
@@ -176,7 +177,9 @@ async def accept_work(
     meanwhile must meet 409), so its records are written after it, by the middleware, as for every
     other route; only a provisional idempotency record goes in with the work (``WithWork.waiting``).
     """
-    transaction, outbox = hub.prepare(client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries)
+    transaction, outbox = hub.prepare(
+        client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries, written_once=written_once
+    )
     wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
     href = f"/v1/transactions/{transaction.id}"
     location = (b"location", href.encode())

@@ -65,6 +65,7 @@ class JournalController(Controller):
             resource=new_resource("journal", journal_id, client_id, data, transaction_id),
             deliveries=[Delivery("erp", "post_journal", encode(data))],
             extra_resources=[reference],
+            written_once=True,  # journals are never updated: nothing can be delivered out of order
         )
 
     @get(

@@ -209,9 +209,13 @@ class SqliteStore:
         ]  # fmt: skip
         statements += [_resource_statement(r) for r in resources]
         marks = ",".join("?" * len(_OUTBOX_FIELDS))
-        insert = f"insert into outbox ({_OUTBOX_COLUMNS}, order_seq) values ({marks}, {_ORDER_SEQ})"
+        queued = f"insert into outbox ({_OUTBOX_COLUMNS}, order_seq) values ({marks}, {_ORDER_SEQ})"
+        unordered = f"insert into outbox ({_OUTBOX_COLUMNS}) values ({marks})"
         for e in outbox:
-            statements += [_NEXT_IN_ORDER, (insert, _outbox_values(e))]
+            if e.order_key is None:  # no order to keep: no place in a queue to take
+                statements.append((unordered, _outbox_values(e)))
+            else:
+                statements += [_NEXT_IN_ORDER, (queued, _outbox_values(e))]
         if idempotency_record is not None:
             statements.append((idempotency_record.sql, idempotency_record.params))
         await self._write(statements, audit_record, guard=lambda db: _check_owners(db, resources, create_only))

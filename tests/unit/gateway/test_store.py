@@ -816,3 +816,32 @@ async def test_a_delivery_is_read_back_by_its_id(store: Store) -> None:
     assert await store.get_delivery(outbox[0].id) == snapshot[1][0]
     assert (await store.get_delivery(outbox[0].id)).order_key == "t0:journal:J1"  # type: ignore[union-attr]
     assert await store.get_delivery("dlv_missing") is None
+
+
+async def _finish_all(store: Store, now: float) -> None:
+    for entry in await store.claim_due(now, 10, lease_s=30, owner="a"):
+        await _finish(store, entry, "done", now)
+
+
+@pytest.mark.redis
+async def test_an_entry_without_an_order_key_leaves_no_queue_in_redis(redis_stores: RedisStores) -> None:
+    """A journal's delivery has no order to keep (its resource is written once): no queue, no counter."""
+    store, now = redis_stores.new(), time.time()
+    await _queue(store, now, None, None)
+    assert not {k for k in await redis_stores.keys() if "order" in k.removeprefix(redis_stores.prefix)}
+    await _finish_all(store, now)
+    await _queue(store, now, "erp:account:A")  # while a keyed one does take its place
+    ordered = {k.removeprefix(redis_stores.prefix) for k in await redis_stores.keys() if "order" in k}
+    assert ordered == {"order-seq", "order-queues", "order:erp:account:A"}
+
+
+async def test_an_entry_without_an_order_key_takes_no_place_in_sqlite(tmp_path: Path) -> None:
+    store, now = SqliteStore(tmp_path / "hub.sqlite3", durability="normal"), time.time()
+    try:
+        await _queue(store, now, None, None, "erp:account:A")
+        places = store._db.execute("select order_key, order_seq from outbox order by order_seq").fetchall()
+        taken = store._db.execute("select value from counters where name = 'delivery-order'").fetchone()[0]
+        assert [tuple(p) for p in places] == [(None, None), (None, None), ("erp:account:A", 1)]
+        assert taken == 1
+    finally:
+        await store.close()
