@@ -103,7 +103,13 @@ def _check_configuration(settings: Settings, app: Litestar | None = None) -> Non
 
     if app is not None:  # the policy must cover the app's operations
         http = jwks_client()  # the policy only keeps it; keys are fetched on the first token
-        PolicyHolder(policy_path(settings), v1_operations(app), http=http, keyed=keyed_operations(app))
+        PolicyHolder(
+            policy_path(settings),
+            v1_operations(app),
+            http=http,
+            keyed=keyed_operations(app),
+            longest_wait_s=settings.max_wait_s,
+        )
         asyncio.run(http.aclose())
     for connector in build_connectors(settings).values():  # unused: closing only releases its client
         asyncio.run(connector.aclose())

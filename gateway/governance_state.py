@@ -93,7 +93,9 @@ class Governance:
         keyed: frozenset[str] | None = None,
     ) -> Governance:
         jwks_http = jwks_client()
-        holder = PolicyHolder(policy_path(settings), operations, http=jwks_http, keyed=keyed)
+        holder = PolicyHolder(
+            policy_path(settings), operations, http=jwks_http, keyed=keyed, longest_wait_s=settings.max_wait_s
+        )
         # Without a configured key, tags correlate within this process only.
         hasher = PhiHasher(settings.phi_hash_key.encode() if settings.phi_hash_key else secrets.token_bytes(32))
         if settings.state_backend == "redis":

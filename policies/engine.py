@@ -121,13 +121,16 @@ class PolicyHolder:
         operations: frozenset[str],
         http: httpx.AsyncClient | None = None,
         keyed: frozenset[str] | None = None,
+        longest_wait_s: float = 0.0,
     ) -> None:
         """``operations``: every operationId the file must cover; ``keyed``: those that take an
-        Idempotency-Key (POST with a body), where ``idempotency = "required"`` can be enforced."""
+        Idempotency-Key (POST with a body), where ``idempotency = "required"`` can be enforced;
+        ``longest_wait_s``: the longest a request may wait for its work (``Prefer: wait``)."""
         self.path = path
         self.operations = operations
         self.http = http
         self.keyed = keyed
+        self.longest_wait_s = longest_wait_s
         self.current = self._load()
         self.last_error: str | None = None
 
@@ -145,6 +148,13 @@ class PolicyHolder:
                     f'{self.path}: idempotency = "required" applies only to operations that take an '
                     f"Idempotency-Key (POST with a body): {', '.join(unkeyed)}"
                 )
+        if policy.idempotency.ttl_s <= self.longest_wait_s:
+            # A key's in-flight claim lasts at most its TTL: a retry would store the work a second
+            # time while the first request still waited for it.
+            raise PolicyError(
+                f"{self.path}: idempotency.ttl_s ({policy.idempotency.ttl_s:g} s) must be longer than the "
+                f"longest Prefer: wait this hub allows (BILLING_HUB_MAX_WAIT_S, {self.longest_wait_s:g} s)"
+            )
         return compile_policy(policy, self.http)
 
     def reload(self) -> str | None:

@@ -224,3 +224,14 @@ def _environ(service: Service) -> dict[str, str]:
         for line in Path(f"/proc/{service.process.pid}/environ").read_text().split("\0")
         if "=" in line
     )
+
+
+def test_a_policy_whose_idempotency_ttl_a_wait_outlasts_stops_start_up(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(TEST_POLICY.read_text().replace("ttl_s = 3600", "ttl_s = 20"))
+    env = {**os.environ, "BILLING_HUB_POLICY_FILE": str(policy), "BILLING_HUB_DATA_DIR": str(tmp_path / "data"),
+           "BILLING_HUB_MAX_WAIT_S": "30"}  # fmt: skip
+    refused = subprocess.run(hub_argv(free_port()), env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "idempotency.ttl_s (20 s) must be longer than the longest Prefer: wait" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -128,3 +128,21 @@ def test_required_idempotency_where_no_key_is_taken_is_refused(tmp_path: Path) -
     with pytest.raises(PolicyError, match=r"routes\.putAccount"):
         PolicyHolder(policy, operations, keyed=frozenset({"postJournal"}))
     assert PolicyHolder(policy, operations, keyed=frozenset({"postJournal", "putAccount"})).current
+
+
+def test_an_idempotency_ttl_no_longer_than_the_longest_wait_is_refused(tmp_path: Path) -> None:
+    """The in-flight claim of a key lasts at most its TTL: with a TTL of 20 s and Prefer: wait up to
+    30 s, a retry 25 s into the wait would have stored the work a second time."""
+    policy = _fixture_with(tmp_path, "ttl_s = 3600", "ttl_s = 20")
+    with pytest.raises(PolicyError, match=r"idempotency\.ttl_s \(20 s\).*30 s"):
+        PolicyHolder(policy, frozenset(), longest_wait_s=30)
+    assert PolicyHolder(policy, frozenset(), longest_wait_s=10).current  # long enough there
+
+    policy.write_text(FIXTURE.read_text())
+    holder = PolicyHolder(policy, frozenset(), longest_wait_s=30)
+    before = holder.current
+    policy.write_text(FIXTURE.read_text().replace("ttl_s = 3600", "ttl_s = 30"))  # equal is too short too
+    error = holder.reload()
+    assert error is not None
+    assert "idempotency.ttl_s (30 s)" in error
+    assert holder.current is before
