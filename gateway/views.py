@@ -50,6 +50,10 @@ class DeliveryView(View, kw_only=True, frozen=True):
     error_kind: str | None = None
     error: str | None = None
     next_attempt_at: datetime | None = None
+    # Pending behind an unfinished delivery of the same resource to the same target, accepted
+    # earlier: that one's transaction. Deliveries of one resource to one target go one at a time, in
+    # order; this one goes when that one is done or dead (a replay of a dead one queues anew).
+    held_behind: str | None = None
     history: list[AttemptView] = []
 
 
@@ -96,6 +100,7 @@ def _delivery(entry: OutboxRecord, attempts: list[AttemptRecord]) -> DeliveryVie
         error_kind=entry.error_kind,
         error=entry.error,
         next_attempt_at=timestamp(entry.next_attempt_at) if entry.state == "pending" and entry.attempts else None,
+        held_behind=entry.held_behind,
         history=[
             AttemptView(
                 number=a.number,

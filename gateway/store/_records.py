@@ -67,6 +67,9 @@ class OutboxRecord(msgspec.Struct, kw_only=True):
     # (accepted, or replayed): an older account update must not overwrite a newer one at the ERP
     # because its first attempt failed. None (entries from before keys): no ordering.
     order_key: str | None = None
+    # Set by ``get_transaction`` only, never stored: for a pending entry held by its order key, the
+    # transaction of the oldest unfinished entry of that key (the one it waits for), else None.
+    held_behind: str | None = None
 
 
 class ResourceTaken(Exception):

@@ -137,6 +137,8 @@ def _outbox_of(f: dict[bytes, bytes]) -> OutboxRecord:
             values[name] = float(f[key])
     if b"result" in f:
         values["result"] = _RESULT.decode(f[b"result"])
+    if b"held_behind" in f:  # only in SNAPSHOT's reply, never stored
+        values["held_behind"] = f[b"held_behind"].decode() or None
     return OutboxRecord(**values)
 
 

@@ -289,13 +289,28 @@ return {last, #ids, out}
 """
 
 # ARGV: prefix, transaction id. Returns nil, or {transaction fields, {entry fields...}, {attempt JSON...}}.
+# A pending entry that is not the head of its order queue gets one more field, held_behind: the head's
+# transaction (a read-only fact, never stored).
 SNAPSHOT = """
 local P = ARGV[1]
 local txn = redis.call('HGETALL', P .. 'txn:' .. ARGV[2])
 if #txn == 0 then return false end
+local settled = false  -- a completed or failed transaction has no pending entry to look at
+for k = 1, #txn, 2 do
+  if txn[k] == 'state' then settled = txn[k + 1] == 'completed' or txn[k + 1] == 'failed' end
+end
 local entries, attempts = {}, {}
 for _, id in ipairs(redis.call('SMEMBERS', P .. 'txn-outbox:' .. ARGV[2])) do
-  entries[#entries + 1] = redis.call('HGETALL', P .. 'outbox:' .. id)
+  local fields = redis.call('HGETALL', P .. 'outbox:' .. id)
+  local f = settled and {} or redis.call('HMGET', P .. 'outbox:' .. id, 'state', 'order_key')
+  if f[1] == 'pending' and f[2] then
+    local head = redis.call('ZRANGE', P .. 'order:' .. f[2], 0, 0)[1]
+    if head and head ~= id then
+      fields[#fields + 1] = 'held_behind'
+      fields[#fields + 1] = redis.call('HGET', P .. 'outbox:' .. head, 'transaction_id') or ''
+    end
+  end
+  entries[#entries + 1] = fields
   for _, a in ipairs(redis.call('HVALS', P .. 'attempts:' .. id)) do attempts[#attempts + 1] = a end
 end
 return {txn, entries, attempts}

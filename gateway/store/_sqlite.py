@@ -263,7 +263,18 @@ class SqliteStore:
                 (transaction_id,),
             )
         ]
+        for entry in entries:
+            if entry.state == "pending" and entry.order_key is not None:
+                entry.held_behind = self._held_behind(entry)
         return _transaction(row), entries, attempts
+
+    def _held_behind(self, entry: OutboxRecord) -> str | None:
+        head = self._db.execute(
+            "select id, transaction_id from outbox where order_key = ? and state in ('pending', 'in_flight') "
+            "order by order_seq limit 1",
+            (entry.order_key,),
+        ).fetchone()
+        return None if head is None or head[0] == entry.id else str(head[1])
 
     async def get_delivery(self, entry_id: str) -> OutboxRecord | None:
         row = self._db.execute(f"select {_OUTBOX_COLUMNS} from outbox where id = ?", (entry_id,)).fetchone()

@@ -54,10 +54,13 @@ def test_a_newer_update_waits_for_the_older_ones_delivery(tmp_path: Path, backen
         older = api.put(f"/v1/accounts/{ACCOUNT}", json=factories.account_details(family="Older"))
         assert older.status_code == 202, older.text
         time.sleep(0.3)  # its delivery is now sleeping inside the ERP
-        newer = api.put(
-            f"/v1/accounts/{ACCOUNT}", json=factories.account_details(family="Newer"), headers={"Prefer": "wait=10"}
-        )
-        assert newer.status_code == 200, newer.text  # final: delivered to the ERP, and no EHR here
+        newer = api.put(f"/v1/accounts/{ACCOUNT}", json=factories.account_details(family="Newer"))
+        assert newer.status_code == 202, newer.text
+        # Its transaction says what its ERP delivery waits for (the EHR one, to no EHR here, does not wait).
+        held = {d["target"]: d for d in api.get(f"/v1/transactions/{newer.json()['id']}").json()["deliveries"]}
+        assert held["erp"]["state"] == "pending", held
+        assert held["erp"]["held_behind"] == older.json()["id"]
+        assert held["ehr"].get("held_behind") is None
         deliveries = [erp_delivery(api, older.json()["id"]), erp_delivery(api, newer.json()["id"])]
 
         customer = httpx.get(f"{erp.url}/erp/customers/{ACCOUNT}", timeout=5).json()

@@ -845,3 +845,31 @@ async def test_an_entry_without_an_order_key_takes_no_place_in_sqlite(tmp_path: 
         assert taken == 1
     finally:
         await store.close()
+
+
+async def _held_behind(store: Store, entry_id: str) -> str | None:
+    entry = await store.get_delivery(entry_id)
+    assert entry is not None
+    snapshot = await store.get_transaction(entry.transaction_id)
+    assert snapshot is not None
+    (read,) = snapshot[1]
+    return read.held_behind
+
+
+async def test_a_transaction_read_names_what_its_held_delivery_waits_for(store: Store) -> None:
+    now = time.time()
+    first, second, third, other = await _queue(store, now, "erp:account:A", "erp:account:A", "erp:account:A",
+                                               "erp:account:B")  # fmt: skip
+    first_txn = (await store.get_delivery(first)).transaction_id  # type: ignore[union-attr]
+    assert await _held_behind(store, first) is None  # the head goes first
+    assert await _held_behind(store, second) == first_txn
+    assert await _held_behind(store, third) == first_txn  # the one actually blocking: the oldest
+    assert await _held_behind(store, other) is None  # another key
+    claimed = await store.claim_due(now, 10, lease_s=30, owner="a")
+    assert await _held_behind(store, second) == first_txn  # in flight still holds it
+    for entry in claimed:
+        await _finish(store, entry, "done", now)
+    second_txn = (await store.get_delivery(second)).transaction_id  # type: ignore[union-attr]
+    assert await _held_behind(store, second) is None
+    assert await _held_behind(store, third) == second_txn
+    assert (await store.get_delivery(third)).held_behind is None  # type: ignore[union-attr]  # only reads of a transaction
