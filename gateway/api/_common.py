@@ -117,13 +117,19 @@ class WithWork:
         return made
 
     @classmethod
-    def waiting(cls, request: Request[Any, Any, Any], accepted: JsonView) -> WithWork:
+    def waiting(cls, request: Request[Any, Any, Any], accepted: JsonView, location: str) -> WithWork:
         """For a request that waits for its work before it answers: it stays in flight (a retry
-        meanwhile meets 409) and the middleware writes its records after the answer, but its
-        idempotency record goes in with the work as a provisional one holding ``accepted``, so a
-        retry after this process died mid-wait replays the 202 instead of storing the work again."""
+        meanwhile meets 409) and its final records are written after the answer. What goes in with
+        the work is what it would answer now, ``accepted``: its idempotency record, as a provisional
+        one (a retry after this process died mid-wait replays the 202 instead of storing the work
+        again; the final answer replaces it), and its audit record (stored work always has the record
+        of the call that stored it; a call answering 200 after its wait gets a second record)."""
+        status = accepted.status_code
+        made = cls(audit_record=audit_with_work(request.scope, status, location), _status=status)
         record = _idempotency_record(request, accepted, provisional=True)
-        return cls(idempotency_record=record[1]) if record is not None else cls()
+        if record is not None:
+            made.idempotency_record = record[1]
+        return made
 
     def written(self, request: Request[Any, Any, Any]) -> None:
         """The work and these records are stored: the middleware must not write them a second time
@@ -174,8 +180,8 @@ async def accept_work(
 
     Without ``Prefer: wait`` the 202 is known before anything is written, so its records go into the
     write of the work (``WithWork``). A request that waits stays in flight until its answer (a retry
-    meanwhile must meet 409), so its records are written after it, by the middleware, as for every
-    other route; only a provisional idempotency record goes in with the work (``WithWork.waiting``).
+    meanwhile must meet 409): the 202's records go in with the work, its idempotency record as a
+    provisional one, and the middleware writes what the final answer changes (``WithWork.waiting``).
     """
     transaction, outbox = hub.prepare(
         client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries, written_once=written_once
@@ -184,7 +190,7 @@ async def accept_work(
     href = f"/v1/transactions/{transaction.id}"
     location = (b"location", href.encode())
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
-    records = WithWork.answering(request, answer, href) if wait_s is None else WithWork.waiting(request, answer)
+    records = WithWork.answering(request, answer, href) if wait_s is None else WithWork.waiting(request, answer, href)
     create_only = frozenset({(resource.kind, resource.id)}) if new_only else frozenset()
     try:
         await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, records, create_only)

@@ -180,8 +180,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_posts_nothing_twice(tmp_pat
 
 
 def test_a_retry_after_a_crash_mid_wait_replays_the_stored_work(tmp_path: Path) -> None:
-    """SIGKILL while a ``Prefer: wait`` request waits for work it has stored: the client's retry (same
-    key, same bytes) is answered with that work's 202, and no second transaction is stored."""
+    """SIGKILL while a ``Prefer: wait`` request waits for work it has stored: the work has the record
+    of the call that stored it, the client's retry (same key, same bytes) is answered with that
+    work's 202, and no second transaction is stored."""
     erp = Proc.erp(tmp_path)
     hub = Proc.hub("hub", tmp_path, hub_env(erp.url, tmp_path / "data"))
     (job,) = _jobs(random.Random(SEED + 3), "mid-wait", 1)
@@ -201,6 +202,9 @@ def test_a_retry_after_a_crash_mid_wait_replays_the_stored_work(tmp_path: Path) 
         set_faults(erp, error_status=503, path_prefix="/erp/journals")  # the work cannot finish yet
         asyncio.run(crash_mid_wait())
         clear_faults(erp)
+        stored, audited = _audited_writes(tmp_path / "data" / "hub.sqlite3")
+        assert len(stored) == 1
+        assert audited == stored  # the killed call's record was stored with its work
         hub.start()
         with hub.client() as api:
             retry = api.post("/v1/journals", content=job.body, headers=headers)

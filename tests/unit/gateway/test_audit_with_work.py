@@ -4,8 +4,9 @@ Queued records are chained a moment after the call is answered; a process killed
 lost them, so an accepted journal could exist with no record of the call that created it. Here the
 audit writer's queue is replaced by a recorder that writes nothing, standing in for a process that
 dies right after answering: a fresh audit log on the same storage (what the next process opens)
-must still hold the record of every 202. Calls that store nothing, and a ``Prefer: wait`` write
-(its answer is only known after the work is stored), are still queued: the recorder sees them.
+must still hold the record of every 202, a ``Prefer: wait`` call's included (the 202 it would answer
+then). Calls that store nothing are still queued, and so is a waiting call's final 200: the recorder
+sees them.
 Both backends: Redis (the store's script pushes the entry; the next append chains it) and the
 embedded SQLite store (chained in the group-commit transaction).
 """
@@ -122,14 +123,30 @@ def test_calls_that_store_nothing_are_still_queued(hub: Hub) -> None:
         hub.client.post("/v1/journals", json=factories.journal("AUDIT-WORK-3"), headers={"Idempotency-Key": "k3"})
         for _ in range(2)
     ]
-    waited = hub.client.post("/v1/journals", json=factories.journal("AUDIT-WORK-4"), headers={"Prefer": "wait=1"})
     assert refused.status_code == 400
     assert replayed[1].headers["idempotent-replayed"] == "true"
-    assert waited.headers["preference-applied"] == "wait=1"
     assert [(e.operation, e.status) for e in hub.queued] == [
         ("postJournal", 400),
         ("postJournal", 202),  # the replay: its work was stored by the first call, audited with it
-        ("postJournal", waited.status_code),
     ]
     records, _ = hub.records_after_restart()
     assert [r.transaction_id for r in records] == [replayed[0].headers["location"].rsplit("/", 1)[-1]]
+
+
+def test_a_waiting_write_stores_the_record_of_its_202_with_its_work(hub: Hub) -> None:
+    """A process killed while a ``Prefer: wait`` call waits must not leave the call's work without
+    its record: the 202 it would answer is recorded with the work. A call whose work finishes in
+    time answers 200 instead, and that answer gets a record of its own, queued."""
+    wait = {"Prefer": "wait=1"}
+    timed_out = hub.client.post("/v1/journals", json=factories.journal("AUDIT-WORK-4"), headers=wait)
+    finished = hub.client.post("/v1/remittances", json=factories.remittance(), headers=wait)  # no delivery
+    assert timed_out.status_code == 202, timed_out.text  # nothing delivers here: the wait runs out
+    assert finished.status_code == 200, finished.text
+    assert [(e.operation, e.status) for e in hub.queued] == [("postRemittance", 200)]
+
+    records, chain_ok = hub.records_after_restart()
+    assert chain_ok
+    assert [(r.operation, r.status, r.transaction_id) for r in records] == [
+        ("postJournal", 202, timed_out.headers["location"].rsplit("/", 1)[-1]),
+        ("postRemittance", 202, finished.headers["location"].rsplit("/", 1)[-1]),
+    ]
