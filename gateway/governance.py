@@ -219,7 +219,7 @@ async def _govern(
 
 
 def _reads_body(handler: Any) -> bool:
-    # A handler reading its body itself (several media types) says so with opt={"body": True}.
+    # A handler reading its body itself (several media types) says so with opt={"body": <its JSON type>}.
     return getattr(handler, "parsed_data_field", None) is not None or bool(handler.opt.get("body"))
 
 

@@ -165,6 +165,8 @@ def body_field_names(handler: Any) -> frozenset[str]:
     """The field names of the Struct a route handler decodes its body into (none if it decodes none):
     the names a problem may repeat back to the client, as no PHI can hide in them."""
     data_type = getattr(getattr(handler, "parsed_data_field", None), "annotation", None)
+    if data_type is None:  # a handler reading its body itself names its JSON type in opt["body"]
+        data_type = getattr(handler, "opt", {}).get("body")
     return _struct_field_names(data_type) if data_type is not None else frozenset()
 
 

@@ -14,6 +14,7 @@ import msgspec
 
 __all__ = [
     "MAX_BODY_CEILING",
+    "MAX_JSON_DEPTH_CEILING",
     "SCOPES",
     "ClientPolicy",
     "IdempotencyPolicy",
@@ -54,6 +55,7 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 # The largest body any route may accept: the app's own ceiling is this, so a policy can never allow
 # more than the server would read (the whole body is held in memory while it is checked).
 MAX_BODY_CEILING = 128 * 1024 * 1024
+MAX_JSON_DEPTH_CEILING = 256
 BodyBytes = Annotated[int, msgspec.Meta(ge=1, le=MAX_BODY_CEILING)]
 
 
@@ -108,7 +110,9 @@ class RoutePolicy(_Section, kw_only=True, frozen=True):
 
 class LimitsPolicy(_Section, kw_only=True, frozen=True):
     max_body_bytes: BodyBytes = 1_048_576
-    max_json_depth: Positive = 32
+    # Above this the parsers' own recursion limits (Python's, about 1,000 frames, shared with the
+    # server's call stack) would refuse a body the policy allows.
+    max_json_depth: Annotated[int, msgspec.Meta(ge=1, le=MAX_JSON_DEPTH_CEILING)] = 32
     max_array_length: Positive = 10_000
     content_types: list[MediaType] = msgspec.field(default_factory=lambda: ["application/json"])
     # A body still arriving after this long is refused (408): a client that sends headers and then

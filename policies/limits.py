@@ -123,17 +123,26 @@ _KEEP_MEMBERS = json.JSONDecoder(object_pairs_hook=_Members, parse_int=str, pars
 
 def find_duplicate_member(body: bytes) -> DuplicateMember | None:
     """The first object naming a member twice, or ``None``. A body the stdlib cannot read as JSON
-    gives ``None``: the typed decoder right after refuses it with its own reason."""
+    gives ``None``: the typed decoder right after refuses it with its own reason. One that repeats
+    a member and is broken further on is refused here as not JSON: the first pass stops at the
+    repeat, the second reads on (msgspec would stop at the first object's own checks, and a journal
+    then fails to balance on the value it kept, a misleading reason)."""
     try:
         text = body.decode("utf-8")
         _LOOK_FOR_REPEATS.decode(text)
+        return None
     except _Repeated:
-        return _locate(_KEEP_MEMBERS.decode(text))
+        pass
     except RecursionError:
         raise ShapeViolation("too_deep", "the body nests too deeply to be read") from None
     except ValueError:  # not JSON, or not UTF-8
         return None
-    return None
+    try:
+        return _locate(_KEEP_MEMBERS.decode(text))
+    except RecursionError:
+        raise ShapeViolation("too_deep", "the body nests too deeply to be read") from None
+    except ValueError:
+        raise ShapeViolation("malformed", "the request body is not valid JSON") from None
 
 
 def _locate(value: Any) -> DuplicateMember | None:

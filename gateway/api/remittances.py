@@ -160,7 +160,7 @@ class RemittanceController(Controller):
         responses={**WRITE_PROBLEMS, **problems(422), **ACCEPTED_RESPONSES, 201: X12_ACCEPTED},
         status_code=202,
         operation_class=RemittanceOperation,
-        opt={"body": True},
+        opt={"body": Remittance},  # reads its own body (JSON or X12); a JSON one is a Remittance
         summary="Ingest a remittance: canonical JSON, or a raw X12 835 (application/edi-x12)",
     )
     async def post_remittance(self, request: Request[Any, Any, Any], prefer: PreferHeader = None) -> JsonView:

@@ -237,3 +237,20 @@ def test_a_repeated_member_in_phi_is_named_by_field_never_by_value(client: TestC
     problem = _problem(response, 400, "malformed-request")
     assert problem["detail"] == 'the member "family" appears more than once in the object at $.patient.name'
     assert "Zebulon" not in response.text
+
+
+def test_a_repeated_member_in_a_remittance_is_named_too(client: TestClient[Any]) -> None:
+    """postRemittance reads its own body (JSON or X12): its JSON schema still names the member."""
+    text = json.dumps(factories.remittance())
+    body = text.replace('"claim_id": ', '"claim_id": "X", "claim_id": ', 1).encode()
+    response = client.post("/v1/remittances", content=body, headers={"content-type": "application/json"})
+    problem = _problem(response, 400, "malformed-request")
+    assert problem["detail"] == 'the member "claim_id" appears more than once in the object at $.claims[0]'
+
+
+@pytest.mark.parametrize("tail", [b"x", b",", b"]"])
+def test_a_repeat_in_a_body_broken_further_on_is_400_not_valid_json(client: TestClient[Any], tail: bytes) -> None:
+    text = json.dumps(factories.journal(amount="900.00"))
+    body = text.replace('"debit": "900.00"', '"debit": "900.00", "debit": "1.00"', 1).encode() + tail
+    response = client.post("/v1/journals", content=body, headers={"content-type": "application/json"})
+    assert _problem(response, 400, "malformed-request")["detail"] == "the request body is not valid JSON"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import RSAKey
 
-from policies.config import MAX_BODY_CEILING, PolicyError
+from policies.config import MAX_BODY_CEILING, MAX_JSON_DEPTH_CEILING, PolicyError
 from policies.engine import PolicyHolder
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "policy.toml"
@@ -107,6 +107,8 @@ _CONTENT_TYPES = 'content_types = ["application/json"]'
             f"max_body_bytes = {MAX_BODY_CEILING + 1}",
             r"routes\.postRemittance\.max_body_bytes",
         ),
+        # a depth past what the JSON parsers themselves can read
+        ("max_json_depth = 16", f"max_json_depth = {MAX_JSON_DEPTH_CEILING + 1}", r"limits\.max_json_depth"),
         # a body timeout outside (0, 600] s
         ("body_timeout_s = 3 ", "body_timeout_s = 0 ", r"limits\.body_timeout_s"),
         ("body_timeout_s = 3 ", "body_timeout_s = -1 ", r"limits\.body_timeout_s"),

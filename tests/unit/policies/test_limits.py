@@ -101,3 +101,20 @@ def test_a_repeat_is_described_naming_only_schema_field_names() -> None:
         DuplicateMember(("Jane Doe", 0), "1962-04-01").describe(known)
         == "a member name appears more than once in the object at $.*[0]"
     )
+
+
+def test_a_repeat_before_nesting_past_the_parsers_reach_is_refused_as_too_deep() -> None:
+    """The pass that locates a repeat reads past where the first one stopped: its recursion limit
+    is a 400, never an unhandled RecursionError."""
+    body = b'{"a":1,"a":2,"z":' + b"[" * 5000 + b"1" + b"]" * 5000 + b"}"
+    with pytest.raises(ShapeViolation) as too_deep:
+        find_duplicate_member(body)
+    assert too_deep.value.kind == "too_deep"
+
+
+@pytest.mark.parametrize("body", [b'{"a":1,"a":2}x', b'[{"a":1,"a":2},]', b'[{"a":1,"a":2}'])
+def test_a_repeat_in_a_body_broken_further_on_is_refused_as_not_json(body: bytes) -> None:
+    """The pass that locates a repeat reads on past it, to where the body breaks."""
+    with pytest.raises(ShapeViolation) as malformed:
+        find_duplicate_member(body)
+    assert malformed.value.kind == "malformed"
