@@ -173,6 +173,15 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def connectors(args: argparse.Namespace) -> int:
+    from gateway.connectors_report import connectors_report
+    from gateway.settings import load_settings
+
+    lines, ready = connectors_report(load_settings(), check=args.check)
+    print("\n".join(lines))
+    return 0 if ready else 2
+
+
 def keys_new(args: argparse.Namespace) -> int:
     from policies.keys import new_api_key
 
@@ -218,6 +227,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--only", action="append", choices=sorted(STUBS))
     p.set_defaults(func=stubs)
+    p = commands.add_parser(
+        "connectors", help="installed connectors and their options; how each target is served (exit 2 if refused)"
+    )
+    p.add_argument("--check", action="store_true", help="also run each target connector's health check")
+    p.set_defaults(func=connectors)
     p = commands.add_parser("keys", help="API keys")
     key_commands = p.add_subparsers(dest="keys_command", required=True)
     k = key_commands.add_parser("new", help="print a fresh API key and the SHA-256 to put in the policy file")

@@ -19,7 +19,7 @@ from canonical.v1 import Claim, JournalEntry, PatientAccount
 from connectors import Connector, ConnectorConfig, MisconfiguredError, load_connector_class, make_client
 from gateway.settings import PREFIX, Settings, SettingsError
 
-__all__ = ["TARGET_OPERATIONS", "build_connectors"]
+__all__ = ["TARGET_OPERATIONS", "build_connector", "build_connectors", "enabled_targets"]
 
 # What the v1 routes deliver to each target: operation name -> the canonical type of its payload.
 TARGET_OPERATIONS: dict[str, dict[str, type[Any]]] = {
@@ -31,15 +31,21 @@ TARGET_OPERATIONS: dict[str, dict[str, type[Any]]] = {
 
 def build_connectors(settings: Settings) -> dict[str, Connector]:
     """The connector of every target named in ``BILLING_HUB_TARGETS``, or a ``SettingsError``."""
+    return {target: build_connector(settings, target) for target in enabled_targets(settings)}
+
+
+def enabled_targets(settings: Settings) -> list[str]:
+    """The targets ``BILLING_HUB_TARGETS`` names, in the routes' order, or a ``SettingsError``."""
     enabled = {t.strip() for t in settings.targets.split(",") if t.strip()}
     unknown = enabled - TARGET_OPERATIONS.keys()
     if unknown:
         known = ", ".join(TARGET_OPERATIONS)
         raise SettingsError(f"{PREFIX}TARGETS names unknown targets {sorted(unknown)} (known: {known})")
-    return {target: _build(settings, target) for target in TARGET_OPERATIONS if target in enabled}
+    return [target for target in TARGET_OPERATIONS if target in enabled]
 
 
-def _build(settings: Settings, target: str) -> Connector:
+def build_connector(settings: Settings, target: str) -> Connector:
+    """The connector the settings choose for ``target``, checked, or a ``SettingsError`` naming the setting."""
     setting = f"{PREFIX}{target.upper()}"
     name: str = getattr(settings, f"{target}_connector")
     try:
