@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "free_port"]
+__all__ = ["cpu_seconds", "free_port", "machine_jiffies"]
 
 
 def free_port() -> int:
@@ -23,3 +23,16 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat ((0, 0) when unavailable).
+    Busy is everything but idle and iowait; the difference of two readings over their total's
+    difference, times the CPU count, is how many cores were busy on average in between."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return 0, 0
+    ticks = [int(v) for v in first[1:9]]  # user nice system idle iowait irq softirq steal
+    total = sum(ticks)
+    return total - ticks[3] - ticks[4], total

@@ -67,7 +67,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _proc import cpu_seconds, free_port  # this directory is sys.path[0] when run as a script
+from _proc import cpu_seconds, free_port, machine_jiffies  # this directory is sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 REF = "@REF@"  # placeholder for the per-request external reference in a body template
@@ -732,6 +732,8 @@ class Measured:
     redis_cpu_s: float | None = None
     worker_cpu_s: float | None = None  # the `billing-hub dispatch` process, when the variant has one
     window: tuple[float, float] = (0.0, 0.0)
+    erp_cpu_s: float | None = None  # the ERP stub's, during a POST load (it is on the same cores)
+    busy_cores: float | None = None  # the whole machine's average over the measured load
     # The bare ping this row is compared with: for a hub row the mean of the pings measured right
     # before and after its hub ran (the machine is shared and drifts); for a ping row, ping #1.
     ref_rps: float = 0.0
@@ -757,6 +759,10 @@ class Measured:
     @property
     def worker_cpu_ms(self) -> float | None:
         return self._per_request_ms(self.worker_cpu_s)
+
+    @property
+    def erp_cpu_ms(self) -> float | None:
+        return self._per_request_ms(self.erp_cpu_s)
 
     def _per_request_ms(self, cpu_s: float | None) -> float | None:
         if cpu_s is None or not self.result.requests:
@@ -819,14 +825,24 @@ def measure(ctx: Context, variant: str, label: str, route: Route, server: Server
     redis_before = ctx.redis.cpu_seconds() if ctx.redis is not None and variant.startswith("redis-chain") else None
     worker = ctx.workers.get(variant)
     worker_before = cpu_seconds(worker.process.pid) if worker is not None else None
+    erp_stub = next((s for s in ctx.watched if s.name == "stub-erp"), None) if erp is not None else None
+    erp_before = cpu_seconds(erp_stub.process.pid) if erp_stub is not None else None
+    busy_before, total_before = machine_jiffies()
     result, started, ended = run(args.duration, f"{variant}-m")
     cpu = cpu_seconds(server.process.pid) - cpu_before
+    busy_after, total_after = machine_jiffies()
+    busy_cores = (
+        (busy_after - busy_before) / (total_after - total_before) * (os.cpu_count() or 1)
+        if total_after > total_before
+        else None
+    )
     worker_cpu = None if worker_before is None else cpu_seconds(worker.process.pid) - worker_before
+    erp_cpu = None if erp_stub is None or erp_before is None else cpu_seconds(erp_stub.process.pid) - erp_before
     redis_cpu = None
     if redis_before is not None and ctx.redis is not None:
         after = ctx.redis.cpu_seconds()
         redis_cpu = None if after is None else after - redis_before
-    m = Measured(variant, label, route, result, cpu, warm, redis_cpu, worker_cpu, (started, ended))
+    m = Measured(variant, label, route, result, cpu, warm, redis_cpu, worker_cpu, (started, ended), erp_cpu, busy_cores)
     bad = f"; NOT 2xx: {m.refused} {result.statuses or ''}" if m.refused else ""
     print(
         f"[{time.monotonic() - ctx.t0:6.1f} s] {label:<12} {route.label:<27} {result.rps:7.0f} req/s, "
@@ -1168,6 +1184,38 @@ def print_delivery_rates(measured: list[Measured], erp: ErpCounter) -> None:
         )
 
 
+def print_cpu_budget(measured: list[Measured]) -> None:
+    """Where the machine's CPU went per request: each process measured, and the rest (the load
+    generator, the kernel's network stack, anything else on the machine). When the machine is busy
+    on every core, req/s cannot rise above cores / CPU per request however fast the hub alone is."""
+    rows = [m for m in measured if m.busy_cores is not None and (m.variant == "ping" or m.route.method == "POST")]
+    if not rows:
+        return
+    cores = os.cpu_count() or 1
+    print()
+    print(f"the machine's CPU per request (ms), by process, during each ping and POST load ({cores} CPUs):")
+    print(f"  {'row':<12} {'path':<27} {'server':>7} {'Redis':>6} {'worker':>7} {'ERP':>6} {'rest':>6} {'total':>6}"
+          f"  {'busy cores':>10}")  # fmt: skip
+    for m in rows:
+        start, end = m.window
+        requests = m.result.requests
+        if not requests or end <= start or m.busy_cores is None:
+            continue
+        total = 1000 * m.busy_cores * (end - start) / requests
+        parts = [m.cpu_ms, m.redis_cpu_ms, m.worker_cpu_ms, m.erp_cpu_ms]
+        rest = total - sum(p for p in parts if p is not None)
+        shown = [f"{p:.3f}" if p is not None else "-" for p in parts]
+        print(
+            f"  {m.label:<12} {m.route.label:<27} {shown[0]:>7} {shown[1]:>6} {shown[2]:>7} {shown[3]:>6} "
+            f"{rest:6.3f} {total:6.3f}  {m.busy_cores:5.2f} of {cores}"
+        )
+    print(
+        "  (total = the whole machine's busy time over the load / requests; rest = total minus the processes\n"
+        "   measured: wrk, the kernel's loopback networking, anything else running. With every core busy,\n"
+        "   req/s = cores / total: the POST rows' total against ping's is the ceiling of their ratio to ping)"
+    )
+
+
 def report_delivery(
     erp: ErpCounter, accepted: int, before_hub: int, window: tuple[float, float], args: argparse.Namespace
 ) -> list[str]:
@@ -1416,6 +1464,7 @@ def _run(
         print_policy_summary(measured, ctx)
         print_tracing_summary(measured)
         print_delivery_rates(measured, erp)
+        print_cpu_budget(measured)
     finally:
         erp.close()
     refused = [m for m in measured if m.refused]
