@@ -3,7 +3,7 @@
 For an integration engineer adding a connector package: is it installed under the entry point, what
 config keys does its spec take, and will ``serve`` accept it for the target it is meant for. Each
 target is built exactly as start-up builds it (``gateway.targets``), so a target this report calls
-ready is one ``serve`` starts with, and one it refuses carries the same one-line reason.
+accepted is one ``serve`` starts with, and one it refuses carries the same one-line reason.
 """
 
 from __future__ import annotations

@@ -84,7 +84,8 @@ def walk_json_shape(body: bytes, *, max_depth: int, max_array_length: int) -> No
 
 @dataclass(frozen=True, slots=True)
 class DuplicateMember:
-    """The first object, in document order, that names a member twice: where it is and the name."""
+    """The first object that names a member twice (an object before the objects inside it, then in
+    document order): where it is and the name."""
 
     path: tuple[str | int, ...]
     name: str
@@ -147,7 +148,7 @@ def find_duplicate_member(body: bytes) -> DuplicateMember | None:
 
 def _locate(value: Any) -> DuplicateMember | None:
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
-    while stack:  # depth first, children pushed in reverse: document order
+    while stack:  # an object's own members first, then its children in document order
         node, path = stack.pop()
         children: list[tuple[Any, tuple[str | int, ...]]]
         if isinstance(node, _Members):
