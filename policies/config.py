@@ -14,6 +14,7 @@ import msgspec
 
 __all__ = [
     "MAX_BODY_CEILING",
+    "MAX_IDEMPOTENCY_TTL_S",
     "MAX_JSON_DEPTH_CEILING",
     "SCOPES",
     "ClientPolicy",
@@ -56,6 +57,7 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 # more than the server would read (the whole body is held in memory while it is checked).
 MAX_BODY_CEILING = 128 * 1024 * 1024
 MAX_JSON_DEPTH_CEILING = 256
+MAX_IDEMPOTENCY_TTL_S = 366 * 86_400
 BodyBytes = Annotated[int, msgspec.Meta(ge=1, le=MAX_BODY_CEILING)]
 
 
@@ -121,7 +123,9 @@ class LimitsPolicy(_Section, kw_only=True, frozen=True):
 
 
 class IdempotencyPolicy(_Section, kw_only=True, frozen=True):
-    ttl_s: Annotated[float, msgspec.Meta(gt=0)] = 86_400.0
+    # At most a year: the stores turn it into an expiry in milliseconds, which inf (or 1e16 s, past
+    # Redis's range) cannot be, and every keyed call would fail.
+    ttl_s: Annotated[float, msgspec.Meta(gt=0, le=MAX_IDEMPOTENCY_TTL_S)] = 86_400.0
 
 
 class PolicyFile(_Section, kw_only=True, frozen=True):

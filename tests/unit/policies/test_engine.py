@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import RSAKey
 
-from policies.config import MAX_BODY_CEILING, MAX_JSON_DEPTH_CEILING, PolicyError
+from policies.config import MAX_BODY_CEILING, MAX_IDEMPOTENCY_TTL_S, MAX_JSON_DEPTH_CEILING, PolicyError
 from policies.engine import PolicyHolder
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "policy.toml"
@@ -109,6 +109,10 @@ _CONTENT_TYPES = 'content_types = ["application/json"]'
         ),
         # a depth past what the JSON parsers themselves can read
         ("max_json_depth = 16", f"max_json_depth = {MAX_JSON_DEPTH_CEILING + 1}", r"limits\.max_json_depth"),
+        # an idempotency record kept for ever, or past what a store can express as an expiry
+        ("ttl_s = 3600", "ttl_s = inf", r"idempotency\.ttl_s"),
+        ("ttl_s = 3600", "ttl_s = 1e16", r"idempotency\.ttl_s"),
+        ("ttl_s = 3600", f"ttl_s = {MAX_IDEMPOTENCY_TTL_S + 1}", r"idempotency\.ttl_s"),
         # a body timeout outside (0, 600] s
         ("body_timeout_s = 3 ", "body_timeout_s = 0 ", r"limits\.body_timeout_s"),
         ("body_timeout_s = 3 ", "body_timeout_s = -1 ", r"limits\.body_timeout_s"),
