@@ -150,3 +150,5 @@ def test_a_waiting_write_stores_the_record_of_its_202_with_its_work(hub: Hub) ->
         ("postJournal", 202, timed_out.headers["location"].rsplit("/", 1)[-1]),
         ("postRemittance", 202, finished.headers["location"].rsplit("/", 1)[-1]),
     ]
+    # The two records of the call that answered 200 are one call's: they share its trace id.
+    assert hub.queued[0].trace_id == records[1].trace_id == finished.headers["x-trace-id"]
