@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -40,6 +40,12 @@ class AttemptView(View, kw_only=True, frozen=True):
     error: str | None = None
 
 
+_HELD_BEHIND = (
+    "Set while this delivery is pending behind an unfinished delivery of the same resource to the same "
+    "target accepted before it: that delivery's transaction id. This one goes when that one is done or dead."
+)
+
+
 class DeliveryView(View, kw_only=True, frozen=True):
     target: str
     operation: str
@@ -50,10 +56,8 @@ class DeliveryView(View, kw_only=True, frozen=True):
     error_kind: str | None = None
     error: str | None = None
     next_attempt_at: datetime | None = None
-    # Pending behind an unfinished delivery of the same resource to the same target, accepted
-    # earlier: that one's transaction. Deliveries of one resource to one target go one at a time, in
-    # order; this one goes when that one is done or dead (a replay of a dead one queues anew).
-    held_behind: str | None = None
+    # Deliveries of one resource to one target go one at a time, in order; a replay queues anew.
+    held_behind: Annotated[str | None, msgspec.Meta(description=_HELD_BEHIND)] = None
     history: list[AttemptView] = []
 
 
