@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint typecheck pytest openapi bench bench-inproc bench-hop bench-trace bench-x12 clean
+.PHONY: help setup run test lint typecheck pytest openapi bench bench-inproc bench-hop bench-trace bench-trace-instr bench-x12 clean
 
 help: ## list the tasks
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ bench-hop: setup ## CPU cost of one connector hop: httpx transport vs httpx-aioh
 
 bench-trace: setup ## tracing's own cost per request in the server middleware: off / 10% / 100%
 	$(PY) bench/trace_overhead.py
+
+bench-trace-instr: setup ## tracing's cost in instructions per request (valgrind): off / 0% / 10% / 100%, noise-free
+	$(PY) bench/trace_instructions.py
 
 bench-x12: setup ## X12 835 parse throughput and memory, with pyx12 for the ratio
 	$(PY) bench/make_835.py && $(PY) bench/x12_bench.py
