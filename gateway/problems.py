@@ -157,10 +157,6 @@ def _safe_message(message: str, known_fields: frozenset[str]) -> str:
     return f"object contains a field this schema does not have{hint}"
 
 
-def _known_field_names(request: Request[Any, Any, Any]) -> frozenset[str]:
-    return body_field_names(request.scope.get("route_handler"))
-
-
 def body_field_names(handler: Any) -> frozenset[str]:
     """The field names of the Struct a route handler decodes its body into (none if it decodes none):
     the names a problem may repeat back to the client, as no PHI can hide in them."""
@@ -211,7 +207,7 @@ def _field_errors(exc: ValidationException, known_fields: frozenset[str]) -> lis
 
 
 def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
-    errors = _field_errors(exc, _known_field_names(request))
+    errors = _field_errors(exc, body_field_names(request.scope.get("route_handler")))
     if not errors:
         return problem_response(request, 400, "malformed-request", "the request body is not valid JSON")
     return problem_response(request, 400, "validation-error", f"{len(errors)} field(s) failed validation", errors)

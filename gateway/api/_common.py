@@ -107,28 +107,25 @@ class WithWork:
     _status: int = 0
 
     @classmethod
-    def answering(cls, request: Request[Any, Any, Any], answer: JsonView, location: str) -> WithWork:
-        made = cls(
-            audit_record=audit_with_work(request.scope, answer.status_code, location), _status=answer.status_code
-        )
-        record = _idempotency_record(request, answer, provisional=False)
-        if record is not None:
-            made._stored, made.idempotency_record = record
-        return made
-
-    @classmethod
-    def waiting(cls, request: Request[Any, Any, Any], accepted: JsonView, location: str) -> WithWork:
-        """For a request that waits for its work before it answers: it stays in flight (a retry
-        meanwhile meets 409) and its final records are written after the answer. What goes in with
-        the work is what it would answer now, ``accepted``: its idempotency record, as a provisional
-        one (a retry after this process died mid-wait replays the 202 instead of storing the work
-        again; the final answer replaces it), and its audit record (stored work always has the record
-        of the call that stored it; a call answering 200 after its wait gets a second record)."""
-        status = accepted.status_code
+    def answering(
+        cls, request: Request[Any, Any, Any], answer: JsonView, location: str, *, waiting: bool = False
+    ) -> WithWork:
+        """The records of ``answer``, to store with the work. A request ``waiting`` for its work
+        before it answers stays in flight (a retry meanwhile meets 409) and its final records are
+        written after the answer, so its idempotency record goes in as a provisional one: a retry
+        after this process died mid-wait replays ``answer`` (the 202) instead of storing the work
+        again, and the final answer replaces it. Its audit record goes in as it is: stored work
+        always has the record of the call that stored it, and a call answering 200 after its wait
+        gets a second one."""
+        status = answer.status_code
         made = cls(audit_record=audit_with_work(request.scope, status, location), _status=status)
-        record = _idempotency_record(request, accepted, provisional=True)
-        if record is not None:
-            made.idempotency_record = record[1]
+        idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
+        if idempotent is not None:
+            stored = stored_response(status, answer.encode_headers(), answer.body)
+            made.idempotency_record = idempotent.store.final_write(
+                idempotent.key, idempotent.fingerprint, stored, idempotent.ttl_s, provisional=waiting
+            )
+            made._stored = None if waiting else stored  # a provisional record is not the answer sent
         return made
 
     def written(self, request: Request[Any, Any, Any]) -> None:
@@ -138,21 +135,6 @@ class WithWork:
             request.scope["state"][IDEMPOTENT_REQUEST].written = self._stored
         if self.audit_record is not None:
             audited_with_work(request.scope, self._status)
-
-
-def _idempotency_record(
-    request: Request[Any, Any, Any], answer: JsonView, *, provisional: bool
-) -> tuple[StoredResponse, FinalWrite | FinalStatement | None] | None:
-    """For an idempotent request: ``answer`` as its record keeps it, and that record as a write the
-    store can make with the work (``None`` when the backend cannot); ``None`` for any other request."""
-    idempotent: IdempotentRequest | None = request.scope["state"].get(IDEMPOTENT_REQUEST)
-    if idempotent is None:
-        return None
-    stored = stored_response(answer.status_code, answer.encode_headers(), answer.body)
-    write = idempotent.store.final_write(
-        idempotent.key, idempotent.fingerprint, stored, idempotent.ttl_s, provisional=provisional
-    )
-    return stored, write
 
 
 # What a 409 says when the store refuses a resource (ResourceTaken): by the kind of resource.
@@ -181,7 +163,7 @@ async def accept_work(
     Without ``Prefer: wait`` the 202 is known before anything is written, so its records go into the
     write of the work (``WithWork``). A request that waits stays in flight until its answer (a retry
     meanwhile must meet 409): the 202's records go in with the work, its idempotency record as a
-    provisional one, and the middleware writes what the final answer changes (``WithWork.waiting``).
+    provisional one, and the middleware writes what the final answer changes (``WithWork.answering``).
     """
     transaction, outbox = hub.prepare(
         client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries, written_once=written_once
@@ -190,7 +172,7 @@ async def accept_work(
     href = f"/v1/transactions/{transaction.id}"
     location = (b"location", href.encode())
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
-    records = WithWork.answering(request, answer, href) if wait_s is None else WithWork.waiting(request, answer, href)
+    records = WithWork.answering(request, answer, href, waiting=wait_s is not None)
     create_only = frozenset({(resource.kind, resource.id)}) if new_only else frozenset()
     try:
         await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, records, create_only)
