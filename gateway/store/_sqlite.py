@@ -64,10 +64,26 @@ insert or ignore into counters (name, value) values ('delivery-order', 0);
 _ORDER_INDEX = (
     "create index if not exists outbox_order on outbox(order_key, order_seq) where state in ('pending', 'in_flight')"
 )
-# A pending entry waits while an entry queued before it under the same order key is unfinished.
+# The entries a claim may take, by when they are due. A pending entry behind an unfinished one of its
+# order key is marked ``held`` and is not in it: deciding that at each claim instead walked every
+# held entry on every claim, and draining 4,000 queued updates of one account took 9 s.
+_READY_INDEX = "create index if not exists outbox_ready on outbox(next_attempt_at) where state = 'pending' and held = 0"
+# Named, because without statistics the planner prefers outbox_due and walks the held entries too.
+_READY = "select id, next_attempt_at from outbox indexed by outbox_ready where state = 'pending' and held = 0"
+# Whether a pending entry waits for an entry queued before it under the same order key.
 _HELD = (
-    "exists (select 1 from outbox p where p.order_key = o.order_key and p.state in ('pending', 'in_flight') "
-    "and p.order_seq < o.order_seq)"
+    "(order_key is not null and exists (select 1 from outbox p where p.order_key = outbox.order_key "
+    "and p.state in ('pending', 'in_flight') and p.order_seq < outbox.order_seq))"
+)
+# Sets ``held`` where it is wrong: on a database an earlier release wrote (the column's default holds
+# every entry until this runs), and after a process of such a release finished an entry without
+# releasing the next. Returns one row per entry changed.
+_SETTLE_HELD = f"update outbox set held = {_HELD} where state = 'pending' and held != {_HELD} returning held"
+# An entry queued under an order key waits if anything of that key is unfinished: accepted, then
+# replayed (whose own row is still dead when this is read, and whose new place is last).
+_KEY_BUSY = "exists (select 1 from outbox where order_key = ? and state in ('pending', 'in_flight'))"
+_REQUEUED_HELD = (
+    "exists (select 1 from outbox p where p.order_key = outbox.order_key and p.state in ('pending', 'in_flight'))"
 )
 # The next place in the order keys' queues: taken when an entry is queued (accepted or replayed).
 _NEXT_IN_ORDER = ("update counters set value = value + 1 where name = 'delivery-order'", ())
@@ -81,6 +97,7 @@ _OUTBOX_FIELDS = (
 # Columns added to the outbox after its first release: (name, type), added where missing.
 _ADDED_OUTBOX_COLUMNS = (
     ("client_id", "text"), ("trace_id", "text"), ("order_key", "text"), ("order_seq", "integer"),
+    ("held", "integer not null default 1"),  # an earlier release's inserts are held until settled
 )  # fmt: skip
 _OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
 _RESULT = msgspec.json.Decoder(dict[str, str])
@@ -162,6 +179,8 @@ class SqliteStore:
         self._writer.run_sync(lambda db: db.executescript(_SCHEMA))
         self._writer.run_sync(_add_missing_columns)
         self._writer.run_sync(lambda db: db.execute(_ORDER_INDEX))
+        self._writer.run_sync(lambda db: db.execute(_READY_INDEX))
+        self._writer.run_sync(lambda db: db.execute(_SETTLE_HELD).fetchall())
         self._db = connect(path, durability)
 
     async def submit(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -209,13 +228,13 @@ class SqliteStore:
         ]  # fmt: skip
         statements += [_resource_statement(r) for r in resources]
         marks = ",".join("?" * len(_OUTBOX_FIELDS))
-        queued = f"insert into outbox ({_OUTBOX_COLUMNS}, order_seq) values ({marks}, {_ORDER_SEQ})"
-        unordered = f"insert into outbox ({_OUTBOX_COLUMNS}) values ({marks})"
+        queued = f"insert into outbox ({_OUTBOX_COLUMNS}, order_seq, held) values ({marks}, {_ORDER_SEQ}, {_KEY_BUSY})"
+        unordered = f"insert into outbox ({_OUTBOX_COLUMNS}, held) values ({marks}, 0)"
         for e in outbox:
             if e.order_key is None:  # no order to keep: no place in a queue to take
                 statements.append((unordered, _outbox_values(e)))
             else:
-                statements += [_NEXT_IN_ORDER, (queued, _outbox_values(e))]
+                statements += [_NEXT_IN_ORDER, (queued, (*_outbox_values(e), e.order_key))]
         if idempotency_record is not None:
             statements.append((idempotency_record.sql, idempotency_record.params))
         await self._write(statements, audit_record, guard=lambda db: _check_owners(db, resources, create_only))
@@ -288,10 +307,11 @@ class SqliteStore:
             ).fetchone()[0]
             rows = db.execute(
                 "update outbox set state = 'in_flight', lease_until = ?, lease_owner = ?, lease_token = ? "
-                "where id in (select id from outbox o where (state = 'pending' and next_attempt_at <= ? "
-                f"and not {_HELD}) or (state = 'in_flight' and lease_until <= ?) order by next_attempt_at limit ?"
-                f") returning {_OUTBOX_COLUMNS}",
-                (now + lease_s, owner, token, now, now, limit),
+                "where id in (select id from (select * from "
+                f"({_READY} and next_attempt_at <= ? order by next_attempt_at limit ?) union all select * from "
+                "(select id, next_attempt_at from outbox where state = 'in_flight' and lease_until <= ? "
+                f"order by next_attempt_at limit ?)) order by next_attempt_at limit ?) returning {_OUTBOX_COLUMNS}",
+                (now + lease_s, owner, token, now, limit, now, limit, limit),
             ).fetchall()
             return [_outbox(r) for r in rows]
 
@@ -338,6 +358,12 @@ class SqliteStore:
                     entry.budget_started_at, entry.id,
                 ),
             )  # fmt: skip
+            if entry.state in ("done", "dead") and entry.order_key is not None:
+                db.execute(  # the next entry of its order key, if any, is now first in line
+                    "update outbox set held = 0 where id = (select id from outbox where order_key = ? "
+                    "and state in ('pending', 'in_flight') order by order_seq limit 1) and state = 'pending'",
+                    (entry.order_key,),
+                )
             if audit_record is not None:
                 audit_record.run(db)
             return _refresh_transaction(db, entry.transaction_id, entry.updated_at)
@@ -380,7 +406,8 @@ class SqliteStore:
                 db.execute(*_NEXT_IN_ORDER)  # a replayed entry queues behind what waits for its key
                 row = db.execute(
                     "update outbox set state = 'pending', next_attempt_at = ?, budget_attempts = 0, "
-                    f"budget_started_at = null, replays = replays + 1, updated_at = ?, order_seq = {_ORDER_SEQ} "
+                    f"budget_started_at = null, replays = replays + 1, updated_at = ?, order_seq = {_ORDER_SEQ}, "
+                    f"held = {_REQUEUED_HELD} "
                     f"where id = ? and state = 'dead' returning {_OUTBOX_COLUMNS}",
                     (now, now, entry_id),
                 ).fetchone()
@@ -404,14 +431,20 @@ class SqliteStore:
 
     async def next_due_at(self) -> float | None:
         row = self._db.execute(
-            "select min(case when state = 'pending' then next_attempt_at else lease_until end) from outbox o "
-            f"where state = 'in_flight' or (state = 'pending' and not {_HELD})"
+            "select min(due) from (select min(next_attempt_at) as due from outbox indexed by outbox_ready "
+            "where state = 'pending' and held = 0 union all select min(lease_until) from outbox "
+            "where state = 'in_flight')"
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     async def repair_order(self) -> int:
-        """Nothing to repair: which entries are held is worked out from their states at each claim."""
-        return 0
+        """Corrects ``held`` where a process of an earlier release left it wrong; returns how many
+        entries it released (and holds any it finds first in line wrongly)."""
+
+        def work(db: sqlite3.Connection) -> int:
+            return sum(1 for (held,) in db.execute(_SETTLE_HELD).fetchall() if not held)
+
+        return await self._writer.submit(work)
 
     async def ping(self) -> bool:
         row = self._db.execute("select 1").fetchone()

@@ -152,7 +152,7 @@ async def test_an_outbox_from_an_earlier_release_gains_the_columns(tmp_path: Pat
         await SqliteStore(path, durability="normal").close()
     with sqlite3.connect(path) as db:
         columns = [row[1] for row in db.execute("pragma table_info(outbox)")]
-    assert columns[-4:] == ["client_id", "trace_id", "order_key", "order_seq"]
+    assert columns[-5:] == ["client_id", "trace_id", "order_key", "order_seq", "held"]
     store = SqliteStore(path, durability="normal")
     try:
         (entry,) = await store.claim_due(time.time(), 10, lease_s=30, owner="a")  # no order key: no ordering
