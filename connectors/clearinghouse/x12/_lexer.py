@@ -23,6 +23,7 @@ __all__ = ["CHUNK_SIZE", "ISA_LENGTH", "Lexer", "Readable", "Source", "parse_isa
 CHUNK_SIZE = 64 * 1024
 ISA_LENGTH = 106  # "ISA" + 16 fixed-width elements + 16 separators + terminator
 _ISA_ELEMENTS = 16
+_BLANK = " \t\r\n"  # dropped between and within segments, so never an element or component separator
 _SCAN_LIMIT = 1024  # an ISA longer than this (padding gone wrong) is not an ISA
 MAX_SEGMENT = 1024 * 1024  # no real segment comes near this; without a terminator, memory would grow
 
@@ -77,8 +78,10 @@ def parse_isa_delimiters(isa: str, position: int = 1) -> tuple[Delimiters, list[
     if len(isa) < 5 or not isa.startswith("ISA"):
         raise _error(position, "ISA", "input does not start with an ISA segment")
     element = isa[3]
-    if element.isalnum() or element.isspace():
-        raise _error(position, "ISA", "ISA element separator is a letter, digit or space")
+    # Not str.isspace(): it is true of the information separators 0x1C-0x1F, which partners use as
+    # delimiters precisely because they never occur in data.
+    if element.isalnum() or element in _BLANK:
+        raise _error(position, "ISA", "ISA element separator is a letter, digit, space or line break")
     fields: list[str] = []
     start = 0
     for _ in range(_ISA_ELEMENTS):
@@ -94,7 +97,7 @@ def parse_isa_delimiters(isa: str, position: int = 1) -> tuple[Delimiters, list[
     repetition = fields[11]
     if len(repetition) != 1:
         raise _error(position, "ISA", "ISA11 must be one character", code="6")
-    if component.isalnum() or component in (" ", element):
+    if component.isalnum() or component in _BLANK or component == element:
         raise _error(position, "ISA", "ISA16 component separator is not a valid delimiter", code="6")
     if segment.isalnum() or segment == " " or segment in (element, component):
         raise _error(position, "ISA", "segment terminator after ISA16 is not a valid delimiter", code="6")
@@ -221,8 +224,13 @@ def _split(text: str, terminator: str, element: str) -> tuple[list[str], str, bo
     raw_parts = text.split(terminator)
     tail = raw_parts.pop()
     parts = []
+    # Line breaks go one segment at a time here: what follows the IEA may be an interchange whose
+    # terminator is a line break. Stripping them only at the ends made a file wrapped mid-segment
+    # read differently depending on whether the wrap fell in the chunk holding the IEA.
+    breaks_are_data = terminator in "\r\n"
     for number, raw in enumerate(raw_parts):
-        part = raw.lstrip().rstrip("\r\n")
+        part = raw.rstrip("\r\n") if breaks_are_data else raw.replace("\n", "").replace("\r", "")
+        part = part.lstrip()
         if part:
             parts.append(part)
             if part == "IEA" or part.startswith(iea):

@@ -170,3 +170,31 @@ def test_delimiters_must_be_distinct_and_not_data() -> None:
         parse_isa_delimiters(isa(component="A"))
     with pytest.raises(X12Error, match="terminator"):
         parse_isa_delimiters(isa(terminator="*"))
+
+
+def test_line_breaks_inside_a_segment_are_dropped_wherever_the_chunks_fall() -> None:
+    """A file wrapped at a fixed width breaks segments anywhere, the last chunk (the one holding the
+    IEA) included; before, a wrap in that chunk left the line break inside the element."""
+    wrapped = body().replace("SVC*HC:99213*10*10", "SVC*HC:992\r\n13*1\n0*10").replace("IEA*1", "IEA*\r\n1")
+    data = (isa() + wrapped).encode()
+    for chunk_size in range(106, len(data) + 1):
+        found = segments(data, chunk_size)
+        assert found[3] == ["SVC", "HC:99213", "10", "10"], chunk_size
+        assert found[-1] == ["IEA", "1", "000000001"], chunk_size
+
+
+@pytest.mark.parametrize("separator", ["\x1d", "\x1f", "\x07"])
+def test_a_control_character_may_separate_elements(separator: str) -> None:
+    data = (isa(element=separator, component="\x1f" if separator != "\x1f" else "\x1e", terminator="\x1c")
+            + body(separator, "\x1f" if separator != "\x1f" else "\x1e", "\x1c")).encode()  # fmt: skip
+    found = segments(data)
+    assert [s[0] for s in found] == EXPECTED_IDS
+    assert found[3][2:] == ["10", "10"]
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\r", "\n"])
+def test_a_blank_is_never_an_element_or_component_separator(blank: str) -> None:
+    with pytest.raises(X12Error, match="element separator"):
+        parse_isa_delimiters(isa(element=blank))
+    with pytest.raises(X12Error, match="ISA16"):
+        parse_isa_delimiters(isa(component=blank))
