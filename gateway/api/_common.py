@@ -141,7 +141,7 @@ class WithWork:
 _TAKEN = {
     "account": "this account number belongs to another client",
     "claim": "a claim with this claim_id was already submitted; send frequency_code 7 (replace) or 8 (void)",
-    "journal-reference": "another client posted a journal with this external_reference to this ledger",
+    "journal-reference": "another client posted a journal with this external_reference",
 }
 
 

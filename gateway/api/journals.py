@@ -52,11 +52,10 @@ class JournalController(Controller):
         hub = hub_of(request)
         client_id = caller_id(request)
         journal_id, transaction_id = new_id("jnl"), new_id("txn")
-        # The ERP keeps one journal per ledger and external reference: that pair is the client's, so
-        # another client's journal can neither be answered with it nor post in its stead.
-        reference = new_resource(
-            "journal-reference", f"{data.ledger}:{data.external_reference}", client_id, journal_id, transaction_id
-        )
+        # The ERP keeps one journal per external reference, whatever its ledger: the reference is the
+        # first client's, so another client's journal can neither be answered with that journal's
+        # document number nor post in its stead (naming another ledger does not make it another).
+        reference = new_resource("journal-reference", data.external_reference, client_id, journal_id, transaction_id)
         return await accept_work(
             request,
             hub,

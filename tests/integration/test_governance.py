@@ -49,16 +49,16 @@ def test_another_clients_ids_answer_404(api: httpx.Client, hub: Service) -> None
 
 
 def test_a_journal_reference_is_its_first_clients(api: httpx.Client, hub: Service) -> None:
-    """The ERP keeps one journal per ledger and external reference: another client's journal with the
-    same pair is refused, neither answered with the first client's document number nor posted."""
+    """The ERP keeps one journal per external reference: another client's journal with the same
+    reference is refused, in any ledger, neither answered with the first client's document number
+    nor posted."""
     body = factories.journal(reference=f"SHARED-{uuid.uuid4().hex[:8]}")
     assert api.post("/v1/journals", json=body).status_code == 202
     again = api.post("/v1/journals", json=body)
     assert again.status_code == 202  # the same client may send it again: the ERP keeps one journal
-    beta = httpx.post(f"{hub.url}/v1/journals", json=body, headers={"X-API-Key": BETA_KEY})
-    assert (
-        _problem(beta, 409)["detail"] == "another client posted a journal with this external_reference to this ledger"
-    )
+    for ledger in (body["ledger"], "BETA-GL"):
+        beta = httpx.post(f"{hub.url}/v1/journals", json={**body, "ledger": ledger}, headers={"X-API-Key": BETA_KEY})
+        assert _problem(beta, 409)["detail"] == "another client posted a journal with this external_reference"
 
 
 def test_413_415_and_json_shape_limits(api: httpx.Client) -> None:
