@@ -75,8 +75,11 @@ class LedgerErpConnector(HttpConnector):
         )
 
     async def upsert_customer(self, account: PatientAccount, external_ref: str) -> DeliveryResult:
-        who = account.guarantor.name if account.guarantor is not None else account.patient.name
-        address = account.guarantor.address if account.guarantor is not None else account.patient.address
+        guarantor = account.guarantor
+        who = guarantor.name if guarantor is not None else account.patient.name
+        address = guarantor.address if guarantor is not None else account.patient.address
+        if address is None and guarantor is not None and guarantor.relationship == "self":
+            address = account.patient.address  # a self guarantor is the patient: the same address
         body = {
             "name": f"{who.family}, {who.given}",
             "account_number": account.account_number,
