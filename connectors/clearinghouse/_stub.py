@@ -31,6 +31,7 @@ from connectors.clearinghouse.x12 import (
     acknowledge,
     read_276,
     read_837,
+    reply_envelope,
     write_277,
     write_277ca,
     write_999,
@@ -97,8 +98,7 @@ class Clearinghouse:
 
 
 def _sender(envelope: SetEnvelope) -> Envelope:
-    isa = envelope.group.interchange
-    return Envelope(sender_id=isa.sender_id, receiver_id=isa.receiver_id).reply()
+    return reply_envelope(envelope.group)
 
 
 def _problem(message: str) -> Response[bytes]:

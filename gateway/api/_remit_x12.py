@@ -13,13 +13,13 @@ import msgspec
 from canonical.v1 import BalancingFinding
 from connectors.clearinghouse.x12 import (
     ControlNumbers,
-    Envelope,
     Read835,
     SegmentIssue,
     X12Error,
     acknowledge,
     is_segment_id,
     read_835,
+    reply_envelope,
     write_999,
 )
 from gateway.problems import FieldError, ProblemError
@@ -98,7 +98,7 @@ def ingest_835(body: bytes, new_id: Callable[[str], str], control: ControlNumber
     try:
         ack_999 = write_999(
             acknowledge(reads),
-            envelope=Envelope(sender_id=isa.sender_id, receiver_id=isa.receiver_id).reply(),
+            envelope=reply_envelope(reads[0].envelope.group),
             control=control,
         ).text
     except ValueError:

@@ -7,7 +7,7 @@ the ``FunctionalAck`` values ``write_999`` writes.
 """
 
 from connectors.clearinghouse.x12._ack import acknowledge, set_ack
-from connectors.clearinghouse.x12._envelope import GroupEnd, SetEnvelope
+from connectors.clearinghouse.x12._envelope import GroupEnd, SetEnvelope, reply_envelope
 from connectors.clearinghouse.x12._inquiry import StatusInquiry
 from connectors.clearinghouse.x12._model import (
     DEFAULT_DELIMITERS,
@@ -69,6 +69,7 @@ __all__ = [
     "read_835",
     "read_837",
     "read_999",
+    "reply_envelope",
     "set_ack",
     "unwritable_paths",
     "write_276",

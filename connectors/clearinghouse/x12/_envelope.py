@@ -25,6 +25,7 @@ import msgspec
 
 from connectors.clearinghouse.x12._lexer import CHUNK_SIZE, Lexer, Source
 from connectors.clearinghouse.x12._model import Delimiters, SegmentIssue, X12Error
+from connectors.clearinghouse.x12._writer import Envelope
 
 __all__ = [
     "CONTROL_SEGMENTS",
@@ -66,6 +67,23 @@ class GroupHeader(msgspec.Struct, frozen=True, kw_only=True):
     version: str  # GS08, "005010X221A1"
     position: int
     interchange: InterchangeHeader
+
+
+def reply_envelope(group: GroupHeader) -> Envelope:
+    """The envelope of an answer (a 999, a 277) to ``group``: its interchange's sender and receiver
+    with their qualifiers (ISA05-08) and the group's application sender and receiver (GS02-03),
+    swapped; an interchange of test data (ISA15 T) is answered as test data."""
+    isa = group.interchange
+    received = Envelope(
+        sender_id=isa.sender_id,
+        receiver_id=isa.receiver_id,
+        sender_qualifier=isa.sender_qualifier,
+        receiver_qualifier=isa.receiver_qualifier,
+        application_sender=group.application_sender,
+        application_receiver=group.application_receiver,
+        usage="T" if isa.usage == "T" else "P",
+    )
+    return received.reply()
 
 
 class SetEnvelope(msgspec.Struct, frozen=True, kw_only=True):
