@@ -73,6 +73,9 @@ def check_balancing(remittance: Remittance) -> list[BalancingFinding]:
     findings = [f for claim in remittance.claims for f in _claim_findings(claim)]
     paid = sum((c.paid for c in remittance.claims), Decimal(0))
     provider = sum((p.amount for p in remittance.provider_adjustments), Decimal(0))
-    if paid - provider != remittance.payment.amount:
-        findings.append(balancing_finding("transaction", RULE_TRANSACTION, paid - provider, remittance.payment.amount))
+    # A debit (BPR03 D) is money taken back: BPR02 counts as negative, as the 835 writes it.
+    payment = remittance.payment
+    bpr02 = -payment.amount if payment.credit_debit == "D" else payment.amount
+    if paid - provider != bpr02:
+        findings.append(balancing_finding("transaction", RULE_TRANSACTION, paid - provider, bpr02))
     return findings

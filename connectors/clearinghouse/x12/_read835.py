@@ -23,7 +23,6 @@ submitted, when the payer changed it) is checked but has no canonical field.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
 
 import msgspec
 
@@ -153,20 +152,6 @@ def iter_835(source: Source, *, chunk_size: int = CHUNK_SIZE) -> Iterator[Event8
             yield from _read_set(item)
 
 
-def _balancing(remittance: Remittance) -> list[BalancingFinding]:
-    """``check_balancing``, with BPR02 taken as negative when the payment is a debit."""
-    findings = check_balancing(remittance)
-    if remittance.payment.credit_debit == "C":
-        return findings
-    findings = [f for f in findings if f.level != "transaction"]
-    paid = sum((c.paid for c in remittance.claims), Decimal(0))
-    provider = sum((p.amount for p in remittance.provider_adjustments), Decimal(0))
-    signed = -remittance.payment.amount
-    if paid - provider != signed:
-        findings.append(finding("transaction", RULE_TRANSACTION, paid - provider, signed))
-    return findings
-
-
 def read_835(source: Source, *, chunk_size: int = CHUNK_SIZE) -> list[Read835]:
     """Every 835 set in ``source``, collected into canonical remittances with balancing findings."""
     results: list[Read835] = []
@@ -200,7 +185,7 @@ def _collect(
             claims=claims,
             provider_adjustments=trailer.provider_adjustments,
         )
-        findings = _balancing(remittance)
+        findings = check_balancing(remittance)
     return Read835(
         envelope=trailer.envelope,
         remittance=remittance,

@@ -109,3 +109,16 @@ def test_balancing_sums_wider_than_one_amount_are_reported_exactly() -> None:
     claim = next(f for f in check_balancing(remittance) if f.level == "claim")
     assert claim.expected == Decimal("125.50") - Decimal("1999999999998.00")
     assert claim.difference == Decimal("80.00") - claim.expected
+
+
+def test_a_debit_balances_as_money_taken_back() -> None:
+    """BPR03 D: the payer takes money back, so BPR02 counts as negative, whether the remittance came
+    in as X12 (where the reader used to apply the sign itself) or as JSON (where it was ignored)."""
+    body = factories.remittance(("D1",))
+    body["claims"][0] |= {"billed": "0.00", "paid": "0.00", "adjustments": [], "service_lines": []}
+    body["provider_adjustments"] = [{"reason": "WO", "amount": "35.00"}]  # 0.00 - 35.00 = -35.00
+    body["payment"] |= {"amount": "35.00", "credit_debit": "D"}
+    assert check_balancing(decode(msgspec.json.encode(body), Remittance)) == []
+    body["payment"]["credit_debit"] = "C"
+    (finding,) = check_balancing(decode(msgspec.json.encode(body), Remittance))
+    assert (finding.expected, finding.actual) == (Decimal("-35.00"), Decimal("35.00"))
