@@ -120,15 +120,10 @@ class ProblemError(Exception):
         self.headers = headers or {}
 
 
-def problem_response(
-    request: Request[Any, Any, Any],
-    status: int,
-    kind: str,
-    detail: str,
-    errors: list[FieldError] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response[Problem]:
-    body = Problem(
+def problem_body(
+    request: Request[Any, Any, Any], status: int, kind: str, detail: str, errors: list[FieldError] | None = None
+) -> Problem:
+    return Problem(
         type=problem_type(kind),
         title=_TITLES.get(kind, "Error"),
         status=status,
@@ -137,6 +132,17 @@ def problem_response(
         trace_id=current_trace_id(),  # set for every request by the outermost telemetry middleware
         errors=errors or [],
     )
+
+
+def problem_response(
+    request: Request[Any, Any, Any],
+    status: int,
+    kind: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Problem]:
+    body = problem_body(request, status, kind, detail, errors)
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

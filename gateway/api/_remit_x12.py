@@ -55,6 +55,7 @@ class AckRecord(msgspec.Struct, kw_only=True, frozen=True):
 class X12Ingest(msgspec.Struct, kw_only=True):
     ack: AckRecord
     remittances: list[tuple[str, Read835]]  # (remittance id, the accepted set)
+    refused: ProblemError | None = None  # no set could be accepted: the answer, beside the 999 rejecting them
 
 
 _UNRECOGNISED = "unrecognised"
@@ -80,8 +81,9 @@ def _issues_problem(reads: list[Read835]) -> ProblemError:
 
 
 def ingest_835(body: bytes, new_id: Callable[[str], str], control: ControlNumbers) -> X12Ingest:
-    """Read and acknowledge (the 999 with ``control``); raises ProblemError for input that yields no
-    usable remittance."""
+    """Read and acknowledge (the 999 with ``control``). Raises ProblemError for input no 999 can
+    answer; input whose every set is rejected is acknowledged all the same (the 999 tells the
+    payer), with the problem to answer in ``refused``."""
     try:
         reads = read_835(body)
     except X12Error as exc:
@@ -111,15 +113,13 @@ def ingest_835(body: bytes, new_id: Callable[[str], str], control: ControlNumber
             "the interchange holds an identifier with characters outside the X12 character set "
             "(or X12 delimiters), which no 999 can acknowledge",
         ) from None
-    if not any(read.accepted and read.remittance is not None for read in reads):
-        raise _issues_problem(reads)
     remittances: list[tuple[str, Read835]] = []
     accepted, rejected = [], []
     for read in reads:
         if not read.accepted or read.remittance is None:
-            rejected.append(
-                RejectedSet(control_number=read.envelope.control_number, issues=[_shown(i) for i in read.issues])
-            )
+            # A set rejected with its group (a GE that miscounts) has no issue of its own: the group's say why.
+            issues = [_shown(i) for i in (*read.issues, *read.group.issues)]
+            rejected.append(RejectedSet(control_number=read.envelope.control_number, issues=issues))
             continue
         remittance_id = new_id("rmt")
         remittances.append((remittance_id, read))
@@ -139,4 +139,4 @@ def ingest_835(body: bytes, new_id: Callable[[str], str], control: ControlNumber
         accepted=accepted,
         rejected=rejected,
     )
-    return X12Ingest(ack=ack, remittances=remittances)
+    return X12Ingest(ack=ack, remittances=remittances, refused=None if remittances else _issues_problem(reads))

@@ -26,10 +26,18 @@ _JSON = b"application/json"
 class JsonView(ASGIResponse):
     __slots__ = ("_raw_headers",)
 
-    def __init__(self, view: Any, *, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        view: Any,
+        *,
+        status: int = 200,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        media_type: bytes = _JSON,
+    ) -> None:
         # Not super().__init__: that builds the mutable header collection this class exists to skip.
         body = encode(view)
-        self._raw_headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode()), *(headers or ())]
+        length = str(len(body)).encode()
+        self._raw_headers = [(b"content-type", media_type), (b"content-length", length), *(headers or ())]
         self.body, self.status_code = body, status
         self.background, self.is_head_response, self._encoded_cookies = None, False, ()
 

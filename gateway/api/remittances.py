@@ -22,13 +22,13 @@ from gateway.api._common import (
     accept_work,
     caller_id,
     hub_of,
-    problems,
 )
 from gateway.api._remit_x12 import X12_MEDIA_TYPE, AckRecord, IngestedSet, RejectedSet, ingest_835
 from gateway.api._resources import load_owned, new_resource
 from gateway.api._response import JsonView
 from gateway.hub import Hub
 from gateway.ids import new_id
+from gateway.problems import PROBLEM_JSON, Problem, problem_body
 from gateway.store import ResourceRecord
 from gateway.views import RemittanceView, timestamp
 
@@ -68,6 +68,25 @@ async def remittance_statuses(
         )
         updated.append(claim.claim_id)
     return records, updated
+
+
+class RejectedInterchange(Problem, kw_only=True, frozen=True):
+    """A 422 of postRemittance. For a raw 835 none of whose transaction sets could be accepted, the
+    interchange was acknowledged all the same, by a 999 rejecting them: the extension members link
+    to it (a JSON remittance's 422 has none)."""
+
+    acknowledgement_id: str | None = None
+    acknowledgement_href: str | None = None
+
+
+REJECTED_REMITTANCE = {
+    422: ResponseSpec(
+        RejectedInterchange,
+        description="The remittance cannot be processed; for a raw 835, the 999 rejecting its sets is linked",
+        media_type=PROBLEM_JSON,
+        generate_examples=False,
+    )
+}
 
 
 class X12Accepted(msgspec.Struct, kw_only=True, frozen=True):
@@ -128,16 +147,25 @@ async def _post_x12(request: Request[Any, Any, Any], hub: Hub, body: bytes, tran
                                                 transaction_id)  # fmt: skip
         resources += [new_resource("remittance", remittance_id, client_id, view, transaction_id), *statuses]
     ack = ingest.ack
-    answer = X12Accepted(
-        transaction_id=transaction_id,
-        acknowledgement_id=ack.id,
-        acknowledgement_href=f"/v1/remittances/acknowledgements/{ack.id}",
-        remittances=ack.accepted,
-        rejected=ack.rejected,
-    )
+    ack_href = f"/v1/remittances/acknowledgements/{ack.id}"
     href = f"/v1/transactions/{transaction_id}"
-    accepted = JsonView(answer, status=201, headers=[(b"location", href.encode())])
-    records = WithWork.answering(request, accepted, href)  # the answer is known before the work is stored
+    if ingest.refused is None:
+        answer = X12Accepted(
+            transaction_id=transaction_id,
+            acknowledgement_id=ack.id,
+            acknowledgement_href=ack_href,
+            remittances=ack.accepted,
+            rejected=ack.rejected,
+        )
+        reply = JsonView(answer, status=201, headers=[(b"location", href.encode())])
+    else:  # a 4xx all the same, but the payer must hear of it: the 999 rejecting the sets is kept
+        refused = ingest.refused
+        problem = problem_body(request, refused.status, refused.kind, refused.detail, refused.errors)
+        rejection = RejectedInterchange(
+            **msgspec.structs.asdict(problem), acknowledgement_id=ack.id, acknowledgement_href=ack_href
+        )
+        reply = JsonView(rejection, status=refused.status, media_type=PROBLEM_JSON.encode())
+    records = WithWork.answering(request, reply, href)  # the answer is known before the work is stored
     await hub.submit(
         client_id=client_id,
         kind="remittance.ingest.x12",
@@ -147,7 +175,7 @@ async def _post_x12(request: Request[Any, Any, Any], hub: Hub, body: bytes, tran
         records=records,
     )
     records.written(request)
-    return accepted
+    return reply
 
 
 class RemittanceController(Controller):
@@ -157,7 +185,7 @@ class RemittanceController(Controller):
     @post(
         "/",
         operation_id="postRemittance",
-        responses={**WRITE_PROBLEMS, **problems(422), **ACCEPTED_RESPONSES, 201: X12_ACCEPTED},
+        responses={**WRITE_PROBLEMS, **REJECTED_REMITTANCE, **ACCEPTED_RESPONSES, 201: X12_ACCEPTED},
         status_code=202,
         operation_class=RemittanceOperation,
         opt={"body": Remittance},  # reads its own body (JSON or X12); a JSON one is a Remittance

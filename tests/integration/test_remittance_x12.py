@@ -85,3 +85,33 @@ def test_problems_never_repeat_input_text_that_is_no_segment_id(api: httpx.Clien
     response = api.post("/v1/remittances", content=body, headers=X12)
     assert response.status_code in (201, 400, 422), response.text
     assert "Zqxsentinel" not in response.text  # it may be a patient's name
+
+
+def test_an_835_whose_every_set_is_rejected_is_a_422_linking_the_999_that_rejects_it(api: httpx.Client) -> None:
+    """The payer must hear of a rejection: the 999 is written and kept, and the problem links it."""
+    body = _FULL.replace(b"SE*61*0001~", b"SE*62*0001~")  # a set that miscounts its segments
+    response = api.post("/v1/remittances", content=body, headers=X12)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:billing-hub:problem:rejected-x12"
+    assert any("(SE)" in error["path"] for error in problem["errors"])
+    ack = api.get(problem["acknowledgement_href"])
+    assert ack.status_code == 200
+    (group,) = read_999(ack.content)
+    assert group.status == "R"
+    assert [(s.control_number, s.status) for s in group.sets] == [("0001", "R")]
+
+
+def test_a_set_rejected_with_its_group_says_why(api: httpx.Client) -> None:
+    """Two groups, the second's GE miscounting its sets: its set is rejected for the group's fault,
+    and the rejection names the GE, not nothing."""
+    text = _FULL.decode()
+    head, rest = text.split("GS*", 1)
+    group = "GS*" + rest.rsplit("IEA*", 1)[0]
+    second = group.replace("*501*X*", "*502*X*").replace("GE*1*501~", "GE*3*502~")
+    body = (head + group + second + "IEA*2*000000501~").encode()
+    response = api.post("/v1/remittances", content=body, headers=X12)
+    assert response.status_code == 201, response.text
+    (rejected,) = response.json()["rejected"]
+    assert any(issue["segment_id"] == "GE" for issue in rejected["issues"]), rejected
