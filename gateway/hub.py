@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +29,7 @@ from gateway.store import (
     Store,
     TransactionRecord,
     TransactionSnapshot,
+    WriteCondition,
 )
 from gateway.targets import build_connectors
 from gateway.tracing import current_span_id, current_trace_id, current_traceparent
@@ -161,15 +163,15 @@ class Hub:
         resources: list[ResourceRecord],
         outbox: list[OutboxRecord],
         records: RecordsWithWork | None = None,
-        create_only: frozenset[tuple[str, str]] = frozenset(),
+        only_if: Mapping[tuple[str, str], WriteCondition] | None = None,
     ) -> None:
         """Store prepared work in one atomic write (with the idempotency record answering for it and
         the audit record of the call, when ``records`` has them) and wake the dispatcher. Raises the
-        store's ``ResourceTaken`` (nothing written) for another client's resource, or an existing one
-        named in ``create_only``."""
+        store's ``ResourceTaken`` (nothing written) for another client's resource, or one that does
+        not meet its condition in ``only_if``."""
         idempotency_record = records.idempotency_record if records is not None else None
         audit_record = records.audit_record if records is not None else None
-        await self.store.accept(transaction, resources, outbox, idempotency_record, audit_record, create_only)
+        await self.store.accept(transaction, resources, outbox, idempotency_record, audit_record, only_if)
         if outbox:
             self.dispatcher.wake()
 

@@ -20,7 +20,7 @@ from gateway.governance import (
 )
 from gateway.hub import Delivery, Hub, parse_prefer_wait
 from gateway.problems import PROBLEM_JSON, Problem, ProblemError
-from gateway.store import ResourceRecord, ResourceTaken
+from gateway.store import ResourceRecord, ResourceTaken, WriteCondition
 from gateway.views import TransactionView, transaction_view
 from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite, StoredResponse
@@ -137,11 +137,16 @@ class WithWork:
             audited_with_work(request.scope, self._status)
 
 
-# What a 409 says when the store refuses a resource (ResourceTaken): by the kind of resource.
-_TAKEN = {
+# What a 409 says when the store refuses a resource (ResourceTaken): by the kind of resource, and
+# where one kind can be refused for different reasons, by kind and reason.
+_TAKEN: dict[str | tuple[str, str], str] = {
     "account": "this account number belongs to another client",
     "claim": "a claim with this claim_id was already submitted; send frequency_code 7 (replace) or 8 (void)",
     "journal-reference": "another client posted a journal with this external_reference",
+    ("journal-reference", "exists with another body"): (
+        "a journal with this external_reference was posted with other content; the ERP keeps the first, "
+        "so send a change as a journal of its own, under a new external_reference"
+    ),
 }
 
 
@@ -155,6 +160,7 @@ async def accept_work(
     deliveries: list[Delivery],
     extra_resources: list[ResourceRecord] | None = None,
     new_only: bool = False,
+    unchanged: ResourceRecord | None = None,
     written_once: bool = False,
 ) -> JsonView:
     """Store the work, then answer 202 with ``Location`` (or, with ``Prefer: wait``, 200 with the
@@ -173,13 +179,17 @@ async def accept_work(
     location = (b"location", href.encode())
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
     records = WithWork.answering(request, answer, href, waiting=wait_s is not None)
-    create_only = frozenset({(resource.kind, resource.id)}) if new_only else frozenset()
+    only_if: dict[tuple[str, str], WriteCondition] = {}
+    if new_only:
+        only_if[resource.kind, resource.id] = "absent"
+    if unchanged is not None:
+        only_if[unchanged.kind, unchanged.id] = "unchanged"
+    resources = [resource, *(extra_resources or []), *([unchanged] if unchanged is not None else [])]
     try:
-        await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, records, create_only)
+        await hub.commit(transaction, resources, outbox, records, only_if)
     except ResourceTaken as taken:  # decided inside the atomic write: a concurrent writer got there first
-        raise ProblemError(
-            409, "conflict", _TAKEN.get(taken.kind, f"this {taken.kind} belongs to another client")
-        ) from None
+        detail = _TAKEN.get((taken.kind, taken.reason)) or _TAKEN.get(taken.kind)
+        raise ProblemError(409, "conflict", detail or f"this {taken.kind} belongs to another client") from None
     records.written(request)
     if wait_s is None:
         return answer

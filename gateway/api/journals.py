@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -26,6 +27,12 @@ from gateway.ids import new_id
 from gateway.views import JournalView, timestamp
 
 __all__ = ["JournalController"]
+
+
+def _digest(content: bytes) -> str:
+    """What a journal's reference keeps of it: enough to tell the same journal from another."""
+    return hashlib.sha256(content).hexdigest()
+
 
 JournalId = Annotated[str, Parameter(pattern=r"^jnl_[0-9a-z]{26}$(?!\n)", description="Journal id")]
 
@@ -55,15 +62,20 @@ class JournalController(Controller):
         # The ERP keeps one journal per external reference, whatever its ledger: the reference is the
         # first client's, so another client's journal can neither be answered with that journal's
         # document number nor post in its stead (naming another ledger does not make it another).
-        reference = new_resource("journal-reference", data.external_reference, client_id, journal_id, transaction_id)
+        # The same client may send the same journal again (the ERP answers with the one it has), but
+        # not other content under it: the ERP would keep the first and the hub say "completed".
+        content = encode(data)
+        reference = new_resource(
+            "journal-reference", data.external_reference, client_id, _digest(content), transaction_id
+        )
         return await accept_work(
             request,
             hub,
             prefer,
             kind="journal.post",
             resource=new_resource("journal", journal_id, client_id, data, transaction_id),
-            deliveries=[Delivery("erp", "post_journal", encode(data))],
-            extra_resources=[reference],
+            deliveries=[Delivery("erp", "post_journal", content)],
+            unchanged=reference,
             written_once=True,  # journals are never updated: nothing can be delivered out of order
         )
 

@@ -11,6 +11,7 @@ from gateway.store._records import (
     ResourceTaken,
     TransactionRecord,
     TransactionState,
+    WriteCondition,
     derive_state,
 )
 from gateway.store._redis import RedisStore
@@ -31,5 +32,6 @@ __all__ = [
     "TransactionRecord",
     "TransactionSnapshot",
     "TransactionState",
+    "WriteCondition",
     "derive_state",
 ]

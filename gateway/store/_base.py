@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from gateway.store._records import (
@@ -10,6 +11,7 @@ from gateway.store._records import (
     OutboxRecord,
     ResourceRecord,
     TransactionRecord,
+    WriteCondition,
 )
 from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite
@@ -27,12 +29,12 @@ class Store(Protocol):
         outbox: list[OutboxRecord],
         idempotency_record: FinalWrite | FinalStatement | None = None,
         audit_record: AuditPush | InTransaction | None = None,
-        create_only: frozenset[tuple[str, str]] = frozenset(),
+        only_if: Mapping[tuple[str, str], WriteCondition] | None = None,
     ) -> None:
         """Persist a transaction, its resources and its outbox entries in one atomic write.
 
         Nothing is written, and ``ResourceTaken`` raised, when a resource belongs to another client
-        or, for a ``(kind, id)`` in ``create_only``, exists at all.
+        or, for a ``(kind, id)`` in ``only_if``, does not meet its condition.
 
         ``idempotency_record`` and ``audit_record``, when given, are written in that same write: the
         finished record of the idempotent request this transaction answers, and the audit record of

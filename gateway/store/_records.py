@@ -16,11 +16,15 @@ __all__ = [
     "ResourceTaken",
     "TransactionRecord",
     "TransactionState",
+    "WriteCondition",
     "derive_state",
 ]
 
 TransactionState = Literal["accepted", "delivering", "completed", "failed"]
 DeliveryState = Literal["pending", "in_flight", "done", "dead"]
+# What ``accept`` may find of a resource it writes: none at all ("absent"), or one with the same body
+# ("unchanged": written again, it changes nothing the client sent).
+WriteCondition = Literal["absent", "unchanged"]
 
 
 class TransactionRecord(msgspec.Struct, kw_only=True):
@@ -73,8 +77,8 @@ class OutboxRecord(msgspec.Struct, kw_only=True):
 
 
 class ResourceTaken(Exception):
-    """``accept`` wrote nothing: a resource it would write belongs to another client, or one it may
-    only create exists already. Checked inside the store's atomic write, so two concurrent writers
+    """``accept`` wrote nothing: a resource it would write belongs to another client, or does not
+    meet its ``WriteCondition``. Checked inside the store's atomic write, so two concurrent writers
     cannot both pass a check made beforehand."""
 
     def __init__(self, kind: str, resource_id: str, reason: str) -> None:

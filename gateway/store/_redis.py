@@ -52,6 +52,7 @@ from gateway.store._records import (
     ResourceRecord,
     ResourceTaken,
     TransactionRecord,
+    WriteCondition,
 )
 from policies.audit import AuditPush, InTransaction
 from policies.idempotency import FinalStatement, FinalWrite
@@ -170,11 +171,14 @@ def _resource_key(kind: str, resource_id: str) -> str:
     return f"{kind}:{resource_id}"
 
 
-def _resource_args(r: ResourceRecord, create_only: bool = False) -> list[_Value]:
+_CONDITION_FLAG = {None: "0", "absent": "1", "unchanged": "2"}  # ACCEPT's 10th resource value
+
+
+def _resource_args(r: ResourceRecord, condition: WriteCondition | None = None) -> list[_Value]:
     has_txn = r.transaction_id is not None
     return [
         _resource_key(r.kind, r.id), r.kind, r.id, r.client_id, r.body, r.transaction_id or "",
-        "1" if has_txn else "0", _float(r.created_at), _float(r.updated_at), "1" if create_only else "0",
+        "1" if has_txn else "0", _float(r.created_at), _float(r.updated_at), _CONDITION_FLAG[condition],
     ]  # fmt: skip
 
 
@@ -228,7 +232,7 @@ class RedisStore:
         outbox: list[OutboxRecord],
         idempotency_record: FinalWrite | FinalStatement | None = None,
         audit_record: AuditPush | InTransaction | None = None,
-        create_only: frozenset[tuple[str, str]] = frozenset(),
+        only_if: Mapping[tuple[str, str], WriteCondition] | None = None,
     ) -> None:
         if isinstance(idempotency_record, FinalStatement):  # never dropped silently
             raise ValueError("the Redis store cannot run an SQL idempotency record with a transaction")
@@ -238,7 +242,7 @@ class RedisStore:
         args: list[_Value] = [self._prefix, transaction.id, str(len(txn_pairs) // 2), *txn_pairs]
         args.append(str(len(resources)))
         for r in resources:
-            args += _resource_args(r, (r.kind, r.id) in create_only)
+            args += _resource_args(r, (only_if or {}).get((r.kind, r.id)))
         args.append(str(len(outbox)))
         for e in outbox:
             pairs = _pairs(e, _OUTBOX_FIELDS)

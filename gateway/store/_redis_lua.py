@@ -81,7 +81,7 @@ local tn = tonumber(ARGV[3])
 local i = 4 + 2 * tn
 local nres = tonumber(ARGV[i])
 local rstart = i + 1
-for k = 0, nres - 1 do  -- a resource is never taken over from another client, nor created twice
+for k = 0, nres - 1 do  -- never another client's; flag 1: create only; flag 2: only with the same body
   local r = rstart + 10 * k
   local owner = redis.call('HGET', P .. 'resource:' .. ARGV[r], 'client_id')
   if owner and owner ~= ARGV[r + 3] then
@@ -89,6 +89,9 @@ for k = 0, nres - 1 do  -- a resource is never taken over from another client, n
   end
   if owner and ARGV[r + 9] == '1' then
     return redis.error_reply('ERR resource-taken exists already ' .. ARGV[r + 1] .. ' ' .. ARGV[r + 2])
+  end
+  if owner and ARGV[r + 9] == '2' and redis.call('HGET', P .. 'resource:' .. ARGV[r], 'body') ~= ARGV[r + 4] then
+    return redis.error_reply('ERR resource-taken exists with another body ' .. ARGV[r + 1] .. ' ' .. ARGV[r + 2])
   end
 end
 i = rstart + 10 * nres

@@ -9,7 +9,7 @@ commits on a power cut.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from gateway.store._records import (
     ResourceRecord,
     ResourceTaken,
     TransactionRecord,
+    WriteCondition,
     derive_state,
 )
 from gateway.store._sqlite_writer import SqliteWriter, connect
@@ -141,16 +142,19 @@ def _resource_statement(r: ResourceRecord) -> _Statement:
 
 
 def _check_owners(
-    db: sqlite3.Connection, resources: list[ResourceRecord], create_only: frozenset[tuple[str, str]]
+    db: sqlite3.Connection, resources: list[ResourceRecord], only_if: Mapping[tuple[str, str], WriteCondition]
 ) -> None:
     for r in resources:
-        row = db.execute("select client_id from resources where kind = ? and id = ?", (r.kind, r.id)).fetchone()
+        row = db.execute("select client_id, body from resources where kind = ? and id = ?", (r.kind, r.id)).fetchone()
         if row is None:
             continue
         if row[0] != r.client_id:
             raise ResourceTaken(r.kind, r.id, "belongs to another client")
-        if (r.kind, r.id) in create_only:
+        condition = only_if.get((r.kind, r.id))
+        if condition == "absent":
             raise ResourceTaken(r.kind, r.id, "exists already")
+        if condition == "unchanged" and bytes(row[1]) != r.body:
+            raise ResourceTaken(r.kind, r.id, "exists with another body")
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -211,7 +215,7 @@ class SqliteStore:
         outbox: list[OutboxRecord],
         idempotency_record: FinalWrite | FinalStatement | None = None,
         audit_record: AuditPush | InTransaction | None = None,
-        create_only: frozenset[tuple[str, str]] = frozenset(),
+        only_if: Mapping[tuple[str, str], WriteCondition] | None = None,
     ) -> None:
         if isinstance(idempotency_record, FinalWrite):  # never dropped silently: the caller counts on it
             raise ValueError("the SQLite store cannot write a Redis idempotency record with a transaction")
@@ -237,7 +241,7 @@ class SqliteStore:
                 statements += [_NEXT_IN_ORDER, (queued, (*_outbox_values(e), e.order_key))]
         if idempotency_record is not None:
             statements.append((idempotency_record.sql, idempotency_record.params))
-        await self._write(statements, audit_record, guard=lambda db: _check_owners(db, resources, create_only))
+        await self._write(statements, audit_record, guard=lambda db: _check_owners(db, resources, only_if or {}))
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None:
         await self._write([_resource_statement(r) for r in resources])

@@ -56,6 +56,9 @@ def test_a_journal_reference_is_its_first_clients(api: httpx.Client, hub: Servic
     assert api.post("/v1/journals", json=body).status_code == 202
     again = api.post("/v1/journals", json=body)
     assert again.status_code == 202  # the same client may send it again: the ERP keeps one journal
+    changed = {**body, "description": "the same reference, other content"}
+    refused = _problem(api.post("/v1/journals", json=changed), 409)  # the ERP would keep the first
+    assert refused["detail"].startswith("a journal with this external_reference was posted with other content")
     for ledger in (body["ledger"], "BETA-GL"):
         beta = httpx.post(f"{hub.url}/v1/journals", json={**body, "ledger": ledger}, headers={"X-API-Key": BETA_KEY})
         assert _problem(beta, 409)["detail"] == "another client posted a journal with this external_reference"

@@ -254,7 +254,7 @@ async def test_of_concurrent_writers_of_one_new_resource_exactly_one_stores(stor
     now, account = time.time(), new_id("acc")
     writes = [_claiming(now, client, account) for client in ("alpha", "beta", "alpha", "gamma", "beta", "alpha")]
     outcomes = await asyncio.gather(
-        *(store.accept(t, [r], o, create_only=frozenset({("account", account)})) for t, r, o in writes),
+        *(store.accept(t, [r], o, only_if={("account", account): "absent"}) for t, r, o in writes),
         return_exceptions=True,
     )
     assert sum(outcome is None for outcome in outcomes) == 1, outcomes
@@ -265,6 +265,22 @@ async def test_of_concurrent_writers_of_one_new_resource_exactly_one_stores(stor
     assert (stored.client_id, stored.transaction_id) == (winner[0].client_id, winner[0].id)
     for (txn, _, _), outcome in zip(writes, outcomes, strict=True):
         assert (await store.get_transaction(txn.id) is None) == (outcome is not None)
+
+
+async def test_a_resource_that_must_be_unchanged_is_written_again_only_with_its_body(store: Store) -> None:
+    now, reference = time.time(), new_id("ref")
+    first, owned, work = _claiming(now, "alpha", reference)
+    await store.accept(first, [owned], work, only_if={("account", reference): "unchanged"})  # new: fine
+    same, rewritten, more = _claiming(now, "alpha", reference)
+    await store.accept(same, [rewritten], more, only_if={("account", reference): "unchanged"})
+    other, changed, rest = _claiming(now, "alpha", reference)
+    changed = msgspec.structs.replace(changed, body=b'{"other": 1}')
+    with pytest.raises(ResourceTaken, match="another body"):
+        await store.accept(other, [changed], rest, only_if={("account", reference): "unchanged"})
+    assert await store.get_transaction(other.id) is None  # nothing of the refused write was stored
+    stored = await store.get_resource("account", reference)
+    assert stored is not None
+    assert (stored.body, stored.transaction_id) == (owned.body, same.id)
 
 
 async def test_a_stale_lease_holder_is_fenced_off(store: Store) -> None:
