@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -17,18 +18,28 @@ class SettingsError(ValueError):
     """A setting is malformed; the message names the environment variable."""
 
 
+# Bounds a running hub needs: a zero, negative, NaN or infinite duration, a concurrency of 0 or an
+# empty host had each started a hub that delivered nothing, spun on its own leases, or listened on
+# every interface.
+_DAY_S = 86_400.0
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=_DAY_S)]
+Count = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/?#]+(/\S*)?$")]
+
+
 class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    host: str = "127.0.0.1"
+    host: NonEmpty = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    port: int = 8080
-    data_dir: str = ".data"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65_535)] = 8080
+    data_dir: NonEmpty = ".data"
     # normal: WAL without fsync per commit (survives a process crash, not a power cut); full: fsync.
     durability: Literal["normal", "full"] = "full"
-    ehr_url: str = "http://127.0.0.1:8081"
-    clearinghouse_url: str = "http://127.0.0.1:8082"
-    erp_url: str = "http://127.0.0.1:8083"
+    ehr_url: HttpUrl = "http://127.0.0.1:8081"
+    clearinghouse_url: HttpUrl = "http://127.0.0.1:8082"
+    erp_url: HttpUrl = "http://127.0.0.1:8083"
     # Which target systems this hub talks to (comma list); work for a missing one is dead-lettered.
-    targets: str = "ehr,erp,clearinghouse"
+    targets: NonEmpty = "ehr,erp,clearinghouse"
     # Which installed connector serves each target (its billing_hub.connectors entry-point name), and
     # its own config keys as a JSON object its config spec checks (gateway/targets.py).
     ehr_connector: str = "ehr-fhir"
@@ -37,56 +48,72 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     ehr_options: str = "{}"
     erp_options: str = "{}"
     clearinghouse_options: str = "{}"
-    connector_timeout_s: float = 5.0
-    status_timeout_s: float = 2.0
-    status_cache_s: float = 30.0
+    connector_timeout_s: Seconds = 5.0
+    status_timeout_s: Seconds = 2.0
+    status_cache_s: Annotated[float, msgspec.Meta(ge=0, le=_DAY_S)] = 30.0
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
-    dispatch_concurrency: int = msgspec.field(default=64)
-    dispatch_batch: int = 64
+    dispatch_concurrency: Count = 64
+    dispatch_batch: Count = 64
     # Retry budget per delivery (tenacity policies over the durable outbox), then dead letter.
-    retry_max_attempts: int = 8
-    retry_max_elapsed_s: float = 900.0
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 60.0
+    retry_max_attempts: Count = 8
+    retry_max_elapsed_s: Annotated[float, msgspec.Meta(gt=0, le=30 * _DAY_S)] = 900.0
+    backoff_base_s: Seconds = 0.5
+    backoff_cap_s: Seconds = 60.0
     # Circuit breaker per connector.
-    breaker_failure_rate: float = 0.5
-    breaker_window_s: float = 30.0
-    breaker_min_calls: int = 10
-    breaker_cool_down_s: float = 5.0
-    shutdown_grace_s: float = 10.0
-    lease_s: float = 30.0
-    max_wait_s: float = 30.0
+    breaker_failure_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    breaker_window_s: Seconds = 30.0
+    breaker_min_calls: Count = 10
+    breaker_cool_down_s: Seconds = 5.0
+    shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0, le=3_600)] = 10.0
+    lease_s: Seconds = 30.0
+    max_wait_s: Annotated[float, msgspec.Meta(gt=0, le=30)] = 30.0
     # False: this process only accepts work; `billing-hub dispatch` processes deliver it.
     dispatcher_enabled: bool = True
     # How often an idle dispatcher looks for work it was not woken for (stored by another process).
-    dispatch_idle_poll_s: float = 0.25
+    dispatch_idle_poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.25
     # Policy file (TOML); empty means the packaged policies/default.toml with the demo client.
     policy_file: str = ""
     # Where rate-limit counters, idempotency records and the audit chain live.
     state_backend: Literal["embedded", "redis"] = "embedded"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_prefix: str = "billing-hub:"
+    redis_url: Annotated[str, msgspec.Meta(pattern=r"^(rediss?|unix)://\S+$")] = "redis://127.0.0.1:6379/0"
+    redis_prefix: NonEmpty = "billing-hub:"
     # Key for the tags that stand in for identifiers in audit records (>= 16 bytes); share it
     # between instances to correlate across them. Empty: a random key per process.
     phi_hash_key: str = ""
     # How long a request holding an Idempotency-Key keeps others with the same key out (409) if it
     # never finishes; longer than the slowest request (Prefer: wait is at most 30 s).
-    idempotency_lease_s: float = 60.0
+    idempotency_lease_s: Seconds = 60.0
     # Spans: "auto" exports over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set and is off otherwise;
     # "discard" runs the SDK pipeline without exporting (to measure tracing's cost).
     trace_exporter: Literal["auto", "otlp", "console", "discard", "off"] = "auto"
 
     def __post_init__(self) -> None:
-        if self.retry_max_attempts < 1:
-            raise ValueError("retry_max_attempts must be at least 1")
-        if self.phi_hash_key and len(self.phi_hash_key.encode()) < 16:
-            raise ValueError("phi_hash_key must be at least 16 bytes")
-        if not 0 < self.dispatch_idle_poll_s <= 60:
-            raise ValueError("dispatch_idle_poll_s must be in (0, 60]")
-        if not 0 < self.max_wait_s <= 30:
-            raise ValueError("max_wait_s must be in (0, 30]")
+        # Messages name the variable: msgspec reports them without a path.
+        if self.phi_hash_key and len(self.phi_hash_key.strip().encode()) < 16:
+            raise ValueError(f"{PREFIX}PHI_HASH_KEY must be at least 16 bytes, not counting blanks")
         if self.idempotency_lease_s <= self.max_wait_s:  # else a retry would be answered mid-wait
-            raise ValueError("idempotency_lease_s must be longer than max_wait_s (the longest Prefer: wait)")
+            raise ValueError(
+                f"{PREFIX}IDEMPOTENCY_LEASE_S must be longer than {PREFIX}MAX_WAIT_S (the longest Prefer: wait)"
+            )
+        if self.lease_s <= self.connector_timeout_s:  # else another dispatcher takes over a live attempt
+            raise ValueError(f"{PREFIX}LEASE_S must be longer than {PREFIX}CONNECTOR_TIMEOUT_S")
+        if self.backoff_cap_s < self.backoff_base_s:
+            raise ValueError(f"{PREFIX}BACKOFF_CAP_S must be at least {PREFIX}BACKOFF_BASE_S")
+
+
+# msgspec's "... - at `$.field`": the field, named as the variable it came from.
+_AT_FIELD = re.compile(r"^(?P<message>.*?) - at `\$\.(?P<field>[a-z_0-9]+)`$", re.DOTALL)
+
+
+def _named(error: msgspec.ValidationError) -> str:
+    match = _AT_FIELD.match(str(error))
+    if match is None:
+        return str(error)
+    field, message = match["field"], match["message"]
+    if "matching regex" in message:  # the pattern itself says little to an operator
+        schemes = "redis://, rediss:// or unix://" if field == "redis_url" else "http:// or https://"
+        message = f"expected a URL starting {schemes}"
+    return f"{PREFIX}{field.upper()}: {message}"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -103,4 +130,4 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise SettingsError(f"invalid {PREFIX}* setting: {exc}") from None
+        raise SettingsError(_named(exc)) from None

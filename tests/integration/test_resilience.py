@@ -372,7 +372,7 @@ def test_erp_outage_keeps_work_queued_opens_the_circuit_and_delivers_everything_
 
 
 def test_sigterm_releases_in_flight_deliveries_and_exits_within_the_bound(tmp_path: Path) -> None:
-    grace_s, lease_s = 2.0, 60.0
+    grace_s, lease_s = 2.0, 90.0
     erp = Proc.erp(tmp_path)
     env = hub_env(
         erp.url,
