@@ -197,10 +197,18 @@ def audit_verify(args: argparse.Namespace) -> int:
 
     from gateway.governance_state import open_audit_log
     from gateway.settings import load_settings
+    from gateway.store import HUB_DATABASE
     from policies.audit import verify_log
 
+    settings = load_settings()
+    database = Path(settings.data_dir) / HUB_DATABASE
+    if settings.state_backend == "embedded" and not database.is_file():
+        # Opening it would create an empty log that verifies: a wrong data directory must not pass.
+        print(f"billing-hub: no hub database at {database} (BILLING_HUB_DATA_DIR)", file=sys.stderr)
+        return 2
+
     async def verify() -> int:
-        log, close = open_audit_log(load_settings())
+        log, close = open_audit_log(settings)
         try:
             result = await verify_log(log)
         finally:
@@ -211,7 +219,11 @@ def audit_verify(args: argparse.Namespace) -> int:
         print(f"audit chain BROKEN at record {result.first_bad_seq}: {result.reason} ({result.checked} good before it)")
         return 1
 
-    return asyncio.run(verify())
+    try:
+        return asyncio.run(verify())
+    except Exception as exc:  # not a verdict on the chain: say so, with an exit code of its own
+        print(f"billing-hub: the audit chain could not be checked: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -239,7 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     k.set_defaults(func=keys_new)
     p = commands.add_parser("audit", help="the audit trail")
     audit_commands = p.add_subparsers(dest="audit_command", required=True)
-    a = audit_commands.add_parser("verify", help="check the hash chain; names the first changed/removed/moved record")
+    a = audit_commands.add_parser(
+        "verify",
+        help="check the hash chain; names the first changed/removed/moved record",
+        description="Exit 0: intact; 1: broken (the first bad record is named); 2: refused settings or no "
+        "hub database; 3: the chain could not be read (store unreachable or unreadable).",
+    )
     a.set_defaults(func=audit_verify)
     p = commands.add_parser("openapi", help="write the v1 OpenAPI document")
     p.add_argument("--out", default="openapi/v1.json")

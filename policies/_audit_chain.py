@@ -286,4 +286,12 @@ async def verify_chain(
 async def verify_log(log: AuditLog) -> VerifyResult:
     """The whole log against its own head: what ``billing-hub audit verify`` runs."""
     head = await log.head()
-    return await verify_chain(log.iterate(), head=head)
+    result = await verify_chain(log.iterate(), head=head)
+    if result.ok and result.checked > head.seq:
+        # Records past the head read first: appended meanwhile by a running hub, or the head was
+        # removed or moved back, which would hide a cut-off tail. Appends move the head past them.
+        now = await log.head()
+        if now.seq < result.checked:
+            reason = f"records {now.seq + 1}..{result.checked} lie past the stored head (seq {now.seq})"
+            return VerifyResult(ok=False, checked=now.seq, first_bad_seq=now.seq + 1, reason=reason)
+    return result

@@ -218,6 +218,28 @@ def test_audit_verify_names_the_first_tampered_record(api: httpx.Client, hub: Se
     assert "record 2" in broken.stdout
 
 
+@pytest.mark.parametrize(
+    ("settings", "code", "says"),
+    [
+        # Opening a missing database would create an empty log that verifies: a wrong data
+        # directory (or one forgotten setting) must not report "intact".
+        ({"BILLING_HUB_DATA_DIR": "{tmp}/no-such-dir"}, 2, "no hub database at"),
+        # A store that cannot be read is not a broken chain: exit 3, not 1, and no traceback.
+        ({"BILLING_HUB_STATE_BACKEND": "redis", "BILLING_HUB_REDIS_URL": "redis://127.0.0.1:{closed}/0"}, 3,
+         "could not be checked"),
+    ],
+)  # fmt: skip
+def test_audit_verify_says_when_it_cannot_judge(tmp_path: Path, settings: dict[str, str], code: int, says: str) -> None:
+    env = {**os.environ, "BILLING_HUB_DATA_DIR": str(tmp_path / "data")}
+    env |= {k: v.format(tmp=tmp_path, closed=free_port()) for k, v in settings.items()}
+    command = [sys.executable, "-m", "gateway.cli", "audit", "verify"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (code, ""), done.stdout + done.stderr
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "no-such-dir").exists()  # verifying creates nothing
+
+
 def _environ(service: Service) -> dict[str, str]:
     return dict(
         line.split("=", 1)

@@ -66,6 +66,7 @@ class Backend:
     delete: Callable[[int], Awaitable[None]]
     swap: Callable[[int, int], Awaitable[None]]
     corrupt: Callable[[int], Awaitable[None]]
+    drop_head: Callable[[], Awaitable[None]]
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def fill(self, n: int, **kwargs: Any) -> list[AuditRecord]:
@@ -100,9 +101,12 @@ def _sqlite_backend(path: Path) -> Backend:
     async def corrupt(seq: int) -> None:
         sql("update audit_log set at = 'yesterday' where seq = ?", seq)
 
+    async def drop_head() -> None:
+        sql("delete from audit_head")
+
     log = SqliteAuditLog(path, durability="normal")
     closers.append(log.aclose)
-    return Backend("sqlite", log, another, edit, delete, swap, corrupt, closers)
+    return Backend("sqlite", log, another, edit, delete, swap, corrupt, drop_head, closers)
 
 
 async def _redis_client() -> Redis:
@@ -145,6 +149,9 @@ async def _redis_backend() -> Backend:
     async def corrupt(seq: int) -> None:
         await admin.hset(records, str(seq), b"{not a record")
 
+    async def drop_head() -> None:
+        await admin.delete(f"{prefix}:head")
+
     async def clean() -> None:
         keys = [key async for key in admin.scan_iter(match=f"{prefix}:*")]
         if keys:
@@ -153,7 +160,7 @@ async def _redis_backend() -> Backend:
 
     main = await _redis_client()
     closers.extend([main.aclose, clean])
-    return Backend("redis", RedisAuditLog(main, prefix), another, edit, delete, swap, corrupt, closers)
+    return Backend("redis", RedisAuditLog(main, prefix), another, edit, delete, swap, corrupt, drop_head, closers)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
@@ -330,6 +337,17 @@ async def test_records_cut_off_the_end_are_caught_by_the_head(backend: Backend) 
     result = await verify_log(backend.log)
     assert (result.ok, result.first_bad_seq) == (False, 9)
     assert "missing from the end" in (result.reason or "")
+
+
+async def test_records_cut_off_the_end_with_the_head_removed_are_caught(backend: Backend) -> None:
+    """Without a head, records 1..8 chain and would have looked like a whole, shorter log."""
+    await backend.fill(10)
+    await backend.delete(10)
+    await backend.delete(9)
+    await backend.drop_head()
+    result = await verify_log(backend.log)
+    assert (result.ok, result.first_bad_seq) == (False, 1)
+    assert "past the stored head (seq 0)" in (result.reason or "")
 
 
 async def test_an_append_after_a_cut_still_shows_the_gap(backend: Backend) -> None:
