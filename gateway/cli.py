@@ -65,7 +65,8 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings.log_level)
     host = args.host or settings.host
-    port = args.port or settings.port
+    port = args.port if args.port is not None else settings.port
+    _check_demo_policy(settings, host)
     app = create_app(settings)
     _check_configuration(settings, app)
 
@@ -90,6 +91,52 @@ def serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 3
 
 
+def _check_demo_policy(settings: Settings, host: str) -> None:
+    """The packaged policy's demo key is printed in the README and holds every scope, admin included:
+    fine on loopback for a demo, never on an address other machines reach."""
+    if settings.policy_file:
+        return
+    from gateway.settings import SettingsError
+
+    if not _is_loopback(host):
+        raise SettingsError(
+            f"BILLING_HUB_POLICY_FILE must be set to serve on {host}: the packaged default policy's demo key "
+            "is published in the README and has every scope, admin included"
+        )
+    logging.getLogger("billing_hub").warning(
+        "serving with the packaged default policy: its published demo key has every scope (loopback only)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """A data directory that cannot be made or written to: one line, before anything opens a file in
+    it (the lifespan's traceback, or the worker's, said the same thing in fifty lines)."""
+    import os
+
+    from gateway.settings import SettingsError
+
+    if settings.state_backend != "embedded":  # only the embedded store keeps files there
+        return
+    path = Path(settings.data_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"BILLING_HUB_DATA_DIR ({path}) cannot be used: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SettingsError(f"BILLING_HUB_DATA_DIR ({path}) cannot be used: not writable")
+
+
 def _check_configuration(settings: Settings, app: Litestar | None = None) -> None:
     """Refuse what the start-up would refuse, before the server (``app``) or worker starts: one line
     naming the bad setting or policy key (``main``), not a traceback from inside the ASGI lifespan.
@@ -101,6 +148,7 @@ def _check_configuration(settings: Settings, app: Litestar | None = None) -> Non
     from gateway.targets import build_connectors
     from policies.engine import PolicyHolder
 
+    _check_data_dir(settings)
     if app is not None:  # the policy must cover the app's operations
         http = jwks_client()  # the policy only keeps it; keys are fetched on the first token
         PolicyHolder(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 
 import msgspec
@@ -25,6 +26,7 @@ from gateway.telemetry import Telemetry, setup_telemetry
 __all__ = ["READY_LINE", "dispatch_until_stopped"]
 
 READY_LINE = "dispatcher ready:"
+log = logging.getLogger("billing_hub.dispatch")
 
 
 def _operations(settings: Settings, telemetry: Telemetry) -> frozenset[str]:
@@ -58,4 +60,8 @@ def _stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
+    # A HUP meant for the serving processes (reload the policy) must not kill a worker mid-delivery:
+    # its default action ends the process without handing its leases back.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: log.info("SIGHUP: a dispatch worker has no policy to reload"))
     return stop

@@ -9,6 +9,7 @@ intact chain, and SIGTERM stops the dispatcher cleanly.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -63,6 +64,14 @@ def test_a_separate_dispatcher_delivers_what_the_api_node_accepts(tmp_path: Path
         references = erp_references(erp)
         assert len(references) == 22
         assert Counter(references).most_common(1)[0][1] == 1  # each journal posted once
+
+        # A HUP sent to every billing-hub process (the servers reload their policy on it) must not
+        # kill the worker, whose default action for it ended the process mid-delivery.
+        assert dispatcher.process is not None
+        dispatcher.process.send_signal(signal.SIGHUP)
+        late = api.post("/v1/journals", json=factories.journal(), headers={"Prefer": "wait=10"})
+        assert (late.status_code, late.json()["state"]) == (200, "completed"), late.text
+        assert dispatcher.process.poll() is None
 
         assert dispatcher.terminate(timeout_s=20) < 15
         assert dispatcher.process is not None

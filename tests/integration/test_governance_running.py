@@ -240,6 +240,28 @@ def test_audit_verify_says_when_it_cannot_judge(tmp_path: Path, settings: dict[s
     assert not (tmp_path / "no-such-dir").exists()  # verifying creates nothing
 
 
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"BILLING_HUB_DATA_DIR": "{tmp}/a-file/data"}, "BILLING_HUB_DATA_DIR ({tmp}/a-file/data) cannot be used"),
+        # The packaged policy's demo key is in the README and holds every scope: loopback only.
+        # (192.0.2.1 is a documentation address no interface here has: without the check, binding fails.)
+        ({"BILLING_HUB_HOST": "192.0.2.1", "BILLING_HUB_POLICY_FILE": ""}, "BILLING_HUB_POLICY_FILE must be set"),
+    ],
+)
+def test_serve_refuses_what_it_cannot_run_safely_in_one_line(
+    tmp_path: Path, settings: dict[str, str], says: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    env = {**os.environ, "BILLING_HUB_DATA_DIR": str(tmp_path / "data")}
+    env |= {k: v.format(tmp=tmp_path) for k, v in settings.items()}
+    command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(free_port())]  # the host: a setting
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert says.format(tmp=tmp_path) in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def _environ(service: Service) -> dict[str, str]:
     return dict(
         line.split("=", 1)
