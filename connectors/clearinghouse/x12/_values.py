@@ -94,18 +94,23 @@ def amount(text: str, index: int, what: str = "amount") -> Amount:
     return Decimal.__new__(Amount, value)
 
 
+def _ascii_digits(text: str) -> bool:
+    return text.isdigit() and text.isascii()
+
+
 def quantity(text: str, index: int, what: str = "quantity") -> Quantity:
-    """A canonical ``Quantity``: at most nine whole digits and four decimal places."""
-    if text.isdigit() and text.isascii() and len(text) <= 9:  # units of service: "1", "12"
+    """A canonical ``Quantity``: at most nine whole digits and four decimal places.
+
+    An X12 R value may leave out the leading zero (``.5``, ``-.25``), as ``money`` also allows;
+    ``Decimal`` puts it back (``0.5``), so the JSON form stays the canonical quantity pattern.
+    """
+    if _ascii_digits(text) and len(text) <= 9:  # units of service: "1", "12"
         return Decimal.__new__(Quantity, text)
     body = text[1:] if text[:1] == "-" else text
     whole, dot, places = body.partition(".")
-    if not (
-        0 < len(whole) <= 9
-        and whole.isdigit()
-        and whole.isascii()
-        and (not dot or (0 < len(places) <= 4 and places.isdigit() and places.isascii()))
-    ):
+    whole_ok = len(whole) <= 9 and (not whole or _ascii_digits(whole))
+    places_ok = (0 < len(places) <= 4 and _ascii_digits(places)) if dot else bool(whole)
+    if not (whole_ok and places_ok):
         raise ReadError(index, "6", f"{what} is not a number with at most 9 digits and 4 decimal places")
     return Decimal.__new__(Quantity, text)
 

@@ -604,3 +604,14 @@ def test_a_file_cut_inside_a_claim_streams_what_was_whole_then_refuses() -> None
     assert (caught.value.issue.segment_id, caught.value.issue.position) == ("SE", 49)
     with pytest.raises(X12Error):
         read_835(cut.encode())
+
+
+def test_quantities_may_suppress_the_leading_zero() -> None:
+    # X12 R values may omit the leading zero, as money() already allows: ".5" is half a unit.
+    text = FULL.replace("SVC*HC:99213:25*300.00*200.00**1~", "SVC*HC:99213:25*300.00*200.00**.5~")
+    text = text.replace("CAS*PR*2*40.00~", "CAS*PR*2*40.00*-.25~")
+    read = one(text)
+    assert [(i.segment_id, i.element, i.message) for i in read.issues] == []
+    assert read.remittance is not None
+    line = read.remittance.claims[0].service_lines[0]
+    assert (str(line.units), str(line.adjustments[1].quantity)) == ("0.5", "-0.25")  # canonical JSON form
