@@ -18,6 +18,7 @@ from typing import Literal
 
 import msgspec
 
+from canonical._codes import StatusCategory
 from canonical._money import Money
 from canonical.v1 import ClaimStatus
 from connectors.clearinghouse.x12._envelope import GroupEnd, SetEnvelope, TransactionSet, wrong_transaction
@@ -29,7 +30,7 @@ from connectors.clearinghouse.x12._values import MemoSet, ReadError, d8, element
 __all__ = ["Read277", "read_277"]
 
 _CLAIM_LEVELS = {"277": frozenset({"22", "23"}), "277CA": frozenset({"PT"})}
-_CATEGORY = MemoSet(r"^(A[0-8]|P[0-5]|F[0-4]|R([0-9]|1[0-6])|E[0-4])\Z")
+_CATEGORY = MemoSet.of(StatusCategory)  # the categories ClaimStatus can hold, D0 included
 _STATUS = MemoSet(r"^[0-9A-Z]{1,5}\Z")
 _ENTITY = MemoSet(r"^[0-9A-Z]{2,3}\Z")
 _CLAIM_ID = MemoSet(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,37}\Z")

@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
+from typing import Any, get_args
+
+import msgspec
 
 from canonical._money import MONEY_MAX_DIGITS, Amount, Money, Quantity
 
@@ -158,6 +161,15 @@ class MemoSet:
     def __init__(self, pattern: str) -> None:
         self._pattern = re.compile(pattern)
         self._good: set[str] = set()
+
+    @classmethod
+    def of(cls, canonical: Any) -> MemoSet:
+        """The check of a canonical ``Annotated[str, msgspec.Meta(pattern=...)]`` type: a reader that
+        takes the model's own pattern accepts exactly what the model does, with no copy to drift."""
+        for meta in get_args(canonical)[1:]:
+            if isinstance(meta, msgspec.Meta) and meta.pattern is not None:
+                return cls(meta.pattern)
+        raise TypeError(f"{canonical!r} carries no pattern")
 
     def __contains__(self, value: object) -> bool:
         if value in self._good:

@@ -104,8 +104,14 @@ def test_the_277ca_writer_output_reads_back() -> None:
     assert read.trace_numbers == ["PCN-0001", "PCN-0002"]
 
 
+def test_every_category_the_canonical_model_knows_is_read() -> None:
+    read = one(STATUS_277.replace("STC*P1:20:PR", "STC*D0:35:PR"))  # D0: data search unsuccessful
+    assert [(i.segment_id, i.element, i.message) for i in read.issues] == []
+    assert [(s.claim_id, s.category_code, s.status_code) for s in read.statuses][3:] == [("PCN-0002", "D0", "35")]
+
+
 def test_a_status_the_canonical_model_cannot_hold_is_an_issue() -> None:
-    read = one(STATUS_277.replace("STC*P1:20:PR", "STC*D0:20:PR"))
+    read = one(STATUS_277.replace("STC*P1:20:PR", "STC*X0:20:PR"))  # X0: supplemental, retired in 2003
     assert [s.claim_id for s in read.statuses] == ["PCN-0001"] * 3
     (issue,) = read.issues
     assert (issue.segment_id, issue.position, issue.element, issue.component, issue.code) == ("STC", 23, 1, 1, "7")
