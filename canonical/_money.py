@@ -57,6 +57,8 @@ class Money(Decimal):
             raise ValueError("money amount is too large") from None
         if cents != exact:
             raise ValueError("money has more than two decimal places")
+        if not cents:
+            cents = cents.copy_abs()  # "-0.00" is zero: a sign on it would be shown as a reversal
         if cents.adjusted() >= cls._max_digits:
             raise ValueError(f"money must have at most {cls._max_digits} whole digits")
         if cls._pattern is _UNSIGNED and cents < 0:

@@ -69,7 +69,10 @@ def money(text: str, index: int, what: str = "amount") -> Money:
     """
     if text.isdigit() and text.isascii() and len(text) <= MONEY_MAX_DIGITS:  # "0", "45": the commonest
         return Decimal.__new__(Money, text + ".00")
-    body = text[1:] if text[:1] == "-" else text
+    negative = text[:1] == "-"
+    body = text[1:] if negative else text
+    if negative and not body.strip("0."):
+        text = body  # "-0", "-0.00": a zero has no sign, money is never negative zero
     rest = body.strip(_DIGITS)
     size = len(body)
     if not rest:

@@ -60,3 +60,10 @@ def test_amount_rejects_negative() -> None:
 def test_money_refuses_python_float() -> None:
     with pytest.raises(TypeError):
         Money(0.1)
+
+
+@pytest.mark.parametrize("raw", ["-0", "-0.0", "-0.00", "-000.00"])
+def test_money_is_never_negative_zero(raw: str) -> None:
+    for value in (Money.from_wire(raw), Money(raw), Money(Decimal(raw)), Amount(raw)):
+        assert (str(value), value.is_signed()) == ("0.00", False)
+    assert encode(Box(m=Money.from_wire(raw))) == b'{"m":"0.00"}'

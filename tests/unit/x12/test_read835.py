@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from canonical import Amount, Money, Quantity
+from canonical import Amount, Money, Quantity, encode
 from canonical.v1 import (
     Adjustment,
     BalancingFinding,
@@ -615,3 +615,12 @@ def test_quantities_may_suppress_the_leading_zero() -> None:
     assert read.remittance is not None
     line = read.remittance.claims[0].service_lines[0]
     assert (str(line.units), str(line.adjustments[1].quantity)) == ("0.5", "-0.25")  # canonical JSON form
+
+
+@pytest.mark.parametrize("zero", ["-0", "-00", "-0.0", "-0.00", "-.00"])
+def test_a_negative_zero_amount_is_read_as_zero(zero: str) -> None:
+    read = one(FULL.replace("CAS*CO*45*-40.00~", f"CAS*CO*45*{zero}~"))
+    assert read.remittance is not None
+    (adjustment,) = read.remittance.claims[1].adjustments
+    assert b'"amount":"0.00"' in encode(adjustment)  # never "-0.00" in the API's JSON
+    assert not adjustment.amount.is_signed()
