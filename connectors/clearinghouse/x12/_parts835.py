@@ -46,6 +46,7 @@ _PLB_REASON = MemoSet(r"^[A-Z0-9]{2}\Z")
 _TWO_CHARS = MemoSet(r"^[A-Z0-9]{2}\Z")
 _CODE = MemoSet(r"^[A-Za-z0-9]{1,48}\Z")
 _PROCEDURES: dict[str, tuple[str, str, list[str]]] = {}
+_C003_SIZE = 8  # qualifier, code, four modifiers, description, product/service id
 
 
 def reference(text: str | None, index: int, what: str) -> str | None:
@@ -55,24 +56,36 @@ def reference(text: str | None, index: int, what: str) -> str | None:
 
 
 def procedure(composite: str, separator: str, index: int = 1) -> tuple[str, str, list[str]]:
-    """SVC01/SVC06: qualifier, code, modifiers 1-4 (the description and later parts are ignored)."""
+    """SVC01/SVC06, a C003: qualifier, code, modifiers 1-4; the description (7) and the product or
+    service id (8) have no canonical field and are not mapped."""
     known = _PROCEDURES.get(composite)
     if known is not None:
         return known
     parts = composite.split(separator)
+    if len(parts) > _C003_SIZE:
+        raise ReadError(index, "13", "procedure has more than the eight components of a C003", _C003_SIZE + 1)
     if parts[0] not in _TWO_CHARS:
         raise ReadError(index, "7", "procedure qualifier must be two capital letters or digits", 1)
     if len(parts) < 2 or parts[1] not in _CODE:
         raise ReadError(index, "6", "procedure code must be 1-48 letters or digits", 2)
-    modifiers = [modifier for modifier in parts[2:6] if modifier]
-    for number, modifier in enumerate(modifiers, start=3):
-        if modifier not in _TWO_CHARS:
-            raise ReadError(index, "6", "procedure modifier must be two capital letters or digits", number)
-    result = (parts[0], parts[1], modifiers)
+    result = (parts[0], parts[1], _modifiers(parts[2:6], index))
     if len(_PROCEDURES) >= 4096:
         _PROCEDURES.clear()
     _PROCEDURES[composite] = result
     return result
+
+
+def _modifiers(texts: list[str], index: int) -> list[str]:
+    """Procedure modifiers 1-4 (C003-03 to -06) in their positions, which carry meaning (modifier 1
+    prices the service). Empty ones at the end are absent; an empty one before a later one is
+    refused: the canonical list has no gaps, so the later one would be reported in its place."""
+    last = max((number for number, text in enumerate(texts) if text), default=-1)
+    for number, modifier in enumerate(texts[: last + 1], start=3):
+        if not modifier:
+            raise ReadError(index, "1", "procedure modifier is empty but a later one is present", number)
+        if modifier not in _TWO_CHARS:
+            raise ReadError(index, "6", "procedure modifier must be two capital letters or digits", number)
+    return texts[: last + 1]
 
 
 def adjustments(cas: list[str]) -> list[Adjustment]:

@@ -624,3 +624,37 @@ def test_a_negative_zero_amount_is_read_as_zero(zero: str) -> None:
     (adjustment,) = read.remittance.claims[1].adjustments
     assert b'"amount":"0.00"' in encode(adjustment)  # never "-0.00" in the API's JSON
     assert not adjustment.amount.is_signed()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "position", "element", "component", "code"),
+    [
+        ("SVC*HC:99213:25*", "SVC*HC:99213::25*", 30, 1, 3, "1"),  # modifier 2 without modifier 1
+        ("SVC*HC:99213:25*", "SVC*HC:99213:25::59*", 30, 1, 4, "1"),
+        ("SVC*HC:99213:25*", "SVC*HC:99213:25:59:XE:GT:DESC:ID:MORE*", 30, 1, 9, "13"),  # C003 has 8
+        ("**2*HC:87881~", "**2*HC:87881::25~", 37, 6, 3, "1"),  # SVC06 is a C003 as well
+    ],
+)
+def test_procedure_modifiers_keep_their_positions_and_c003_its_eight_components(
+    old: str, new: str, position: int, element: int, component: int, code: str
+) -> None:
+    read = one(FULL.replace(old, new, 1))
+    assert read.remittance is None
+    (issue,) = read.issues
+    assert (issue.segment_id, issue.position, issue.element, issue.component, issue.code) == (
+        "SVC", position, element, component, code,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("composite", "modifiers"),
+    [
+        ("HC:99213:25:59:XE:GT:DESC:ID", ["25", "59", "XE", "GT"]),  # 7 description, 8 product/service id
+        ("HC:99213:25:::", ["25"]),  # empty trailing components move nothing
+        ("HC:99213:::::DESC", []),
+    ],
+)
+def test_a_full_c003_and_trailing_empty_modifiers_are_read(composite: str, modifiers: list[str]) -> None:
+    read = one(FULL.replace("SVC*HC:99213:25*", f"SVC*{composite}*", 1))
+    assert read.remittance is not None
+    assert read.remittance.claims[0].service_lines[0].modifiers == modifiers
