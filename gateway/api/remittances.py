@@ -37,8 +37,20 @@ __all__ = ["RemittanceController", "remittance_statuses"]
 AckId = Annotated[str, Parameter(pattern=r"^ack_[0-9a-z]{26}$(?!\n)", description="Acknowledgement id")]
 RemittanceId = Annotated[str, Parameter(pattern=r"^rmt_[0-9a-z]{26}$(?!\n)", description="Remittance id")]
 
-# CLP02 -> 277 status category: paid or processed (F1), denied (F2), reversed/revised (F3).
-_CATEGORY_BY_CLP02 = {"4": "F2", "22": "F3"}
+# CLP02 (code list 1029) -> 277 STC01-1 claim status category (code list 507). Processed as
+# primary, secondary or tertiary, forwarded or not (1-3, 19-21), stays F1 (finalized/payment).
+_CATEGORY_BY_CLP02 = {
+    "4": "F2",  # denied: finalized/denial
+    "22": "F3",  # reversal of previous payment: finalized/revised
+    # Not our claim, forwarded to additional payer(s): this payer did not adjudicate it, so no F
+    # ("completed the adjudication cycle") is true; A0 (acknowledgement/forwarded: forwarded to
+    # another entity) is, and keeps the claim open until the next payer answers. The 507 list's
+    # F3F (finalized/forwarded) is not a category the canonical model holds.
+    "23": "A0",
+    # Predetermination pricing only, no payment: F4 (finalized/adjudication complete, no payment
+    # forthcoming), not F1, which says the claim was paid.
+    "25": "F4",
+}
 
 
 def _status(claim: ClaimPayment, remittance: Remittance) -> ClaimStatus:
