@@ -32,7 +32,9 @@ __all__ = [
 ]
 
 
-GROUPS = frozenset({"CO", "PR", "OA", "PI", "CR"})
+# CAS01 in 005010X221: CO, OA, PI, PR. CR (correction and reversal) was dropped in 5010, where a
+# reversal is a CLP02 22 claim carrying the original group codes.
+GROUPS = frozenset({"CO", "PR", "OA", "PI"})
 CLAIM_STATUSES = frozenset({"1", "2", "3", "4", "19", "20", "21", "22", "23", "25"})
 PAYMENT_METHODS = frozenset({"ACH", "CHK", "BOP", "FWT", "NON"})
 DETAIL_START = frozenset({"LX", "TS3", "TS2", "CLP", "PLB"})
@@ -92,7 +94,7 @@ def adjustments(cas: list[str]) -> list[Adjustment]:
     """CAS: a group code, then up to six (reason, amount, quantity) triplets, gaps allowed."""
     group = cas[1] if len(cas) > 1 else ""
     if group not in GROUPS:
-        raise ReadError(1, "7", "CAS01 is not a claim adjustment group code (CO, PR, OA, PI, CR)")
+        raise ReadError(1, "7", "CAS01 is not a 5010 claim adjustment group code (CO, OA, PI, PR)")
     if len(cas) > 20:
         raise ReadError(20, "3", "CAS has more than six adjustment triplets")
     found: list[Adjustment] = []

@@ -658,3 +658,11 @@ def test_a_full_c003_and_trailing_empty_modifiers_are_read(composite: str, modif
     read = one(FULL.replace("SVC*HC:99213:25*", f"SVC*{composite}*", 1))
     assert read.remittance is not None
     assert read.remittance.claims[0].service_lines[0].modifiers == modifiers
+
+
+@pytest.mark.parametrize("cas", ["CAS*CR*45*60.00", "CAS*CR*45*30.00**45*30.00"])
+def test_cas_group_cr_dropped_in_5010_is_refused(cas: str) -> None:
+    read = one(FULL.replace("CAS*CO*45*60.00", cas, 1))
+    assert read.remittance is None
+    (issue,) = read.issues
+    assert (issue.segment_id, issue.position, issue.element, issue.code) == ("CAS", 32, 1, "7")
