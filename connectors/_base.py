@@ -77,7 +77,8 @@ class HttpConnector:
         url = self._urls.get(path)
         if url is not None:
             return url
-        if not _PLAIN_PATH.fullmatch(path) or len(self._urls) >= _URL_CACHE:
+        # "//x" is a network-path reference (host "x") to httpx, not a path: httpx decides what it means.
+        if not _PLAIN_PATH.fullmatch(path) or path.startswith("//") or len(self._urls) >= _URL_CACHE:
             return path
         base = self.client.base_url
         url = base.copy_with(raw_path=base.raw_path + path.lstrip("/").encode("ascii"))

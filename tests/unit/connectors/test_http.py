@@ -6,7 +6,7 @@ import socket
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from connectors._base import HttpConnector
@@ -38,6 +38,7 @@ def test_make_client_builds_a_connector_client() -> None:
     assert isinstance(client, ConnectorClient)
 
 
+@example(base="http://erp.test", path="//0")  # a network-path reference: found by hypothesis in CI
 @given(
     st.sampled_from(["http://erp.test", "http://erp.test/", "http://h.test:8080/fhir", "http://h.test/fhir/"]),
     st.text(alphabet="abcXYZ019/-_.~ ?=&%#:é", max_size=24),
@@ -53,7 +54,7 @@ def test_a_connectors_prebuilt_url_is_the_one_httpx_would_build(base: str, path:
         return
     for _ in range(2):  # built, then from the cache
         assert client.build_request("GET", connector._absolute(path)).url == expected
-    if all((c.isalnum() and c.isascii()) or c in "/_.~-" for c in path):
+    if all((c.isalnum() and c.isascii()) or c in "/_.~-" for c in path) and not path.startswith("//"):
         assert isinstance(connector._absolute(path), httpx.URL)  # plain paths take the fast way
 
 
