@@ -42,6 +42,16 @@ ClaimId = Annotated[
         description="Patient control number (837P CLM01, 1-38 characters)",
     ),
 ]
+# CLP01 of an 835: the patient control number as the payer echoes it, any printable text of 1-38
+# characters. Wider than ClaimId (the claims the hub sends): a payment for a claim some other system
+# sent is money received all the same, and refusing it refused the whole remittance.
+PatientControlNumber = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[!-~]([ -~]{0,36}[!-~])?$(?!\n)",
+        description="Patient control number as the payer echoes it (835 CLP01, 1-38 printable characters)",
+    ),
+]
 AccountNumber = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,29}$(?!\n)")]
 PayerId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{2,80}$(?!\n)")]
 # ICD-10-CM: letter, digit, alphanumeric, then up to four more after an optional dot (A00.0, S52.521A).

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from canonical._base import Canonical
-from canonical._codes import Carc, ClaimId, Modifier, Rarc, ShortText
+from canonical._codes import Carc, Modifier, PatientControlNumber, Rarc, ShortText
 from canonical._money import Amount, Money, Quantity
 from canonical._phi import PHI
 from canonical.v1._parties import PersonName
@@ -50,7 +50,7 @@ class ServicePayment(Canonical, kw_only=True, frozen=True):
 
 
 class ClaimPayment(Canonical, kw_only=True, frozen=True):
-    claim_id: ClaimId
+    claim_id: PatientControlNumber
     status_code: ClaimStatusCode
     billed: Money
     paid: Money

@@ -6,6 +6,7 @@ naming the element at fault. The claim loop in ``_remit835`` decides what they b
 
 from __future__ import annotations
 
+from canonical._codes import PatientControlNumber
 from canonical.v1 import Adjustment, PersonName, ProviderAdjustment
 from canonical.v1.balancing import RULE_CLAIM, RULE_LINE, RULE_TRANSACTION
 from connectors.clearinghouse.x12._values import MemoSet, ReadError, d8, element, money, optional, quantity
@@ -43,7 +44,7 @@ HEADER_SEGMENTS = frozenset({"BPR", "TRN", "CUR", "REF", "DTM", "N1", "N3", "N4"
 ACCEPTED_DETAIL = frozenset({"NM1", "MIA", "MOA", "AMT", "QTY", "PER", "REF", "DTM", "LQ", "TS3", "TS2", "LX"})
 CARC = MemoSet(r"^([0-9]{1,3}|[A-Z][0-9]{1,2})\Z")
 RARC = MemoSet(r"^(MA|M|N)[0-9]{1,3}\Z")
-CLAIM_ID = MemoSet(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,37}\Z")
+CLAIM_ID = MemoSet.of(PatientControlNumber)  # what ClaimPayment.claim_id holds
 _PLB_REASON = MemoSet(r"^[A-Z0-9]{2}\Z")
 _TWO_CHARS = MemoSet(r"^[A-Z0-9]{2}\Z")
 _CODE = MemoSet(r"^[A-Za-z0-9]{1,48}\Z")

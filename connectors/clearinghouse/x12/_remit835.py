@@ -272,9 +272,9 @@ class SetReader835:
                         raise ReadError(None, "7", f"{tag} after PLB: PLB ends the transaction")
                     if tag == "CLP":
                         clp, claim_ok = segment, False  # stays False if this CLP is rejected below
-                        claim_id = segment[1]
+                        claim_id = element(segment, 1, "patient control number")
                         if claim_id not in CLAIM_ID:
-                            raise ReadError(1, "6", "CLP01 is not a claim id (1-38 letters, digits, . _ -)")
+                            raise ReadError(1, "6", "CLP01 is not 1-38 printable characters")
                         if segment[2] not in CLAIM_STATUSES:
                             raise ReadError(2, "7", "CLP02 is not a claim status code")
                         billed = money(segment[3], 3, "CLP03 charge")

@@ -666,3 +666,20 @@ def test_cas_group_cr_dropped_in_5010_is_refused(cas: str) -> None:
     assert read.remittance is None
     (issue,) = read.issues
     assert (issue.segment_id, issue.position, issue.element, issue.code) == ("CAS", 32, 1, "7")
+
+
+@pytest.mark.parametrize("claim_id", ["001/18573", "001 18573", "#001-18573"])
+def test_a_clp01_is_any_printable_text_and_is_kept_as_sent(claim_id: str) -> None:
+    """CLP01 echoes the patient control number the provider sent, not only a claim the hub sent:
+    such a claim is money received all the same (it rejected the whole payment before)."""
+    read = one(FULL.replace("CLP*CLM-1001*", f"CLP*{claim_id}*", 1))
+    assert [(i.segment_id, i.element, i.message) for i in read.issues] == []
+    assert read.remittance is not None
+    assert claim_id in [c.claim_id for c in read.remittance.claims]
+
+
+@pytest.mark.parametrize("clp01", ["", " LEADING", "X" * 39, "CTRL\x07"])
+def test_a_clp01_that_is_no_patient_control_number_rejects_the_set(clp01: str) -> None:
+    read = one(FULL.replace("CLP*CLM-1001*", f"CLP*{clp01}*", 1))
+    assert read.remittance is None
+    assert [(i.segment_id, i.element) for i in read.issues] == [("CLP", 1)]
