@@ -186,6 +186,10 @@ def load_policy(path: Path) -> PolicyFile:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        # Left to propagate, it reached the app's handler for requests that are not UTF-8 (a 400
+        # blaming the client of a reload) and crashed start-up and SIGHUP with a traceback.
+        raise PolicyError(f"{path}: not valid UTF-8 (TOML is UTF-8): byte {exc.start} cannot be decoded") from None
     policy = parse_policy(text, str(path))
     jwt = policy.jwt
     if jwt is not None and jwt.jwks_file is not None and not Path(jwt.jwks_file).is_absolute():

@@ -279,3 +279,13 @@ def test_a_policy_whose_idempotency_ttl_a_wait_outlasts_stops_start_up(tmp_path:
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "idempotency.ttl_s (20 s) must be longer than the longest Prefer: wait" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_policy_file_that_is_not_utf8_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_bytes(b"\x00\xff")
+    env = {**os.environ, "BILLING_HUB_POLICY_FILE": str(policy), "BILLING_HUB_DATA_DIR": str(tmp_path / "data")}
+    refused = subprocess.run(hub_argv(free_port()), env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "not valid UTF-8" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -106,3 +106,19 @@ def test_a_replays_audit_record_names_the_transaction_it_answers_with(tmp_path: 
         records = client.get("/v1/admin/audit", params={"operation": "postJournal"}).json()["records"]
     transaction_id = first.json()["id"]
     assert [(r["status"], r["transaction_id"]) for r in records] == [(202, transaction_id), (202, transaction_id)]
+
+
+def test_a_reload_onto_a_file_that_is_not_utf8_is_the_invalid_policy_problem(tmp_path: Path) -> None:
+    """The file is the operator's, not the client's: not a 400 blaming the request."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(TEST_POLICY.read_text())
+    settings = Settings(data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(policy), targets="erp")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        client.headers["X-API-Key"] = KEY
+        policy.write_bytes(b"\x00\xff")
+        refused = client.post("/v1/admin/policy/reload")
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["type"] == "urn:billing-hub:problem:invalid-policy"
+        assert "not valid UTF-8" in refused.json()["detail"]
+        assert client.get("/v1/admin/connectors").status_code == 200  # the old policy is still in force

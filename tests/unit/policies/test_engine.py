@@ -39,6 +39,21 @@ def test_reload_keeps_the_old_policy_when_the_new_file_is_invalid(tmp_path: Path
     assert holder.current is before
 
 
+def test_a_file_that_is_not_utf8_is_a_policy_error_and_a_reload_keeps_the_old_policy(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(FIXTURE.read_text())
+    holder = PolicyHolder(policy, frozenset({"postJournal"}))
+    before = holder.current
+    policy.write_bytes(b"\x00\xff")
+    error = holder.reload()
+    assert error is not None
+    assert "not valid UTF-8" in error
+    assert "byte 1" in error
+    assert holder.current is before
+    with pytest.raises(PolicyError, match="not valid UTF-8"):
+        PolicyHolder(policy, frozenset())
+
+
 def _fixture_with(tmp_path: Path, old: str, new: str) -> Path:
     """The test policy with ``old`` (which must be in it) replaced by ``new``, as a file of its own."""
     fixture = FIXTURE.read_text()
