@@ -8,7 +8,10 @@ details are fixed text: what could not be parsed may be a patient's data.
 
 httptools also reads a request line and headers of any length (a helper's 1 MiB header was served),
 for as long as they take: here a head longer than ``MAX_HEAD_BYTES`` is refused with a 431 before more
-of it is read, and one still incomplete ``HEAD_TIMEOUT_S`` after it began with a 408. (h11 has its own
+of it is read, and one still incomplete ``HEAD_TIMEOUT_S`` after it began with a 408. Two counts make
+the limit hold however the head is split into reads: the bytes received while a head is incomplete
+(what an endless head has cost so far), and the parsed target and headers of a head that completes
+(a read can hold the end of a head that is too long, and a body that belongs to a head that is not). (h11 has its own
 size limit, ``h11_max_incomplete_event_size``, and answers over it with the 400 below.)
 """
 
@@ -88,6 +91,10 @@ def head_too_slow_response(default_headers: list[tuple[bytes, bytes]]) -> bytes:
     return _response(b"HTTP/1.1 408 Request Timeout\r\n", _HEAD_TOO_SLOW, default_headers)
 
 
+class _HeadTooLarge(Exception):
+    """Raised inside httptools' header callback to stop the parser (it reports a callback error)."""
+
+
 class ProblemHttpToolsProtocol(HttpToolsProtocol):
     """httptools parses everything that arrived at once, so a malformed request can be found while a
     request pipelined before it is still being answered. uvicorn then wrote its 400 at once and closed
@@ -98,7 +105,9 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
     _refusal: bytes | None = None  # the answer waiting for the requests before it
     _refused = False  # answered: what still arrives is dropped
     _in_head = True  # the bytes arriving belong to a request line or headers
-    _head_bytes = 0
+    _head_bytes = 0  # received since the head began, while it is incomplete
+    _parsed_head_bytes = 0  # the target and headers parsed so far, with their separators
+    _head_too_large = False  # on_headers_complete found the head too long and stopped the parser
     _head_timer: asyncio.TimerHandle | None = None
     head_timeout_s = HEAD_TIMEOUT_S
 
@@ -108,14 +117,31 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        if not self._in_head or not self._head_bytes or self._refusal is not None:
+        if self._refused or self._refusal is not None or not self._in_head or not self._head_bytes:
             return
         if self._head_bytes > MAX_HEAD_BYTES:
             self._refuse(head_too_large_response(self.server_state.default_headers))
         elif self._head_timer is None:  # a head arriving in pieces: it has head_timeout_s in all
             self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_too_slow)
 
+    def on_message_begin(self) -> None:
+        self._parsed_head_bytes = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._parsed_head_bytes += len(url)  # the method and version, a few bytes, are not counted
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._parsed_head_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        if self._parsed_head_bytes > MAX_HEAD_BYTES:
+            # Raising stops the parser before the request reaches the app; uvicorn then calls
+            # send_400_response, which answers this 431 instead.
+            self._head_too_large = True
+            raise _HeadTooLarge
         self._in_head, self._head_bytes = False, 0
         if self._head_timer is not None:
             self._head_timer.cancel()
@@ -137,7 +163,10 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # what arrives next is the next request's head
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(unparsable_request_response(self.server_state.default_headers))
+        if self._head_too_large:
+            self._refuse(head_too_large_response(self.server_state.default_headers))
+        else:
+            self._refuse(unparsable_request_response(self.server_state.default_headers))
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -160,7 +189,7 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
 
     def _send(self, response: bytes) -> None:
         self._refusal = None
-        if not self.transport.is_closing():
+        if not self._refused and not self.transport.is_closing():  # one refusal per connection
             self._refused = True
             _answer_and_linger(self, response)
 

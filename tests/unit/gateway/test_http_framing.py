@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import threading
@@ -140,3 +141,60 @@ def test_a_head_arriving_in_pieces_within_the_timeout_is_served() -> None:
         while chunk := sock.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 204 ")
+
+
+def _big_header(size: int) -> bytes:
+    return b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
+
+
+def _in_pieces(head: bytes, *cuts: int) -> list[bytes]:
+    bounds = [0, *cuts, len(head)]
+    return [head[start:end] for start, end in itertools.pairwise(bounds)]
+
+
+_LONG_TARGET = b"GET /" + b"a" * 68_000 + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+_MANY_HEADERS = b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 90) for i in range(800))
+_MANY_HEADERS += b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [_big_header(66_000)],  # one write: the head completes in the read that crosses the limit
+        [_big_header(100_000)],
+        [_LONG_TARGET],  # a long request target, not a 400 from the URL parser
+        [_MANY_HEADERS],  # many ordinary headers
+        _in_pieces(_big_header(66_000), 60_000),  # under the limit, then the rest with the end
+        _in_pieces(_big_header(70_000), 30_000, 60_000),
+        _in_pieces(_big_header(200_000), 100),  # the end arrives long after the limit is passed
+        _in_pieces(_big_header(66_000), *range(16_384, 66_000, 16_384)),
+    ],
+    ids=["66k-one", "100k-one", "target-68k", "800-headers", "60k+6k", "30k+30k+10k", "100+200k", "16k-reads"],
+)
+def test_any_head_over_the_limit_gets_the_431_however_it_is_split(pieces: list[bytes]) -> None:
+    with _serving(ProblemHttpToolsProtocol) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for piece in pieces:
+            try:
+                sock.sendall(piece)
+            except ConnectionError:  # refused already, the rest unread
+                break
+            time.sleep(0.05)  # each piece its own read
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), head
+    assert json.loads(body)["type"] == "urn:billing-hub:problem:headers-too-large"
+
+
+def test_a_head_just_under_the_limit_is_served_in_one_read_or_several() -> None:
+    head = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Big: " + b"a" * 60_000 + b"\r\n\r\n"
+    for pieces in ([head], _in_pieces(head, 30_000)):
+        with _serving(ProblemHttpToolsProtocol) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            for piece in pieces:
+                s.sendall(piece)
+                time.sleep(0.05)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 204 "), answer[:100]
