@@ -1,7 +1,7 @@
 """The policy chain every ``/v1`` call passes, in order, before its handler runs:
 
-    authenticate (401) -> scope (403) -> rate limit (429 / 503) -> content type (415)
-    -> body size (413) -> JSON shape and repeated member names (400 / 413)
+    authenticate (401) -> scope (403) -> rate limit (429 / 503) -> transfer coding (501)
+    -> content type and coding (415) -> body size (413) -> JSON shape and repeated member names (400 / 413)
     -> idempotency (400 / 409 / 422, or replay)
 
 It is one ASGI middleware rather than guards because idempotency has to capture the response and
@@ -107,6 +107,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _list_header(scope: Scope, name: bytes) -> list[str]:
+    """The members of a comma-separated list header, over all its field lines, lower-cased."""
+    lines = [value.decode("latin-1") for key, value in scope["headers"] if key == name]
+    return [member.strip().lower() for line in lines for member in line.split(",") if member.strip()]
 
 
 async def _send_problem(send: Send, scope: Scope, refusal: Refusal, extra: list[tuple[bytes, bytes]]) -> None:
@@ -268,6 +274,7 @@ async def _checked_body(
     decoded as JSON: by its media type, or because the handler decodes JSON whatever the policy
     lets a client call the body (a route allowed ``text/plain`` still gets the depth limits)."""
     limits = policy.file.limits
+    _check_codings(scope)
     accepted = route.content_types or limits.content_types
     media_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
     if media_type not in accepted:
@@ -288,6 +295,20 @@ async def _checked_body(
         if repeated is not None:
             raise Refusal(400, "malformed-request", repeated.describe(body_field_names(scope["route_handler"])))
     return body
+
+
+def _check_codings(scope: Scope) -> None:
+    """The hub decodes no coding: a body it would read as plain JSON while it is gzip (say) must be
+    refused, not stored as whatever the bytes happen to parse as. A transfer coding is the message's
+    framing (RFC 9112 section 6.1: 501); a content coding is the representation's (RFC 9110 section
+    15.5.16: 415, saying with Accept-Encoding which coding would do). The values are not echoed."""
+    transfer = _list_header(scope, b"transfer-encoding")
+    if transfer and transfer != ["chunked"]:
+        detail = "the only Transfer-Encoding this hub implements is chunked (alone)"
+        raise Refusal(501, "not-implemented", detail, {"Connection": "close"})
+    if any(coding != "identity" for coding in _list_header(scope, b"content-encoding")):
+        detail = "the hub does not decode a Content-Encoding: send the body unencoded (identity)"
+        raise Refusal(415, "unsupported-media-type", detail, {"Accept-Encoding": "identity"})
 
 
 async def _idempotent(

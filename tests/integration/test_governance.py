@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 
 import httpx
 import pytest
 
 from tests import factories
-from tests.conftest import BETA_KEY, READER_KEY
+from tests.conftest import BETA_KEY, KEY, READER_KEY
 from tests.processes import Service
 
 pytestmark = pytest.mark.integration
@@ -126,3 +127,46 @@ def test_audit_trail_records_calls_without_phi(api: httpx.Client) -> None:
     assert mine
     assert {(r["outcome"], r["status"]) for r in mine} <= {("delivered", 200), ("delivered", 201)}, mine
     assert family not in api.get("/v1/admin/audit", params={"limit": 500}).text
+
+
+def _on_the_wire(hub: Service, head: list[str], body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """One request written as given (repeated header lines stay repeated), then the answer."""
+    raw = "\r\n".join([*head, "Host: hub", "Connection: close", "", ""]).encode() + body
+    with socket.create_connection(("127.0.0.1", httpx.URL(hub.url).port or 80), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status_head, _, payload = answer.partition(b"\r\n\r\n")
+    status_line, *lines = status_head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split(" ")[1]), headers, payload
+
+
+def _chunked(body: bytes) -> bytes:
+    return f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+
+
+def test_a_transfer_coding_other_than_chunked_is_501(hub: Service) -> None:
+    """RFC 9112 section 6.1: the hub does not implement gzip as a transfer coding, so it cannot read the body."""
+    body = json.dumps(factories.journal()).encode()
+    head = ["POST /v1/journals HTTP/1.1", f"X-API-Key: {KEY}", "Content-Type: application/json"]
+    status, headers, payload = _on_the_wire(hub, [*head, "Transfer-Encoding: gzip, chunked"], _chunked(body))
+    assert status == 501, payload
+    assert headers["content-type"].startswith("application/problem+json")
+    problem = json.loads(payload)
+    assert problem["type"] == "urn:billing-hub:problem:not-implemented"
+    assert "Transfer-Encoding" in problem["detail"]
+    status, _, payload = _on_the_wire(hub, [*head, "Transfer-Encoding: chunked"], _chunked(body))
+    assert status == 202, payload
+
+
+def test_a_content_coding_other_than_identity_is_415_naming_the_header(api: httpx.Client) -> None:
+    body = json.dumps(factories.journal()).encode()
+    plain = {"content-type": "application/json"}
+    refused = api.post("/v1/journals", content=body, headers={**plain, "content-encoding": "gzip"})
+    problem = _problem(refused, 415)
+    assert "Content-Encoding" in str(problem["detail"])
+    assert refused.headers["accept-encoding"] == "identity"
+    accepted = api.post("/v1/journals", content=body, headers={**plain, "content-encoding": "identity"})
+    assert accepted.status_code == 202, accepted.text
