@@ -109,9 +109,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _header_lines(scope: Scope, name: bytes) -> list[str]:
+    return [value.decode("latin-1") for key, value in scope["headers"] if key == name]
+
+
 def _list_header(scope: Scope, name: bytes) -> list[str]:
     """The members of a comma-separated list header, over all its field lines, lower-cased."""
-    lines = [value.decode("latin-1") for key, value in scope["headers"] if key == name]
+    lines = _header_lines(scope, name)
     return [member.strip().lower() for line in lines for member in line.split(",") if member.strip()]
 
 
@@ -213,15 +217,23 @@ async def _govern(
         await downstream(scope, receive, _with_headers(send, call))
         return
     body = await _checked_body(policy, route, scope, receive, decodes_json)
-    key = _header(scope, b"idempotency-key")
-    if scope["method"] not in _IDEMPOTENT_METHODS or route.idempotency == "off":
-        key = None
-    elif key is None and route.idempotency == "required":
-        raise Refusal(400, "malformed-request", "this operation requires an Idempotency-Key header")
+    key = _idempotency_key(scope, route)
     if key is None:
         await downstream(scope, _replaying(body), _with_headers(send, call))
         return
     await _idempotent(downstream, governance, policy, call, scope, body, key.strip().strip('"'), send)
+
+
+def _idempotency_key(scope: Scope, route: RoutePolicy) -> str | None:
+    """The key this request is made idempotent under, if the operation honours one."""
+    if scope["method"] not in _IDEMPOTENT_METHODS or route.idempotency == "off":
+        return None
+    keys = _header_lines(scope, b"idempotency-key")
+    if len(keys) > 1:  # honouring one would let a retry carrying the other store the work again
+        raise Refusal(400, "malformed-request", "the Idempotency-Key header appears more than once: send one key")
+    if not keys and route.idempotency == "required":
+        raise Refusal(400, "malformed-request", "this operation requires an Idempotency-Key header")
+    return keys[0] if keys else None
 
 
 def _reads_body(handler: Any) -> bool:
@@ -234,9 +246,21 @@ def takes_idempotency_key(method: str, handler: Any) -> bool:
     return method in _IDEMPOTENT_METHODS and _reads_body(handler)
 
 
+def _credential(scope: Scope, name: bytes, display: str) -> str | None:
+    """Which of two credentials the client meant is not for the hub to guess: taking the first let a
+    second line (added by a proxy, say) ride along unchecked."""
+    lines = _header_lines(scope, name)
+    if len(lines) > 1:
+        detail = f"the {display} header appears more than once: send one credential"
+        raise Refusal(401, "unauthorized", detail, {"WWW-Authenticate": _WWW_AUTHENTICATE})
+    return lines[0] if lines else None
+
+
 async def _authorize(policy: CompiledPolicy, route: RoutePolicy, scope: Scope) -> Caller:
+    api_key = _credential(scope, b"x-api-key", "X-API-Key")
+    authorization = _credential(scope, b"authorization", "Authorization")
     try:
-        caller = await policy.authenticate(_header(scope, b"x-api-key"), _header(scope, b"authorization"))
+        caller = await policy.authenticate(api_key, authorization)
     except AuthFailure as failure:
         raise Refusal(401, "unauthorized", failure.reason, {"WWW-Authenticate": _WWW_AUTHENTICATE}) from None
     except AuthUnavailable:

@@ -170,3 +170,31 @@ def test_a_content_coding_other_than_identity_is_415_naming_the_header(api: http
     assert refused.headers["accept-encoding"] == "identity"
     accepted = api.post("/v1/journals", content=body, headers={**plain, "content-encoding": "identity"})
     assert accepted.status_code == 202, accepted.text
+
+
+@pytest.mark.parametrize(
+    ("name", "lines"),
+    [
+        ("X-API-Key", [f"X-API-Key: {KEY}", "X-API-Key: bogus"]),
+        ("X-API-Key", ["X-API-Key: bogus", f"X-API-Key: {KEY}"]),
+        ("X-API-Key", [f"X-API-Key: {KEY}", f"X-API-Key: {KEY}"]),
+        ("Authorization", [f"X-API-Key: {KEY}", "Authorization: Bearer a", "Authorization: Bearer b"]),
+    ],
+)
+def test_a_credential_header_sent_twice_is_401(hub: Service, name: str, lines: list[str]) -> None:
+    """Which of two credentials is meant is not for the hub to guess (a proxy may have added one)."""
+    status, headers, payload = _on_the_wire(hub, ["GET /v1/admin/connectors HTTP/1.1", *lines])
+    assert status == 401, payload
+    assert "ApiKey" in headers["www-authenticate"]
+    assert f"{name} header appears more than once" in json.loads(payload)["detail"]
+
+
+def test_an_idempotency_key_sent_twice_is_400_naming_the_header(hub: Service) -> None:
+    body = json.dumps(factories.journal()).encode()
+    head = ["POST /v1/journals HTTP/1.1", f"X-API-Key: {KEY}", "Content-Type: application/json"]
+    keys = [f"Idempotency-Key: {uuid.uuid4()}", f"Idempotency-Key: {uuid.uuid4()}"]
+    status, _, payload = _on_the_wire(hub, [*head, *keys, f"Content-Length: {len(body)}"], body)
+    assert status == 400, payload
+    problem = json.loads(payload)
+    assert problem["type"] == "urn:billing-hub:problem:malformed-request"
+    assert "Idempotency-Key header appears more than once" in problem["detail"]
