@@ -177,10 +177,14 @@ def _replaying(body: bytes) -> Receive:
 def governance_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         governance: Governance = scope["app"].state.governance
-        call = _Call(operation=str(getattr(scope["route_handler"], "operation_id", "")))
+        options = _is_litestars_options(scope)
+        call = _Call(operation="OPTIONS" if options else str(getattr(scope["route_handler"], "operation_id", "")))
         policy = governance.holder.current
         try:
-            await _govern(app, governance, policy, call, scope, receive, send)
+            if options:
+                await _answer_options(scope, _with_headers(send, call))
+            else:
+                await _govern(app, governance, policy, call, scope, receive, send)
         except Refusal as refusal:
             call.status = refusal.status
             await _send_problem(send, scope, refusal, call.extra_headers or [])
@@ -192,6 +196,26 @@ def governance_middleware(app: ASGIApp) -> ASGIApp:
 
     wrapped: ASGIApp = middleware
     return wrapped
+
+
+def _is_litestars_options(scope: Scope) -> bool:
+    """Litestar routes OPTIONS on every path (as its 405s advertise) to a handler of its own that has
+    no operationId, so no policy: governed, it was a 403 to every client. The answer reveals nothing
+    but the path's methods, as a 405's Allow does, and HTTP clients and CORS preflights ask without
+    credentials, so it is answered without the chain (and audited, as every call). Any other
+    handler without an operationId still meets the chain, and its 403."""
+    handler = scope["route_handler"]
+    return scope["method"] == "OPTIONS" and handler.operation_id is None and handler.http_methods == {"OPTIONS"}
+
+
+async def _answer_options(scope: Scope, send: Send) -> None:
+    """204 with every method of the path. Not Litestar's own answer: its Allow is the methods of the
+    path when the handler was made, and misses those registered after it (PUT on /v1/accounts/{n})."""
+    routes = scope["app"].routes
+    methods: set[str] = next((r.methods for r in routes if r.path_format == scope["path_template"]), set())
+    allow = ", ".join(sorted({*methods, "OPTIONS"}))
+    await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", allow.encode())]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _govern(

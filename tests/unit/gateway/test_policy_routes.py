@@ -122,3 +122,45 @@ def test_a_reload_onto_a_file_that_is_not_utf8_is_the_invalid_policy_problem(tmp
         assert refused.json()["type"] == "urn:billing-hub:problem:invalid-policy"
         assert "not valid UTF-8" in refused.json()["detail"]
         assert client.get("/v1/admin/connectors").status_code == 200  # the old policy is still in force
+
+
+def _v1_routes(app: Any) -> list[tuple[str, set[str]]]:
+    """Each /v1 path with a concrete example and the methods its handlers declare (OPTIONS aside)."""
+    routes = []
+    for route in app.routes:
+        if route.path.startswith("/v1/"):
+            path = route.path.replace("{", "").replace("}", "").replace(":str", "")  # {id:str} -> id
+            methods = {m for h in route.route_handlers for m in h.http_methods} - {"OPTIONS"}
+            routes.append((path, methods))
+    return routes
+
+
+@pytest.fixture
+def started_app(tmp_path: Path) -> Iterator[TestClient[Any]]:
+    settings = Settings(data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def test_options_on_every_v1_path_is_204_with_allow_and_needs_no_key(started_app: TestClient[Any]) -> None:
+    """What HTTP clients and CORS preflights send, without credentials; a 405 advertises it too."""
+    for path, methods in _v1_routes(started_app.app):
+        answer = started_app.options(path)
+        assert answer.status_code == 204, (path, answer.text)
+        assert set(answer.headers["allow"].split(", ")) == methods | {"OPTIONS"}, path
+    started_app.headers["X-API-Key"] = KEY
+    records = started_app.get("/v1/admin/audit", params={"operation": "OPTIONS", "limit": 500}).json()["records"]
+    assert [(r["client_id"], r["status"]) for r in records] == [("anonymous", 204)] * len(_v1_routes(started_app.app))
+
+
+def test_every_other_v1_method_still_needs_a_credential(started_app: TestClient[Any]) -> None:
+    """Only Litestar's own OPTIONS answer passes the chain unauthenticated: a handler without an
+    operationId (so without a policy) would show here as a 403 instead of the 401."""
+    handlers = [h for route in started_app.app.routes if route.path.startswith("/v1/") for h in route.route_handlers]
+    unnamed = [h for h in handlers if h.operation_id is None]
+    assert unnamed  # Litestar's own OPTIONS handlers, one per path
+    assert all(h.fn.__qualname__.startswith("HTTPRoute.create_options_handler.") for h in unnamed)
+    for path, methods in _v1_routes(started_app.app):
+        for method in methods:
+            answer = started_app.request(method, path)
+            assert answer.status_code == 401, (method, path, answer.text)
