@@ -44,7 +44,7 @@ PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("billing_hub.problems")
 
 _TITLES = {
-    "validation-error": "Request body is invalid",
+    "validation-error": "Request failed validation",  # a body field, or a path or query parameter
     "malformed-request": "Request could not be read",
     "request-timeout": "Request body not received in time",
     "unsupported-media-type": "Unsupported media type",
@@ -56,6 +56,7 @@ _TITLES = {
     "payload-too-large": "Payload too large",
     "malformed-x12": "X12 interchange could not be read",
     "rejected-x12": "Every transaction set was rejected",
+    "invalid-policy": "Policy file is invalid",
     "too-many-requests": "Too many requests",
     "upstream-unavailable": "Upstream system unavailable",
     "internal-error": "Internal error",

@@ -254,3 +254,22 @@ def test_a_repeat_in_a_body_broken_further_on_is_400_not_valid_json(client: Test
     body = text.replace('"debit": "900.00"', '"debit": "900.00", "debit": "1.00"', 1).encode() + tail
     response = client.post("/v1/journals", content=body, headers={"content-type": "application/json"})
     assert _problem(response, 400, "malformed-request")["detail"] == "the request body is not valid JSON"
+
+
+def test_a_bad_parameter_is_not_titled_as_a_bad_body(client: TestClient[Any]) -> None:
+    for response in (client.get("/v1/admin/audit", params={"limit": "abc"}), client.get("/v1/journals/not-an-id")):
+        problem = _problem(response, 400, "validation-error")
+        assert problem["title"] == "Request failed validation"
+
+
+def test_an_invalid_policy_problem_has_its_own_title(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(TEST_POLICY.read_text())
+    settings = Settings(data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(policy), targets="erp")
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as admin:
+        policy.write_text("version = ")
+        problem = _problem(admin.post("/v1/admin/policy/reload", headers={"X-API-Key": KEY}), 422, "invalid-policy")
+    assert problem["title"] == "Policy file is invalid"
+    # The file's path stays: only admin callers can reload, and the operator needs to know which
+    # file the hub read (a successful reload answers it as "source").
+    assert str(policy) in problem["detail"]
