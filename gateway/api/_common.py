@@ -174,7 +174,10 @@ async def accept_work(
     transaction, outbox = hub.prepare(
         client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries, written_once=written_once
     )
-    wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
+    # Every Prefer line counts (RFC 7240 section 2): the parameter holds only the first, so
+    # "Prefer: respond-async" then "Prefer: wait=3" lost the wait.
+    lines = request.headers.getall("prefer", [])
+    wait_s = parse_prefer_wait(", ".join(lines) if len(lines) > 1 else prefer, hub.settings.max_wait_s)
     href = f"/v1/transactions/{transaction.id}"
     location = (b"location", href.encode())
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built

@@ -198,3 +198,13 @@ def test_an_idempotency_key_sent_twice_is_400_naming_the_header(hub: Service) ->
     problem = json.loads(payload)
     assert problem["type"] == "urn:billing-hub:problem:malformed-request"
     assert "Idempotency-Key header appears more than once" in problem["detail"]
+
+
+def test_every_prefer_line_counts(hub: Service) -> None:
+    """RFC 7240 section 2: preferences may come on several lines; the wait on the second counts."""
+    body = json.dumps(factories.journal()).encode()
+    head = ["POST /v1/journals HTTP/1.1", f"X-API-Key: {KEY}", "Content-Type: application/json",
+            "Prefer: respond-async", "Prefer: wait=10", f"Content-Length: {len(body)}"]  # fmt: skip
+    status, headers, payload = _on_the_wire(hub, head, body)
+    assert (status, headers.get("preference-applied")) == (200, "wait=10"), payload
+    assert json.loads(payload)["state"] == "completed"
