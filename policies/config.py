@@ -92,10 +92,16 @@ class JwtPolicy(_Section, kw_only=True, frozen=True):
             raise ValueError("set exactly one of jwks_file or jwks_url")
 
 
+# A window of inf (or 1e300) passed "> 0" and then overflowed the limiter's microsecond arithmetic at
+# start-up, and on every reload: a year is longer than any rate a policy means.
+_YEAR_S = 366 * 86_400
+_MAX_COUNT = 1_000_000_000
+
+
 class RateLimitPolicy(_Section, kw_only=True, frozen=True):
-    limit: Positive
-    window_s: Annotated[float, msgspec.Meta(gt=0)]
-    burst: Positive | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=_MAX_COUNT)]
+    window_s: Annotated[float, msgspec.Meta(gt=0, le=_YEAR_S)]
+    burst: Annotated[int, msgspec.Meta(ge=1, le=_MAX_COUNT)] | None = None
     # When the shared store (Redis) cannot be reached: let calls through, or answer 503.
     on_backend_error: Literal["open", "closed"] = "open"
 

@@ -132,6 +132,9 @@ _CONTENT_TYPES = 'content_types = ["application/json"]'
         ("body_timeout_s = 3 ", "body_timeout_s = 0 ", r"limits\.body_timeout_s"),
         ("body_timeout_s = 3 ", "body_timeout_s = -1 ", r"limits\.body_timeout_s"),
         ("body_timeout_s = 3 ", "body_timeout_s = 601 ", r"limits\.body_timeout_s"),
+        # a rate-limit window past the limiter's arithmetic (it overflowed: a traceback, a 500 on reload)
+        ("window_s = 60", "window_s = inf", r"rate_limits\.\w+\.window_s"),
+        ("window_s = 60", "window_s = 1e300", r"rate_limits\.\w+\.window_s"),
     ],
 )
 def test_a_limit_the_server_could_never_honour_is_refused_naming_its_key(
