@@ -6,7 +6,7 @@ Every route here needs the ``admin`` scope (the policy file says so per operatio
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -23,7 +23,17 @@ from policies.audit import AuditEntry, AuditRecord
 
 __all__ = ["AdminController"]
 
-DeliveryId = Annotated[str, Parameter(pattern=r"^dlv_[0-9a-z]{26}$(?!\n)", description="Outbox entry (delivery) id")]
+_DELIVERY_ID = r"^dlv_[0-9a-z]{26}$(?!\n)"
+DeliveryId = Annotated[str, Parameter(pattern=_DELIVERY_ID, description="Outbox entry (delivery) id")]
+DeliveryCursor = Annotated[
+    str | None, QueryParameter(required=False, pattern=_DELIVERY_ID, description="next_after of the page before")
+]
+# What a dead-letter filter may name. Every target the hub knows, enabled or not: work for a disabled
+# target is dead-lettered and kept for a replay (tests hold these to gateway.targets.TARGET_OPERATIONS).
+Target = Literal["ehr", "erp", "clearinghouse"]
+# The kinds of the connector error tree (connectors/_errors.py), the only error_kind the dispatcher
+# writes; the tests hold them to that tree.
+ErrorKind = Literal["connector_error", "retriable", "rejected", "misconfigured"]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
 OptionalText = Annotated[str | None, QueryParameter(required=False, max_length=100)]
 Seconds = Annotated[float | None, QueryParameter(required=False, ge=0, description="Epoch seconds")]
@@ -52,8 +62,8 @@ class DeadLetterPage(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class ReplayFilter(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    target: str | None = None
-    error_kind: str | None = None
+    target: Target | None = None
+    error_kind: ErrorKind | None = None
     older_than_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
 
@@ -114,10 +124,10 @@ class AdminController(Controller):
     async def dead_letters(
         self,
         request: Request[Any, Any, Any],
-        target: OptionalText = None,
-        error_kind: OptionalText = None,
+        target: Annotated[Target | None, QueryParameter(required=False)] = None,
+        error_kind: Annotated[ErrorKind | None, QueryParameter(required=False)] = None,
         older_than_s: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
-        after: OptionalText = None,
+        after: DeliveryCursor = None,
         limit: Limit = 100,
     ) -> DeadLetterPage:
         hub = hub_of(request)

@@ -1,0 +1,104 @@
+"""The admin routes refuse what they cannot answer truthfully (in-process, on both store backends)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+from litestar.testing import TestClient
+
+from connectors import ConnectorError, MisconfiguredError, RejectedError, RetriableError
+from gateway.api import admin
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.store import AttemptRecord, Store
+from gateway.targets import TARGET_OPERATIONS
+from tests import factories
+from tests.conftest import KEY, TEST_POLICY
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+def client(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> Iterator[TestClient[Any]]:
+    """A hub delivering to the EHR only (the ERP is a target it knows but has disabled); no dispatcher,
+    so a dead letter stays dead until a test replays it."""
+    settings = Settings(
+        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="ehr",
+        state_backend=request.param, redis_url=REDIS_URL, redis_prefix=redis_prefix,
+    )  # fmt: skip
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as c:
+        c.headers["X-API-Key"] = KEY
+        yield c
+
+
+def _dead_letter(client: TestClient[Any]) -> str:
+    """A journal whose ERP delivery the ERP rejected: the id of that dead letter."""
+    assert client.post("/v1/journals", json=factories.journal()).status_code == 202
+    with client.portal() as portal:
+        return portal.call(_reject_due, client.app.state.hub.store)
+
+
+async def _reject_due(store: Store) -> str:
+    now = time.time()
+    (entry,) = await store.claim_due(now, 10, lease_s=30, owner="test")
+    entry.state, entry.attempts, entry.error_kind, entry.error, entry.updated_at = "dead", 1, "rejected", "no", now
+    attempt = AttemptRecord(outbox_id=entry.id, number=1, started_at=now, duration_ms=1.0, outcome="reject")
+    await store.record_attempt(entry, attempt, next_attempt_at=None)
+    return entry.id
+
+
+def _refused(response: Any, path: str) -> dict[str, Any]:
+    """A 400 problem whose errors name ``path`` (a query parameter or a body field)."""
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert [e["path"] for e in body["errors"]] == [path], body
+    return body
+
+
+def _dead_ids(client: TestClient[Any], **query: str) -> list[str]:
+    answer = client.get("/v1/admin/dead-letters", params=query)
+    assert answer.status_code == 200, answer.text
+    return [item["id"] for item in answer.json()["items"]]
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "\x00", "", "txn_01m988r4gk52akknp4dq8rwfvn", "dlv_01M988R4GK"])
+def test_a_dead_letter_cursor_that_is_no_delivery_id_is_refused(client: TestClient[Any], cursor: str) -> None:
+    _dead_letter(client)
+    _refused(client.get("/v1/admin/dead-letters", params={"after": cursor}), "$.after")
+
+
+def test_a_dead_letter_cursor_pages_past_the_delivery_it_names(client: TestClient[Any]) -> None:
+    first, second = sorted([_dead_letter(client), _dead_letter(client)])
+    assert _dead_ids(client, limit="1") == [first]
+    assert _dead_ids(client, after=first) == [second]
+
+
+@pytest.mark.parametrize(("name", "value"), [("target", "nope"), ("target", "ERP"), ("error_kind", "nope")])
+def test_a_dead_letter_filter_naming_nothing_the_hub_knows_is_refused(
+    client: TestClient[Any], name: str, value: str
+) -> None:
+    dead = _dead_letter(client)
+    _refused(client.get("/v1/admin/dead-letters", params={name: value}), f"$.{name}")
+    _refused(client.post("/v1/admin/dead-letters/replay", json={name: value}), f"$.{name}")
+    assert _dead_ids(client) == [dead]  # nothing was replayed
+
+
+def test_dead_letters_filter_by_any_target_the_hub_knows_even_a_disabled_one(client: TestClient[Any]) -> None:
+    dead = _dead_letter(client)  # to the ERP, which this hub does not deliver to
+    assert _dead_ids(client, target="erp", error_kind="rejected") == [dead]
+    assert _dead_ids(client, target="clearinghouse") == []
+    assert _dead_ids(client, error_kind="retriable") == []
+    replayed = client.post("/v1/admin/dead-letters/replay", json={"target": "erp", "error_kind": "rejected"})
+    assert replayed.json()["replayed"] == [dead]
+
+
+def test_the_filters_name_every_target_and_error_kind_the_hub_has() -> None:
+    kinds = {error.kind for error in (ConnectorError, RetriableError, RejectedError, MisconfiguredError)}
+    assert set(get_args(admin.Target)) == set(TARGET_OPERATIONS)
+    assert set(get_args(admin.ErrorKind)) == kinds
