@@ -15,6 +15,7 @@ from litestar.params import JSONBody, Parameter, QueryParameter
 from connectors._breaker import BreakerSnapshot
 from gateway.api._body import CanonicalBody
 from gateway.api._common import READ_PROBLEMS, caller_id, hub_of, problems
+from gateway.api._query import declared_query_parameters_once
 from gateway.hub import Hub
 from gateway.problems import ProblemError
 from gateway.store import DeadLetterFilter, OutboxRecord
@@ -36,7 +37,12 @@ Target = Literal["ehr", "erp", "clearinghouse"]
 ErrorKind = Literal["connector_error", "retriable", "rejected", "misconfigured"]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size")]
 OptionalText = Annotated[str | None, QueryParameter(required=False, max_length=100)]
-Seconds = Annotated[float | None, QueryParameter(required=False, ge=0, description="Epoch seconds")]
+# The last second a datetime can show (9999-12-31T23:59:59Z): it also keeps `inf` out of a time.
+_LAST_SECOND = 253_402_300_799.0
+Seconds = Annotated[float | None, QueryParameter(required=False, ge=0, le=_LAST_SECOND, description="Epoch seconds")]
+Age = Annotated[
+    float | None, QueryParameter(required=False, ge=0, le=_LAST_SECOND, description="Dead longer than this, s")
+]
 
 
 class AuditPage(msgspec.Struct, kw_only=True, frozen=True):
@@ -97,6 +103,7 @@ def _dead_view(entry: OutboxRecord) -> DeadLetterView:
 class AdminController(Controller):
     path = "/admin"
     tags = ["admin"]
+    guards = [declared_query_parameters_once]  # a POST's filter is its body: a query there is refused too
 
     @get("/audit", operation_id="getAuditRecords", responses=problems(400, 401, 403, 429, 503),
          summary="The audit trail, filtered and paged by sequence number")  # fmt: skip
@@ -126,7 +133,7 @@ class AdminController(Controller):
         request: Request[Any, Any, Any],
         target: Annotated[Target | None, QueryParameter(required=False)] = None,
         error_kind: Annotated[ErrorKind | None, QueryParameter(required=False)] = None,
-        older_than_s: Annotated[float | None, QueryParameter(required=False, ge=0)] = None,
+        older_than_s: Age = None,
         after: DeliveryCursor = None,
         limit: Limit = 100,
     ) -> DeadLetterPage:

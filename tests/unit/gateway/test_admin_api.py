@@ -102,3 +102,54 @@ def test_the_filters_name_every_target_and_error_kind_the_hub_has() -> None:
     kinds = {error.kind for error in (ConnectorError, RetriableError, RejectedError, MisconfiguredError)}
     assert set(get_args(admin.Target)) == set(TARGET_OPERATIONS)
     assert set(get_args(admin.ErrorKind)) == kinds
+
+
+@pytest.mark.parametrize("path", ["/v1/admin/audit", "/v1/admin/dead-letters"])
+def test_a_query_parameter_a_list_route_does_not_take_is_refused(client: TestClient[Any], path: str) -> None:
+    refused = _refused(client.get(path, params={"colour": "red"}), "$")
+    assert "colour" not in refused["detail"]  # a name the client chose can be PHI: not echoed
+    assert "limit" in refused["detail"]  # the ones the route takes are listed instead
+
+
+def test_a_mistyped_query_parameter_is_refused_naming_the_one_meant(client: TestClient[Any]) -> None:
+    """`clientid` was ignored, and the audit answered every client's records."""
+    refused = _refused(client.get("/v1/admin/audit", params={"clientid": "beta"}), "$")
+    assert "did you mean `client_id`?" in refused["detail"]
+
+
+def test_a_bulk_replay_refuses_a_filter_given_as_a_query(client: TestClient[Any]) -> None:
+    """The filter is the body: `?target=clearinghouse` was ignored and every dead letter replayed."""
+    dead = _dead_letter(client)
+    _refused(client.post("/v1/admin/dead-letters/replay?target=clearinghouse", json={}), "$")
+    assert _dead_ids(client) == [dead]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "name"),
+    [
+        ("/v1/admin/audit", "client_id=alpha&client_id=beta", "client_id"),
+        ("/v1/admin/audit", "limit=1&limit=2", "limit"),
+        ("/v1/admin/dead-letters", "limit=1&limit=1", "limit"),
+        ("/v1/admin/dead-letters", "target=erp&target=ehr", "target"),
+    ],
+)
+def test_a_query_parameter_given_twice_is_refused(client: TestClient[Any], path: str, query: str, name: str) -> None:
+    """The last value used to win silently; the hub will not guess which one the caller meant."""
+    refused = _refused(client.get(f"{path}?{query}"), f"$.{name}")
+    assert f"`{name}`" in refused["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/v1/admin/audit", "since"), ("/v1/admin/audit", "until"), ("/v1/admin/dead-letters", "older_than_s")],
+)
+@pytest.mark.parametrize("value", ["inf", "Infinity", "nan", "1e400"])
+def test_a_time_that_is_no_finite_number_is_refused(client: TestClient[Any], path: str, name: str, value: str) -> None:
+    _refused(client.get(path, params={name: value}), f"$.{name}")
+
+
+def test_list_routes_still_take_each_of_their_parameters_once(client: TestClient[Any]) -> None:
+    dead = _dead_letter(client)
+    audit = client.get("/v1/admin/audit", params={"client_id": "alpha", "since": "0", "until": "1e10", "limit": "5"})
+    assert [r["operation"] for r in audit.json()["records"]] == ["postJournal"]
+    assert _dead_ids(client, target="erp", error_kind="rejected", older_than_s="0", limit="5") == [dead]
