@@ -153,7 +153,9 @@ class AdminController(Controller):
     async def replay_one(self, request: Request[Any, Any, Any], delivery_id: DeliveryId) -> ReplayResult:
         hub = hub_of(request)
         entry = await hub.store.get_delivery(delivery_id)
-        newer = await _newer_write(hub, entry) if entry is not None else None
+        if entry is None:
+            raise ProblemError(404, "not-found", "no delivery with this id")
+        newer = await _newer_write(hub, entry)
         if newer is not None:
             raise ProblemError(
                 409,
@@ -163,7 +165,7 @@ class AdminController(Controller):
             )
         replayed = await _replay(request, hub, [delivery_id])
         if not replayed:
-            raise ProblemError(409, "conflict", "no dead letter with this id (it may have been replayed already)")
+            raise ProblemError(409, "conflict", "this delivery is not dead (it may have been replayed already)")
         return ReplayResult(replayed=replayed)
 
     @post("/dead-letters/replay", operation_id="replayDeadLetters", status_code=200,

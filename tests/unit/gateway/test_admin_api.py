@@ -153,3 +153,17 @@ def test_list_routes_still_take_each_of_their_parameters_once(client: TestClient
     audit = client.get("/v1/admin/audit", params={"client_id": "alpha", "since": "0", "until": "1e10", "limit": "5"})
     assert [r["operation"] for r in audit.json()["records"]] == ["postJournal"]
     assert _dead_ids(client, target="erp", error_kind="rejected", older_than_s="0", limit="5") == [dead]
+
+
+def test_replaying_a_delivery_the_hub_never_had_is_404(client: TestClient[Any]) -> None:
+    answer = client.post("/v1/admin/dead-letters/dlv_0123456789abcdefghijklmnop/replay")
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["type"] == "urn:billing-hub:problem:not-found"
+
+
+def test_replaying_a_delivery_that_is_not_dead_is_409(client: TestClient[Any]) -> None:
+    dead = _dead_letter(client)
+    assert client.post(f"/v1/admin/dead-letters/{dead}/replay").json()["replayed"] == [dead]
+    again = client.post(f"/v1/admin/dead-letters/{dead}/replay")  # pending now: no dispatcher runs here
+    assert again.status_code == 409, again.text
+    assert again.json()["type"] == "urn:billing-hub:problem:conflict"
