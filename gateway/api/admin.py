@@ -19,6 +19,7 @@ from gateway.api._query import declared_query_parameters_once
 from gateway.hub import Hub
 from gateway.problems import ProblemError
 from gateway.store import DeadLetterFilter, OutboxRecord
+from gateway.tracing import current_trace_id
 from gateway.views import timestamp
 from policies.audit import AuditEntry, AuditRecord
 
@@ -226,7 +227,7 @@ async def _replay(request: Request[Any, Any, Any], hub: Hub, ids: list[str]) -> 
                 resource_id=entry.id,
                 outcome="replayed",
                 status=None,
-                trace_id=None,
+                trace_id=current_trace_id(),  # set for every request by the telemetry middleware
                 at=time.time(),
                 target=entry.target,
                 transaction_id=entry.transaction_id,

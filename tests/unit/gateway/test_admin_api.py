@@ -167,3 +167,15 @@ def test_replaying_a_delivery_that_is_not_dead_is_409(client: TestClient[Any]) -
     again = client.post(f"/v1/admin/dead-letters/{dead}/replay")  # pending now: no dispatcher runs here
     assert again.status_code == 409, again.text
     assert again.json()["type"] == "urn:billing-hub:problem:conflict"
+
+
+def test_a_replays_audit_records_carry_the_trace_id_of_the_call(client: TestClient[Any]) -> None:
+    one, many = _dead_letter(client), _dead_letter(client)
+    first = client.post(f"/v1/admin/dead-letters/{one}/replay")
+    second = client.post("/v1/admin/dead-letters/replay", json={})
+    assert second.json()["replayed"] == [many]
+    records = client.get("/v1/admin/audit", params={"operation": "replay"}).json()["records"]
+    assert [(r["resource_id"], r["trace_id"]) for r in records] == [
+        (one, first.headers["x-trace-id"]),
+        (many, second.headers["x-trace-id"]),
+    ]
