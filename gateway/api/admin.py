@@ -14,7 +14,7 @@ from litestar.params import JSONBody, Parameter, QueryParameter
 
 from connectors._breaker import BreakerSnapshot
 from gateway.api._body import CanonicalBody
-from gateway.api._common import READ_PROBLEMS, caller_id, hub_of, problems
+from gateway.api._common import READ_PROBLEMS, WRITE_PROBLEMS, caller_id, hub_of, problems
 from gateway.api._query import declared_query_parameters_once
 from gateway.hub import Hub
 from gateway.problems import ProblemError
@@ -170,7 +170,7 @@ class AdminController(Controller):
         return ReplayResult(replayed=replayed)
 
     @post("/dead-letters/replay", operation_id="replayDeadLetters", status_code=200,
-          responses=problems(400, 401, 403, 408, 413, 415, 429, 503),
+          responses=WRITE_PROBLEMS,  # 409 and 422 answer an Idempotency-Key in flight or reused
           summary="Replay every dead letter matching a filter", dto=CanonicalBody[ReplayFilter],
           return_dto=None)  # fmt: skip
     async def replay_many(self, request: Request[Any, Any, Any], data: JSONBody[ReplayFilter]) -> ReplayResult:

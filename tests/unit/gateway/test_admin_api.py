@@ -23,16 +23,31 @@ from tests.conftest import KEY, TEST_POLICY
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+BACKENDS = ["embedded", pytest.param("redis", marks=pytest.mark.redis)]
+DEMO_KEY = "demo-key-0123456789abcdef"  # the demo client of the packaged policy (its description says so)
+
+
+@pytest.fixture(params=BACKENDS)
 def client(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> Iterator[TestClient[Any]]:
+    yield from _hub(request.param, tmp_path, redis_prefix, policy_file=str(TEST_POLICY), key=KEY)
+
+
+@pytest.fixture(params=BACKENDS)
+def default_policy_client(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str
+) -> Iterator[TestClient[Any]]:
+    yield from _hub(request.param, tmp_path, redis_prefix, policy_file="", key=DEMO_KEY)
+
+
+def _hub(backend: str, tmp_path: Path, redis_prefix: str, *, policy_file: str, key: str) -> Iterator[TestClient[Any]]:
     """A hub delivering to the EHR only (the ERP is a target it knows but has disabled); no dispatcher,
     so a dead letter stays dead until a test replays it."""
     settings = Settings(
-        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="ehr",
-        state_backend=request.param, redis_url=REDIS_URL, redis_prefix=redis_prefix,
+        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=policy_file, targets="ehr",
+        state_backend=backend, redis_url=REDIS_URL, redis_prefix=redis_prefix,
     )  # fmt: skip
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as c:
-        c.headers["X-API-Key"] = KEY
+        c.headers["X-API-Key"] = key
         yield c
 
 
@@ -179,3 +194,16 @@ def test_a_replays_audit_records_carry_the_trace_id_of_the_call(client: TestClie
         (one, first.headers["x-trace-id"]),
         (many, second.headers["x-trace-id"]),
     ]
+
+
+def test_the_default_policy_holds_a_bulk_replay_to_its_idempotency_key(default_policy_client: TestClient[Any]) -> None:
+    """The document promises it: the same key with the same body replays the answer, with another 422."""
+    client, key = default_policy_client, {"Idempotency-Key": "replay-after-the-outage"}
+    dead = _dead_letter(client)
+    first = client.post("/v1/admin/dead-letters/replay", json={"target": "erp"}, headers=key)
+    assert first.json()["replayed"] == [dead]
+    again = client.post("/v1/admin/dead-letters/replay", json={"target": "erp"}, headers=key)
+    assert (again.status_code, again.headers.get("idempotent-replayed"), again.json()) == (200, "true", first.json())
+    other = client.post("/v1/admin/dead-letters/replay", json={"target": "ehr"}, headers=key)
+    assert other.status_code == 422, other.text
+    assert other.json()["type"] == "urn:billing-hub:problem:unprocessable-content"

@@ -12,7 +12,9 @@ import pytest
 from litestar.testing import TestClient
 
 from gateway.app import create_app, keyed_operations
+from gateway.governance_state import default_policy_path
 from gateway.settings import Settings
+from policies.config import load_policy
 from tests import factories
 from tests.conftest import KEY, TEST_POLICY
 
@@ -164,3 +166,20 @@ def test_every_other_v1_method_still_needs_a_credential(started_app: TestClient[
         for method in methods:
             answer = started_app.request(method, path)
             assert answer.status_code == 401, (method, path, answer.text)
+
+
+def test_the_default_policy_honours_the_idempotency_key_wherever_the_document_names_it(tmp_path: Path) -> None:
+    """A document promising 422 for a key reused with another body binds the packaged policy too."""
+    app = create_app(Settings(data_dir=str(tmp_path)))  # the packaged policy: no policy_file
+    routes = load_policy(default_policy_path()).routes
+    assert keyed_operations(app) == _documented_as_keyed(app.openapi_schema.to_schema())
+    assert {op for op in keyed_operations(app) if routes[op].idempotency == "off"} == set()
+
+
+def _documented_as_keyed(document: dict[str, Any]) -> set[str]:
+    return {
+        operation["operationId"]
+        for item in document["paths"].values()
+        for operation in item.values()
+        if any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
+    }
