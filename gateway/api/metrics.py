@@ -13,11 +13,15 @@ from gateway.telemetry import Telemetry
 
 __all__ = ["MetricsController"]
 
+# Litestar adds "; charset=utf-8" to a text/ media type itself: the exposition format's own
+# charset parameter made the header say it twice.
+_MEDIA_TYPE = CONTENT_TYPE_LATEST.split(";", 1)[0] + "; " + CONTENT_TYPE_LATEST.split(";")[1].strip()
+
 
 class MetricsController(Controller):
     tags = ["operations"]
 
-    @get("/metrics", operation_id="getMetrics", media_type=CONTENT_TYPE_LATEST, summary="Prometheus metrics")
+    @get("/metrics", operation_id="getMetrics", media_type=_MEDIA_TYPE, summary="Prometheus metrics")
     async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         hub = hub_of(request)
         telemetry: Telemetry = request.app.state.telemetry
@@ -27,4 +31,4 @@ class MetricsController(Controller):
         telemetry.gauges["billing_hub.outbox.oldest_age"] = lambda: [(oldest or 0.0, {})]
         telemetry.gauges["billing_hub.dead_letters"] = lambda: [(dead, {})]
         own = generate_latest(telemetry.request_durations.registry)
-        return Response(generate_latest(REGISTRY) + own, media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(REGISTRY) + own, media_type=_MEDIA_TYPE)

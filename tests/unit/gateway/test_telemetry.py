@@ -114,7 +114,9 @@ def test_a_retried_delivery_has_one_span_per_attempt(client: tuple[TestClient[An
 def test_metrics_are_exposed_in_prometheus_format(client: tuple[TestClient[Any], Any]) -> None:
     c, _ = client
     c.post("/v1/journals", json=factories.journal(), headers={"Prefer": "wait=10"})
-    text = c.get("/metrics").text
+    scraped = c.get("/metrics")
+    assert scraped.headers["content-type"] == "text/plain; version=1.0.0; charset=utf-8"  # charset once
+    text = scraped.text
     for name in (
         "http_server_request_duration",
         "billing_hub_connector_attempt_duration",
