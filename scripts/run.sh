@@ -21,4 +21,14 @@ cat <<MSG
   data       $BILLING_HUB_DATA_DIR/hub.sqlite3
 
 MSG
-billing-hub serve --port "$port"
+billing-hub serve --port "$port" &
+hub_pid=$!
+# A TERM for `make run` (a process manager, `kill <pid>`) reaches this shell only: pass it on, or the
+# hub and the stubs are left running. Ctrl-C reaches the whole group, the hub included, by itself.
+trap 'kill -TERM $hub_pid 2>/dev/null || true' TERM
+trap 'kill -HUP $hub_pid 2>/dev/null || true' HUP
+status=0
+while kill -0 "$hub_pid" 2>/dev/null; do
+  wait "$hub_pid" || status=$?  # a trapped signal ends the wait early: wait again until the hub is gone
+done
+exit "$status"
