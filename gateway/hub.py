@@ -184,11 +184,12 @@ class Hub:
         deliveries: list[Delivery],
         extra_resources: list[ResourceRecord] | None = None,
         records: RecordsWithWork | None = None,
+        only_if: Mapping[tuple[str, str], WriteCondition] | None = None,
     ) -> None:
         """Prepare and store the work, for a caller whose answer does not come from the records
         (the X12 remittance intake); the JSON write routes use ``accept_work``."""
         transaction, outbox = self.prepare(client_id=client_id, kind=kind, resource=resource, deliveries=deliveries)
-        await self.commit(transaction, [resource, *(extra_resources or [])], outbox, records)
+        await self.commit(transaction, [resource, *(extra_resources or [])], outbox, records, only_if)
 
     def drain(self) -> None:
         """The server is shutting down: every ``Prefer: wait`` answers now (202) instead of at its end.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import re
+import secrets
 from typing import Any
 
 _counter = itertools.count(1)
@@ -97,7 +99,10 @@ def claim(claim_id: str | None = None, member_id: str = "MBR123456", family: str
     }
 
 
-def remittance(claim_ids: tuple[str, ...] = ("PCN000001",), paid: str = "80.00") -> dict[str, Any]:
+def remittance(
+    claim_ids: tuple[str, ...] = ("PCN000001",), paid: str = "80.00", trace_number: str | None = None
+) -> dict[str, Any]:
+    """A remittance whose payment is new (the hub takes each payment once), unless ``trace_number``."""
     claims = [
         {
             "claim_id": cid,
@@ -121,7 +126,21 @@ def remittance(claim_ids: tuple[str, ...] = ("PCN000001",), paid: str = "80.00")
             "method": "ACH",
             "amount": f"{total // 100}.{total % 100:02d}",
             "date": "2026-11-20",
-            "trace_number": "TRC-1",
+            "trace_number": trace_number or f"TRC-{next(_counter)}",
         },
         "claims": claims,
     }
+
+
+def unique_835(raw: bytes) -> bytes:
+    """An 835 fixture as a new payment in a new interchange (the hub takes each only once): a fresh
+    ISA13 (and IEA02) and every TRN02 made unique. Fixtures are written with * and ~."""
+    control = f"{secrets.randbelow(900_000_000) + 100_000_000}"
+    text = raw.decode("latin-1")
+    isa = text.split("~", 1)[0].split("*")
+    old = isa[13]
+    text = text.replace(f"*{old}*", f"*{control}*", 1)
+    text = re.sub(rf"IEA\*(\d+)\*{old}", lambda m: f"IEA*{m[1]}*{control}", text)
+    tag = secrets.token_hex(4)
+    text = re.sub(r"TRN\*1\*([^*~]+)", lambda m: f"TRN*1*{m[1]}-{tag}", text)
+    return text.encode("latin-1")

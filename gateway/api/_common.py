@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "caller_id",
     "hub_of",
     "problems",
+    "taken_problem",
 ]
 
 API_KEY_HEADER = "X-API-Key"
@@ -137,6 +139,12 @@ class WithWork:
             audited_with_work(request.scope, self._status)
 
 
+def taken_problem(taken: ResourceTaken) -> ProblemError:
+    """The 409 for a resource the store refused inside its atomic write."""
+    detail = _TAKEN.get((taken.kind, taken.reason)) or _TAKEN.get(taken.kind)
+    return ProblemError(409, "conflict", detail or f"this {taken.kind} belongs to another client")
+
+
 # What a 409 says when the store refuses a resource (ResourceTaken): by the kind of resource, and
 # where one kind can be refused for different reasons, by kind and reason.
 _TAKEN: dict[str | tuple[str, str], str] = {
@@ -147,6 +155,8 @@ _TAKEN: dict[str | tuple[str, str], str] = {
         "a journal with this external_reference was posted with other content; the ERP keeps the first, "
         "so send a change as a journal of its own, under a new external_reference"
     ),
+    "payment": "this payment (the payer and its check or EFT trace number) was ingested already",
+    "interchange": "this interchange (its sender, receiver and ISA13 control number) was received already",
 }
 
 
@@ -159,8 +169,7 @@ async def accept_work(
     resource: ResourceRecord,
     deliveries: list[Delivery],
     extra_resources: list[ResourceRecord] | None = None,
-    new_only: bool = False,
-    unchanged: ResourceRecord | None = None,
+    only_if: Mapping[tuple[str, str], WriteCondition] | None = None,
     written_once: bool = False,
 ) -> JsonView:
     """Store the work, then answer 202 with ``Location`` (or, with ``Prefer: wait``, 200 with the
@@ -170,6 +179,8 @@ async def accept_work(
     write of the work (``WithWork``). A request that waits stays in flight until its answer (a retry
     meanwhile must meet 409): the 202's records go in with the work, its idempotency record as a
     provisional one, and the middleware writes what the final answer changes (``WithWork.answering``).
+    ``only_if`` names resources that must be new ("absent") or stored as they are ("unchanged"): the
+    store checks it inside the atomic write, and a resource that fails it is a 409.
     """
     transaction, outbox = hub.prepare(
         client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries, written_once=written_once
@@ -182,17 +193,10 @@ async def accept_work(
     location = (b"location", href.encode())
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built
     records = WithWork.answering(request, answer, href, waiting=wait_s is not None)
-    only_if: dict[tuple[str, str], WriteCondition] = {}
-    if new_only:
-        only_if[resource.kind, resource.id] = "absent"
-    if unchanged is not None:
-        only_if[unchanged.kind, unchanged.id] = "unchanged"
-    resources = [resource, *(extra_resources or []), *([unchanged] if unchanged is not None else [])]
     try:
-        await hub.commit(transaction, resources, outbox, records, only_if)
+        await hub.commit(transaction, [resource, *(extra_resources or [])], outbox, records, only_if)
     except ResourceTaken as taken:  # decided inside the atomic write: a concurrent writer got there first
-        detail = _TAKEN.get((taken.kind, taken.reason)) or _TAKEN.get(taken.kind)
-        raise ProblemError(409, "conflict", detail or f"this {taken.kind} belongs to another client") from None
+        raise taken_problem(taken) from None
     records.written(request)
     if wait_s is None:
         return answer

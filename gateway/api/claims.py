@@ -79,7 +79,7 @@ class ClaimController(Controller):
             resource=new_resource("claim", data.claim_id, client_id, data, transaction_id),
             deliveries=[Delivery("clearinghouse", "submit_claim", encode(data))],
             # Only a replacement may find it stored, and only its own: the store refuses the rest (409).
-            new_only=data.frequency_code not in _REPLACEMENTS,
+            only_if={} if data.frequency_code in _REPLACEMENTS else {("claim", data.claim_id): "absent"},
         )
 
     @get("/{claim_id:str}", operation_id="getClaim", responses=READ_PROBLEMS, summary="A claim and its last status")

@@ -75,7 +75,8 @@ class JournalController(Controller):
             kind="journal.post",
             resource=new_resource("journal", journal_id, client_id, data, transaction_id),
             deliveries=[Delivery("erp", "post_journal", content)],
-            unchanged=reference,
+            extra_resources=[reference],
+            only_if={(reference.kind, reference.id): "unchanged"},
             written_once=True,  # journals are never updated: nothing can be delivered out of order
         )
 

@@ -22,14 +22,16 @@ from gateway.api._common import (
     accept_work,
     caller_id,
     hub_of,
+    taken_problem,
 )
+from gateway.api._remit_once import interchange_once, new_only, payment_once
 from gateway.api._remit_x12 import X12_MEDIA_TYPE, AckRecord, IngestedSet, RejectedSet, ingest_835
 from gateway.api._resources import load_owned, new_resource
 from gateway.api._response import JsonView
 from gateway.hub import Hub
 from gateway.ids import new_id
 from gateway.problems import PROBLEM_JSON, Problem, problem_body
-from gateway.store import ResourceRecord
+from gateway.store import ResourceRecord, ResourceTaken
 from gateway.views import RemittanceView, timestamp
 
 __all__ = ["RemittanceController", "remittance_statuses"]
@@ -152,13 +154,19 @@ async def _remittance_view(
 async def _post_x12(request: Request[Any, Any, Any], hub: Hub, body: bytes, transaction_id: str) -> JsonView:
     client_id = caller_id(request)
     ingest = ingest_835(body, new_id, await hub.reply_numbers().next())
+    ack = ingest.ack
     resources: list[ResourceRecord] = []
+    once: list[ResourceRecord] = []  # what posts money: each payment and interchange only once
     for remittance_id, read in ingest.remittances:
         assert read.remittance is not None
         view, statuses = await _remittance_view(hub, remittance_id, read.remittance, read.findings, client_id,
                                                 transaction_id)  # fmt: skip
         resources += [new_resource("remittance", remittance_id, client_id, view, transaction_id), *statuses]
-    ack = ingest.ack
+        once.append(payment_once(read.remittance, client_id, remittance_id, transaction_id))
+    interchanges = {read.envelope.group.interchange.position: read.envelope.group.interchange
+                    for _, read in ingest.remittances}  # fmt: skip
+    # The interchange first: a file sent again is named as that, not by the first payment in it.
+    once = [*(interchange_once(isa, client_id, ack.id, transaction_id) for isa in interchanges.values()), *once]
     ack_href = f"/v1/remittances/acknowledgements/{ack.id}"
     href = f"/v1/transactions/{transaction_id}"
     if ingest.refused is None:
@@ -178,14 +186,18 @@ async def _post_x12(request: Request[Any, Any, Any], hub: Hub, body: bytes, tran
         )
         reply = JsonView(rejection, status=refused.status, media_type=PROBLEM_JSON.encode())
     records = WithWork.answering(request, reply, href)  # the answer is known before the work is stored
-    await hub.submit(
-        client_id=client_id,
-        kind="remittance.ingest.x12",
-        resource=new_resource("acknowledgement", ack.id, client_id, ack, transaction_id),
-        deliveries=[],
-        extra_resources=resources,
-        records=records,
-    )
+    try:
+        await hub.submit(
+            client_id=client_id,
+            kind="remittance.ingest.x12",
+            resource=new_resource("acknowledgement", ack.id, client_id, ack, transaction_id),
+            deliveries=[],
+            extra_resources=[*resources, *once],
+            records=records,
+            only_if=new_only(once),
+        )
+    except ResourceTaken as taken:
+        raise taken_problem(taken) from None
     records.written(request)
     return reply
 
@@ -212,6 +224,7 @@ class RemittanceController(Controller):
             return await _post_x12(request, hub, body, transaction_id)
         remittance = decode_body(body, Remittance)
         view, statuses = await _remittance_view(hub, new_id("rmt"), remittance, None, client_id, transaction_id)
+        payment = payment_once(remittance, client_id, view.id, transaction_id)
         return await accept_work(
             request,
             hub,
@@ -219,7 +232,8 @@ class RemittanceController(Controller):
             kind="remittance.ingest",
             resource=new_resource("remittance", view.id, client_id, view, transaction_id),
             deliveries=[],
-            extra_resources=statuses,
+            extra_resources=[*statuses, payment],
+            only_if=new_only([payment]),
         )
 
     @get(

@@ -8,6 +8,9 @@ import httpx
 import pytest
 
 from connectors.clearinghouse.x12 import read_835, read_999
+from tests import factories
+from tests.conftest import BETA_KEY
+from tests.processes import Service
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +19,7 @@ X12 = {"content-type": "application/edi-x12"}
 
 
 def test_an_835_becomes_remittances_and_is_acknowledged(api: httpx.Client) -> None:
-    raw = (FIXTURES / "835_full.x12").read_bytes()
+    raw = factories.unique_835((FIXTURES / "835_full.x12").read_bytes())
     expected = read_835(raw)
     response = api.post("/v1/remittances", content=raw, headers=X12)
     assert response.status_code == 201, response.text
@@ -110,8 +113,46 @@ def test_a_set_rejected_with_its_group_says_why(api: httpx.Client) -> None:
     head, rest = text.split("GS*", 1)
     group = "GS*" + rest.rsplit("IEA*", 1)[0]
     second = group.replace("*501*X*", "*502*X*").replace("GE*1*501~", "GE*3*502~")
-    body = (head + group + second + "IEA*2*000000501~").encode()
+    body = factories.unique_835((head + group + second + "IEA*2*000000501~").encode())
     response = api.post("/v1/remittances", content=body, headers=X12)
     assert response.status_code == 201, response.text
     (rejected,) = response.json()["rejected"]
     assert any(issue["segment_id"] == "GE" for issue in rejected["issues"]), rejected
+
+
+def test_an_835_is_taken_once(api: httpx.Client, hub: Service) -> None:
+    """The same interchange, or the same payment in another interchange, would post the money twice:
+    409, and nothing of the second is stored. Another client may take in its own."""
+    raw = factories.unique_835(_FULL)
+    first = api.post("/v1/remittances", content=raw, headers=X12)
+    assert first.status_code == 201, first.text
+    again = api.post("/v1/remittances", content=raw, headers=X12)
+    assert _conflict(again) == "this interchange (its sender, receiver and ISA13 control number) was received already"
+    isa13 = raw.decode().split("~", 1)[0].split("*")[13]
+    reissued = raw.replace(isa13.encode(), b"987654321")  # a new interchange carrying the same payment
+    assert _conflict(api.post("/v1/remittances", content=reissued, headers=X12)).startswith("this payment")
+    beta = httpx.post(f"{hub.url}/v1/remittances", content=raw, headers={**X12, "X-API-Key": BETA_KEY})
+    assert beta.status_code == 201, beta.text
+
+
+def test_a_json_remittance_is_taken_once(api: httpx.Client) -> None:
+    body = factories.remittance()
+    assert api.post("/v1/remittances", json=body).status_code == 202
+    assert _conflict(api.post("/v1/remittances", json=body)).startswith("this payment")
+    body["payment"]["trace_number"] += "-B"  # another payment of the same payer
+    assert api.post("/v1/remittances", json=body).status_code == 202
+
+
+def _conflict(response: httpx.Response) -> str:
+    assert response.status_code == 409, response.text
+    detail: str = response.json()["detail"]
+    return detail
+
+
+def test_one_request_holding_the_same_payment_twice_is_a_409(api: httpx.Client) -> None:
+    text = factories.unique_835(_FULL).decode()
+    start, end = text.index("ST*835*0001"), text.index("SE*61*0001~") + len("SE*61*0001~")
+    copy = text[start:end].replace("ST*835*0001", "ST*835*0002").replace("SE*61*0001", "SE*61*0002")
+    body = (text[:end] + copy + text[end:]).replace("GE*1*", "GE*2*").encode()
+    response = api.post("/v1/remittances", content=body, headers=X12)
+    assert _conflict(response) == "this request holds the same payment more than once"

@@ -7,7 +7,7 @@ the ``FunctionalAck`` values ``write_999`` writes.
 """
 
 from connectors.clearinghouse.x12._ack import acknowledge, set_ack
-from connectors.clearinghouse.x12._envelope import GroupEnd, SetEnvelope, reply_envelope
+from connectors.clearinghouse.x12._envelope import GroupEnd, InterchangeHeader, SetEnvelope, reply_envelope
 from connectors.clearinghouse.x12._inquiry import StatusInquiry
 from connectors.clearinghouse.x12._model import (
     DEFAULT_DELIMITERS,
@@ -46,6 +46,7 @@ __all__ = [
     "FilingIndicator",
     "FunctionalAck",
     "GroupEnd",
+    "InterchangeHeader",
     "Party",
     "Read276",
     "Read277",

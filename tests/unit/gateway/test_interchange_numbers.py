@@ -13,6 +13,7 @@ from gateway.app import create_app
 from gateway.hub import Hub
 from gateway.settings import Settings
 from gateway.store import HUB_DATABASE, SqliteStore
+from tests import factories
 from tests.conftest import KEY, TEST_POLICY
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "x12"
@@ -53,7 +54,8 @@ def test_the_999_replies_go_on_numbering_after_a_restart(tmp_path: Path) -> None
         with TestClient(create_app(_settings(tmp_path)), base_url="http://127.0.0.1") as client:
             client.headers["X-API-Key"] = KEY
             for _ in range(2):
-                answer = client.post("/v1/remittances", content=raw, headers={"content-type": "application/edi-x12"})
+                fresh = factories.unique_835(raw)  # a new payment each time: the hub takes each once
+                answer = client.post("/v1/remittances", content=fresh, headers={"content-type": "application/edi-x12"})
                 assert answer.status_code == 201, answer.text
                 numbers.append(_isa13(client.get(answer.json()["acknowledgement_href"]).text))
         with sqlite3.connect(tmp_path / HUB_DATABASE) as db:  # kept in the store, not in the process

@@ -47,7 +47,7 @@ def account_payload() -> dict[str, Any]:
 
 
 def remittance_payload() -> dict[str, Any]:
-    payload = factories.remittance(claim_ids=("PCN000101", "PCN000102"))
+    payload = factories.remittance(claim_ids=("PCN000101", "PCN000102"), trace_number="TRC-1")
     payload["claims"][0]["patient_name"] = {"family": "Sentinelson", "given": "Ivo"}
     payload["claims"][1]["patient_name"] = {"family": "Marchbanks", "given": "Ula", "middle": "Q"}
     return payload
