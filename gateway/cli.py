@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import math
 import multiprocessing
+import re
 import signal
 import socket
 import sys
@@ -207,6 +208,12 @@ def stubs(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     for process in processes:
         process.join()
+    # A stub that could not start (its port taken) exits at once: say so in the exit code, not only
+    # in its traceback. Stopped by a signal (negative exit codes) is how stubs end normally.
+    failed = [p.name for p in processes if p.exitcode is not None and p.exitcode > 0]
+    if failed:
+        print(f"billing-hub: {', '.join(failed)} exited with an error", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -215,8 +222,12 @@ def openapi(args: argparse.Namespace) -> int:
     from gateway.openapi import write_openapi
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_openapi(create_app(), out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_openapi(create_app(), out)
+    except OSError as exc:
+        print(f"billing-hub: cannot write {out}: {exc.strerror}", file=sys.stderr)
+        return 2
     print(f"wrote {out}")
     return 0
 
@@ -230,9 +241,17 @@ def connectors(args: argparse.Namespace) -> int:
     return 0 if ready else 2
 
 
+# A client id is a bare TOML key in the policy file ([clients.<id>]) and the audit trail's client_id.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def keys_new(args: argparse.Namespace) -> int:
     from policies.keys import new_api_key
 
+    if not _CLIENT_ID.fullmatch(args.client):
+        # '[clients.bad name]]' or '[clients.a.b]' would be broken TOML, or a table nested in another.
+        print("billing-hub: --client must be 1-64 letters, digits, '-' or '_'", file=sys.stderr)
+        return 2
     key, digest = new_api_key()
     print(f"API key (give it to the client, store it nowhere else): {key}")
     print(f"SHA-256 for the policy file:                             {digest}")
