@@ -6,11 +6,13 @@ pattern cannot express (the NPI Luhn digit, ISO 4217 membership) are functions t
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Annotated
 
 import msgspec
 
 __all__ = [
+    "TEXT_PATTERN",
     "AccountNumber",
     "Carc",
     "ClaimId",
@@ -25,6 +27,7 @@ __all__ = [
     "StatusCategory",
     "TaxId",
     "check_currency",
+    "check_not_after_today",
     "check_npi",
     "npi_is_valid",
 ]
@@ -71,7 +74,10 @@ StatusCategory = Annotated[
         description="X12 277 claim status category code",
     ),
 ]
-ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+# Free text a person reads (names, addresses, descriptions): no control characters and not blank.
+# "   " as a family name and a NUL inside one were accepted, and reached the EHR as FHIR forbids.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$(?!\n)"
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=TEXT_PATTERN)]
 
 _NPI_PREFIX_SUM = 24  # Luhn sum of the digits of the 80840 prefix, per the CMS NPI standard
 
@@ -112,3 +118,10 @@ _ISO_4217 = frozenset(
 def check_currency(code: str) -> None:
     if code not in _ISO_4217:
         raise ValueError(f"currency {code!r} is not an active ISO 4217 code")
+
+
+def check_not_after_today(value: date, what: str) -> None:
+    """A date that cannot be in the future (a birth, a service rendered). One day of slack: a client
+    east of this server may already be a day ahead. The message names the field, never the value."""
+    if value > date.today() + timedelta(days=1):
+        raise ValueError(f"{what} is in the future")

@@ -26,6 +26,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from canonical._codes import TEXT_PATTERN
 from gateway.tracing import current_trace_id
 
 __all__ = [
@@ -154,8 +155,13 @@ _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]*)`")
 _AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
+# The free-text pattern says little as a regex (msgspec quotes it as repr does): what it means, in words.
+_TEXT_RULE = f"matching regex {TEXT_PATTERN!r}"
+
+
 def _safe_message(message: str, known_fields: frozenset[str]) -> str:
     """Keep an unknown field's name only as a typo hint: when it is close to a field we do know."""
+    message = message.replace(_TEXT_RULE, "that is not blank and holds no control characters")
     match = _UNKNOWN_FIELD.search(message)
     if match is None:
         return message

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from canonical._base import Canonical
-from canonical._codes import AccountNumber, ClaimId, Icd10Cm, Modifier, ProcedureCode
+from canonical._codes import AccountNumber, ClaimId, Icd10Cm, Modifier, ProcedureCode, check_not_after_today
 from canonical._money import Amount
 from canonical._phi import PHI
 from canonical.v1._parties import Address, Payer, Person, PersonName, Provider, Sex
@@ -34,6 +34,8 @@ class Subscriber(Canonical, kw_only=True, frozen=True):
     def __post_init__(self) -> None:
         if self.relationship_to_patient == "self" and (self.birth_date is None or self.sex is None):
             raise ValueError("birth_date and sex are required when the subscriber is the patient")
+        if self.birth_date is not None:
+            check_not_after_today(self.birth_date, "birth_date")
 
 
 class ServiceLine(Canonical, kw_only=True, frozen=True):
@@ -50,6 +52,7 @@ class ServiceLine(Canonical, kw_only=True, frozen=True):
     def __post_init__(self) -> None:
         if self.charge <= 0:
             raise ValueError("charge must be greater than zero")
+        check_not_after_today(self.service_date, "service_date")  # a claim bills what was rendered
 
 
 class Claim(Canonical, kw_only=True, frozen=True):

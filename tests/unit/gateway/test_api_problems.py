@@ -140,6 +140,39 @@ def test_validation_problems_name_the_field(
     assert message in problem["errors"][0]["message"]
 
 
+def _with(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    node: Any = body
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return body
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "field", "message"),
+    [
+        # FHIR wants names with content and no control characters; so does an 837P.
+        ("/v1/accounts/ACC-T1", factories.account_details(family="   "), "$.patient.name.family", "not blank"),
+        ("/v1/accounts/ACC-T2", factories.account_details(family="Zq\u0000x"), "$.patient.name.family",
+         "no control characters"),
+        ("/v1/accounts/ACC-T3", _with(factories.account_details(), ("patient", "address", "city"), "\t\t"),
+         "$.patient.address.city", "not blank"),
+        ("/v1/accounts/ACC-T4", _with(factories.account_details(), ("patient", "birth_date"), "2999-01-01"),
+         "$.patient", "birth_date is in the future"),
+        ("/v1/claims", _with(factories.claim(), ("service_lines", 0, "service_date"), "2999-12-31"),
+         "$.service_lines[0]", "service_date is in the future"),
+    ],
+)  # fmt: skip
+def test_text_a_person_reads_and_dates_that_cannot_be_ahead_are_checked(
+    client: TestClient[Any], route: str, body: dict[str, Any], field: str, message: str
+) -> None:
+    answer = client.put(route, json=body) if route.startswith("/v1/accounts") else client.post(route, json=body)
+    problem = _problem(answer, 400, "validation-error")
+    assert [e["path"] for e in problem["errors"]] == [field]
+    assert message in problem["errors"][0]["message"]
+    assert "2999" not in str(problem)  # a birth date is PHI: named, never echoed
+
+
 def test_unknown_ids_are_404(client: TestClient[Any]) -> None:
     _problem(client.get("/v1/journals/jnl_00000000000000000000000000"), 404, "not-found")
     _problem(client.get("/v1/transactions/txn_00000000000000000000000000"), 404, "not-found")
