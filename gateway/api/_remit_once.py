@@ -5,9 +5,18 @@ remittance and under the store's "absent" condition, a resource naming its payme
 its check or EFT trace number, TRN02) and, for a raw 835, one naming its interchange (sender,
 receiver and ISA13): a second one of either is refused inside the atomic write (409), also when two
 requests race. Both are per client; neither id holds PHI.
+
+An id is a hash of its parts, encoded so that no two different part lists meet (joined with ":",
+payer "A" with trace "B:C" was payer "A:B" with trace "C"), and the parts are normalised so that
+one payment spelled two ways is still one: the payer by its name (always present; an identifier is
+not), case and white space folded, the trace number stripped and upper-cased.
 """
 
 from __future__ import annotations
+
+import hashlib
+
+import msgspec
 
 from canonical.v1 import Remittance
 from connectors.clearinghouse.x12 import InterchangeHeader
@@ -19,14 +28,19 @@ __all__ = ["interchange_once", "new_only", "payment_once"]
 
 
 def payment_once(remittance: Remittance, client_id: str, remittance_id: str, transaction_id: str) -> ResourceRecord:
-    payer = remittance.payer.identifier or remittance.payer.name
-    payment_id = f"{client_id}:{payer}:{remittance.payment.trace_number}"
-    return new_resource("payment", payment_id, client_id, remittance_id, transaction_id)
+    payer = " ".join(remittance.payer.name.casefold().split())
+    trace = remittance.payment.trace_number.strip().upper()
+    return new_resource("payment", _id(client_id, payer, trace), client_id, remittance_id, transaction_id)
 
 
 def interchange_once(isa: InterchangeHeader, client_id: str, ack_id: str, transaction_id: str) -> ResourceRecord:
-    parties = f"{isa.sender_qualifier}:{isa.sender_id}:{isa.receiver_qualifier}:{isa.receiver_id}"
-    return new_resource("interchange", f"{client_id}:{parties}:{isa.control_number}", client_id, ack_id, transaction_id)
+    # ISA15 too: a payer's test run (T) of a file must not block the production one (P).
+    parts = (isa.sender_qualifier, isa.sender_id, isa.receiver_qualifier, isa.receiver_id, isa.usage)
+    return new_resource("interchange", _id(client_id, *parts, isa.control_number), client_id, ack_id, transaction_id)
+
+
+def _id(*parts: str) -> str:
+    return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()
 
 
 def new_only(records: list[ResourceRecord]) -> dict[tuple[str, str], WriteCondition]:

@@ -182,6 +182,17 @@ def _resource_args(r: ResourceRecord, condition: WriteCondition | None = None) -
     ]  # fmt: skip
 
 
+# ACCEPT's refusals: "<reason> <kind> <id>". A kind has no space; an id may (an account number
+# cannot, but nothing in the store forbids it), so the message is read from the reason's end.
+_REASONS = ("belongs to another client", "exists already", "exists with another body")
+
+
+def _taken(refusal: str) -> ResourceTaken:
+    reason = next((r for r in _REASONS if refusal.startswith(r + " ")), "")
+    kind, _, resource_id = refusal.removeprefix(reason).strip().partition(" ")
+    return ResourceTaken(kind, resource_id, reason or "refused")
+
+
 def _filter_args(where: DeadLetterFilter) -> list[_Value]:
     args: list[_Value] = []
     for value in (where.target, where.error_kind, where.dead_before, where.dead_after):
@@ -261,8 +272,7 @@ class RedisStore:
             message = str(exc)
             if not message.startswith("resource-taken "):
                 raise
-            *reason, kind, resource_id = message.removeprefix("resource-taken ").split(" ")
-            raise ResourceTaken(kind, resource_id, " ".join(reason)) from None
+            raise _taken(message.removeprefix("resource-taken ")) from None
 
     async def put_resources(self, resources: list[ResourceRecord]) -> None:
         if not resources:

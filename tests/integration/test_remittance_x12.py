@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import uuid
 from pathlib import Path
 
 import httpx
@@ -139,8 +141,24 @@ def test_a_json_remittance_is_taken_once(api: httpx.Client) -> None:
     body = factories.remittance()
     assert api.post("/v1/remittances", json=body).status_code == 202
     assert _conflict(api.post("/v1/remittances", json=body)).startswith("this payment")
+    # The same payment spelled another way is the same payment.
+    respelled = copy.deepcopy(body)
+    respelled["payment"]["trace_number"] = " " + body["payment"]["trace_number"].lower()
+    respelled["payer"] = {"name": "  ACME   health "}  # no identifier, other case and spacing
+    assert _conflict(api.post("/v1/remittances", json=respelled)).startswith("this payment")
     body["payment"]["trace_number"] += "-B"  # another payment of the same payer
     assert api.post("/v1/remittances", json=body).status_code == 202
+
+
+def test_payments_whose_parts_join_alike_are_two_payments(api: httpx.Client) -> None:
+    """Joined with ':', payer 'A' with trace 'B:C' was payer 'A:B' with trace 'C'."""
+    tag = uuid.uuid4().hex[:6]
+    first = factories.remittance(trace_number=f"B:{tag}")
+    first["payer"] = {"name": f"A{tag}"}
+    second = factories.remittance(trace_number=tag)
+    second["payer"] = {"name": f"A{tag}:B"}
+    assert api.post("/v1/remittances", json=first).status_code == 202
+    assert api.post("/v1/remittances", json=second).status_code == 202
 
 
 def _conflict(response: httpx.Response) -> str:

@@ -283,6 +283,21 @@ async def test_a_resource_that_must_be_unchanged_is_written_again_only_with_its_
     assert (stored.body, stored.transaction_id) == (owned.body, same.id)
 
 
+async def test_a_refused_resource_is_named_whatever_its_id_holds(store: Store) -> None:
+    """Redis reports the refusal as text: an id with spaces in it was read as part of the reason."""
+    now, account = time.time(), f"ACME HEALTH PLAN {new_id('x')}"
+    first, owned, work = _claiming(now, "alpha", account)
+    await store.accept(first, [owned], work)
+    txn, resource, outbox = _claiming(now, "beta", account)
+    with pytest.raises(ResourceTaken) as taken:
+        await store.accept(txn, [resource], outbox)
+    assert (taken.value.kind, taken.value.resource_id, taken.value.reason) == (
+        "account",
+        account,
+        "belongs to another client",
+    )
+
+
 async def test_a_stale_lease_holder_is_fenced_off(store: Store) -> None:
     now = time.time()
     txn, resource, outbox = _transaction(now, deliveries=1)
