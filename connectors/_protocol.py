@@ -8,7 +8,7 @@ a ``DeliveryResult`` or one of the errors in ``connectors._errors``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
 
@@ -19,8 +19,9 @@ class ConnectorConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     """Every connector's configuration spec starts with where the target is and how long to wait."""
 
     base_url: str
-    timeout_s: float = 5.0
-    connect_timeout_s: float = 2.0
+    # Finite and positive: a zero, negative or NaN timeout fails every call, an infinite one never ends it.
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3_600)] = 5.0
+    connect_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3_600)] = 2.0
 
 
 class Health(msgspec.Struct, kw_only=True, frozen=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -24,8 +25,9 @@ class SettingsError(ValueError):
 _DAY_S = 86_400.0
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=_DAY_S)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/?#]+(/\S*)?$")]
+NonEmpty = Annotated[str, msgspec.Meta(pattern=r"\S")]  # something besides blanks
+# A scheme in any case, a host, an optional port of up to five digits (its range is checked below).
+HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^(?i:https?)://[^\s/?#:@]+(:[0-9]{1,5})?(/\S*)?$")]
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -75,7 +77,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     policy_file: str = ""
     # Where rate-limit counters, idempotency records and the audit chain live.
     state_backend: Literal["embedded", "redis"] = "embedded"
-    redis_url: Annotated[str, msgspec.Meta(pattern=r"^(rediss?|unix)://\S+$")] = "redis://127.0.0.1:6379/0"
+    redis_url: Annotated[str, msgspec.Meta(pattern=r"^(?i:rediss?|unix)://\S+$")] = "redis://127.0.0.1:6379/0"
     redis_prefix: NonEmpty = "billing-hub:"
     # Key for the tags that stand in for identifiers in audit records (>= 16 bytes); share it
     # between instances to correlate across them. Empty: a random key per process.
@@ -99,6 +101,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             raise ValueError(f"{PREFIX}LEASE_S must be longer than {PREFIX}CONNECTOR_TIMEOUT_S")
         if self.backoff_cap_s < self.backoff_base_s:
             raise ValueError(f"{PREFIX}BACKOFF_CAP_S must be at least {PREFIX}BACKOFF_BASE_S")
+        for target in ("ehr", "clearinghouse", "erp"):
+            if not _port_is_valid(getattr(self, f"{target}_url")):
+                raise ValueError(f"{PREFIX}{target.upper()}_URL: the port must be 1-65535")
+
+
+def _port_is_valid(url: str) -> bool:
+    try:
+        port = urllib.parse.urlsplit(url).port
+    except ValueError:  # past 65535
+        return False
+    return port is None or port >= 1
 
 
 # msgspec's "... - at `$.field`": the field, named as the variable it came from.
@@ -111,8 +124,12 @@ def _named(error: msgspec.ValidationError) -> str:
         return str(error)
     field, message = match["field"], match["message"]
     if "matching regex" in message:  # the pattern itself says little to an operator
-        schemes = "redis://, rediss:// or unix://" if field == "redis_url" else "http:// or https://"
-        message = f"expected a URL starting {schemes}"
+        if field == "redis_url":
+            message = "expected a URL starting redis://, rediss:// or unix://"
+        elif field.endswith("_url"):
+            message = "expected a URL starting http:// or https://, with a host"
+        else:
+            message = "must not be empty or blank"
     return f"{PREFIX}{field.upper()}: {message}"
 
 

@@ -37,6 +37,8 @@ def build_connectors(settings: Settings) -> dict[str, Connector]:
 def enabled_targets(settings: Settings) -> list[str]:
     """The targets ``BILLING_HUB_TARGETS`` names, in the routes' order, or a ``SettingsError``."""
     enabled = {t.strip() for t in settings.targets.split(",") if t.strip()}
+    if not enabled:  # "," or " ": every delivery would be dead-lettered as having no connector
+        raise SettingsError(f"{PREFIX}TARGETS names no target (known: {', '.join(TARGET_OPERATIONS)})")
     unknown = enabled - TARGET_OPERATIONS.keys()
     if unknown:
         known = ", ".join(TARGET_OPERATIONS)
@@ -74,9 +76,12 @@ def _config(config_type: type[ConnectorConfig], settings: Settings, target: str,
         raise SettingsError(f"{setting}_OPTIONS: the address is {setting}_URL, not an option")
     raw = {"timeout_s": settings.connector_timeout_s, **options, "base_url": getattr(settings, f"{target}_url")}
     try:
-        return msgspec.convert(raw, config_type)
+        config = msgspec.convert(raw, config_type)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"{setting}_OPTIONS: {exc}") from None
+    if config.timeout_s >= settings.lease_s:  # another dispatcher would take over a live attempt
+        raise SettingsError(f"{setting}_OPTIONS: timeout_s must be shorter than {PREFIX}LEASE_S")
+    return config
 
 
 def _check_operations(connector: Connector, target: str, chosen: str) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gateway.settings import SettingsError, load_settings
+from gateway.targets import build_connectors
 
 
 def test_settings_are_read_from_the_environment() -> None:
@@ -45,6 +48,10 @@ def test_settings_are_read_from_the_environment() -> None:
         ({"BILLING_HUB_BACKOFF_CAP_S": "0.1"}, "BILLING_HUB_BACKOFF_CAP_S"),
         ({"BILLING_HUB_REDIS_PREFIX": ""}, "BILLING_HUB_REDIS_PREFIX"),
         ({"BILLING_HUB_PHI_HASH_KEY": " " * 16}, "BILLING_HUB_PHI_HASH_KEY"),
+        ({"BILLING_HUB_HOST": " "}, "BILLING_HUB_HOST: must not be empty or blank"),
+        ({"BILLING_HUB_DATA_DIR": "  "}, "BILLING_HUB_DATA_DIR"),
+        ({"BILLING_HUB_ERP_URL": "http://h:99999"}, "BILLING_HUB_ERP_URL: the port must be 1-65535"),
+        ({"BILLING_HUB_ERP_URL": "http://:80"}, "BILLING_HUB_ERP_URL: expected a URL starting http:// or https://"),
     ],
 )
 def test_a_bad_setting_is_named(environ: dict[str, str], named: str) -> None:
@@ -56,9 +63,25 @@ def test_reasonable_settings_are_accepted() -> None:
     settings = load_settings(
         {
             "BILLING_HUB_ERP_URL": "https://erp.example.com:8443/api",
+            "BILLING_HUB_EHR_URL": "HTTP://ehr.example.com/fhir",  # a URL's scheme is case-insensitive
             "BILLING_HUB_REDIS_URL": "unix:///run/redis.sock",
             "BILLING_HUB_STATUS_CACHE_S": "0",  # no cache
             "BILLING_HUB_SHUTDOWN_GRACE_S": "0",
         }
     )
     assert (settings.erp_url, settings.status_cache_s) == ("https://erp.example.com:8443/api", 0.0)
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({"BILLING_HUB_TARGETS": ","}, "BILLING_HUB_TARGETS names no target"),
+        ({"BILLING_HUB_TARGETS": "erp", "BILLING_HUB_ERP_OPTIONS": '{"timeout_s": 60}'},
+         "BILLING_HUB_ERP_OPTIONS: timeout_s must be shorter than BILLING_HUB_LEASE_S"),
+        ({"BILLING_HUB_TARGETS": "erp", "BILLING_HUB_ERP_OPTIONS": '{"timeout_s": 0}'}, "BILLING_HUB_ERP_OPTIONS"),
+        ({"BILLING_HUB_TARGETS": "erp", "BILLING_HUB_ERP_OPTIONS": '{"timeout_s": -1}'}, "BILLING_HUB_ERP_OPTIONS"),
+    ],
+)  # fmt: skip
+def test_the_targets_and_their_connectors_options_are_checked_at_start_up(environ: dict[str, str], says: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(says)):
+        build_connectors(load_settings(environ))
