@@ -17,10 +17,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, HTTPScope
+from litestar.utils.scope.state import ScopeState
 
 from gateway.governance_state import Governance
 from gateway.problems import PROBLEM_JSON, Problem, body_field_names, problem_type, route_template
@@ -241,6 +242,9 @@ async def _govern(
         await downstream(scope, receive, _with_headers(send, call))
         return
     body = await _checked_body(policy, route, scope, receive, decodes_json)
+    # Where Litestar keeps a body it has read: the handler's data is decoded from it directly instead
+    # of streamed again through the replaying receive (about 5 % of an accepted write's CPU).
+    ScopeState.from_scope(cast("HTTPScope", scope)).body = body
     key = _idempotency_key(scope, route)
     if key is None:
         await downstream(scope, _replaying(body), _with_headers(send, call))
