@@ -115,11 +115,12 @@ class Dispatcher:
                     repaired_at = time.monotonic()
                     await self._repair_order()
                 await self._dispatch_due()
+                # In the try too: it asks the store when work is due, and a failure there ended the loop.
+                await self._sleep_until_due()
             except Exception as exc:
                 # A store failure must not kill the loop: say what kind (never payloads), back off.
                 log.error("dispatcher pass failed: %s", type(exc).__name__)
                 await asyncio.sleep(1.0)
-            await self._sleep_until_due()
 
     async def _repair_order(self) -> None:
         released = await self.store.repair_order()

@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from litestar.testing import TestClient
 
 from gateway.app import create_app
 from gateway.settings import Settings
+from tests import factories
 from tests.conftest import KEY, TEST_POLICY
+from tests.processes import Service
 
 pytestmark = pytest.mark.redis
 
@@ -60,6 +63,12 @@ class Relay:
         except OSError:
             pass
 
+    def restore(self) -> None:
+        """Listen again, on the same port: the server is back."""
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
     def cut(self) -> None:
         self.open = False
         with contextlib.suppress(OSError):
@@ -96,3 +105,23 @@ def test_reads_answer_503_while_the_store_is_gone(relay: Relay, tmp_path: Path, 
             assert answer.status_code == 503, (path, answer.text)
             assert answer.headers["retry-after"] == "1"
             assert answer.json()["type"].endswith("upstream-unavailable")
+
+
+def test_the_dispatcher_outlives_an_outage_of_its_store(
+    relay: Relay, tmp_path: Path, redis_prefix: str, stubs: dict[str, Service]
+) -> None:
+    """Every store call of the dispatcher's loop may fail while Redis is gone, the one that decides
+    how long to sleep included: that one used to end the loop, so nothing was delivered after."""
+    database = urlsplit(REDIS_URL).path or "/0"
+    settings = Settings(
+        data_dir=str(tmp_path), policy_file=str(TEST_POLICY), targets="erp", erp_url=stubs["erp"].url,
+        state_backend="redis", redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix,
+    )  # fmt: skip
+    client: TestClient[Any]
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        client.headers["X-API-Key"] = KEY
+        relay.cut()
+        time.sleep(2.5)  # a failed pass, its second of back-off, then the look for what is due
+        relay.restore()
+        done = client.post("/v1/journals", json=factories.journal(), headers={"Prefer": "wait=10"})
+        assert (done.status_code, done.json()["state"]) == (200, "completed"), done.text
