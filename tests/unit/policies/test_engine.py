@@ -1,12 +1,19 @@
 """A policy file is compiled or refused as a whole, with the bad key named."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 from joserfc.jwk import RSAKey
 
-from policies.config import MAX_BODY_CEILING, MAX_IDEMPOTENCY_TTL_S, MAX_JSON_DEPTH_CEILING, PolicyError
+from policies.config import (
+    MAX_BODY_CEILING,
+    MAX_IDEMPOTENCY_TTL_S,
+    MAX_JSON_DEPTH_CEILING,
+    PolicyError,
+    load_policy,
+)
 from policies.engine import PolicyHolder
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "policy.toml"
@@ -170,3 +177,14 @@ def test_an_idempotency_ttl_no_longer_than_the_longest_wait_is_refused(tmp_path:
     assert error is not None
     assert "idempotency.ttl_s (30 s)" in error
     assert holder.current is before
+
+
+def test_a_route_entry_naming_no_operation_is_named_in_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A typo beside the real entry ([routes.postJournals]) would otherwise sit in the file unread."""
+    typo = '[routes.putAccounts]\nscope = "admin"\nrate_limit = "writes"\n\n'
+    policy = _fixture_with(tmp_path, "[routes.putAccount]", typo + "[routes.putAccount]")
+    with caplog.at_level(logging.WARNING, logger="billing_hub.policies"):
+        PolicyHolder(policy, frozenset(load_policy(FIXTURE).routes), keyed=frozenset())
+    assert "[routes.putAccounts] names no operation of this hub" in caplog.text
