@@ -69,11 +69,19 @@ class Claim(Canonical, kw_only=True, frozen=True):
     place_of_service: PlaceOfService = "11"
     frequency_code: Literal["1", "7", "8"] = "1"
     prior_authorization: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,50}$(?!\n)")] | None = None
+    # The payer's claim control number of the claim a replacement (7) or void (8) acts on: the 837P
+    # must carry it (2300 REF*F8), and a payer cannot match the correction to its claim without it.
+    payer_claim_number: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,50}$(?!\n)")] | None = None
     total_charge: Amount
 
     def __post_init__(self) -> None:
         if self.billing_provider.tax_id is None:
             raise ValueError("billing_provider.tax_id is required on a claim")
+        if (self.frequency_code in ("7", "8")) != (self.payer_claim_number is not None):
+            raise ValueError(
+                "payer_claim_number (the payer's claim control number, 837P REF*F8) is required to replace (7) "
+                "or void (8) a claim, and only then"
+            )
         line_total = sum((line.charge for line in self.service_lines), Amount("0"))
         if line_total != self.total_charge:
             raise ValueError(f"total_charge {self.total_charge} does not equal the sum of line charges {line_total}")

@@ -149,7 +149,10 @@ def taken_problem(taken: ResourceTaken) -> ProblemError:
 # where one kind can be refused for different reasons, by kind and reason.
 _TAKEN: dict[str | tuple[str, str], str] = {
     "account": "this account number belongs to another client",
-    "claim": "a claim with this claim_id was already submitted; send frequency_code 7 (replace) or 8 (void)",
+    "claim": (
+        "a claim with this claim_id was already submitted; send frequency_code 7 (replace) or 8 (void), "
+        "with the payer's payer_claim_number"
+    ),
     "journal-reference": "another client posted a journal with this external_reference",
     ("journal-reference", "exists with another body"): (
         "a journal with this external_reference was posted with other content; the ERP keeps the first, "

@@ -138,7 +138,8 @@ def test_claim_goes_out_as_837p_and_its_status_comes_back_live(api: httpx.Client
 
     # The same claim again is a conflict at the hub; a replacement (frequency 7) goes through once.
     assert api.post("/v1/claims", json=body).status_code == 409
-    replaced = api.post("/v1/claims", json={**body, "frequency_code": "7"}, headers={"Prefer": "wait=10"})
+    replacement = {**body, "frequency_code": "7", "payer_claim_number": "PCC-0001"}
+    replaced = api.post("/v1/claims", json=replacement, headers={"Prefer": "wait=10"})
     assert replaced.json()["state"] == "completed"
     listed = httpx.get(f"{house}/x12/claims").json()
     assert [c["claim_id"] for c in listed["items"]].count(body["claim_id"]) == 1

@@ -44,6 +44,7 @@ class ClaimLoop:
         self.header: tuple[str, Amount, str, Literal["1", "7", "8"]] | None = None
         self.codes: list[str] | None = None
         self.prior_authorization: str | None = None
+        self.payer_claim_number: str | None = None
         self.lines: list[tuple[Line | None, date | None]] = []
         self.issues: list[SegmentIssue] = []
         self.bad = False
@@ -139,6 +140,7 @@ def _claim(
             place_of_service=place,
             frequency_code=frequency,
             prior_authorization=claim.prior_authorization,
+            payer_claim_number=claim.payer_claim_number,
             total_charge=total,
         )
         return decode(encode(built), Claim)  # every pattern and length of the canonical schema

@@ -193,16 +193,21 @@ class _SetReader:
         else:
             party.address = address(party.n3, segment)
 
+    def _reference(self, area: str, party: Party837 | None, segment: list[str]) -> None:
+        qualifier = element(segment, 1, "reference qualifier")
+        if area == "billing" and party is not None and qualifier == "EI":
+            party.extra["tax_id"] = element(segment, 2, "tax id")
+            if party.extra["tax_id"] not in _TAX_ID:
+                raise ReadError(2, "6", "REF*EI tax id must be nine digits")
+        elif area == "claim" and self.claim is not None and qualifier == "G1":
+            self.claim.prior_authorization = element(segment, 2, "prior authorization")
+        elif area == "claim" and self.claim is not None and qualifier == "F8":
+            self.claim.payer_claim_number = element(segment, 2, "payer claim control number")
+
     def _detail(self, tag: str, segment: list[str]) -> None:
         area, party = self.area, self.parties.get(self.area)
         if tag == "REF":
-            qualifier = element(segment, 1, "reference qualifier")
-            if area == "billing" and party is not None and qualifier == "EI":
-                party.extra["tax_id"] = element(segment, 2, "tax id")
-                if party.extra["tax_id"] not in _TAX_ID:
-                    raise ReadError(2, "6", "REF*EI tax id must be nine digits")
-            elif area == "claim" and self.claim is not None and qualifier == "G1":
-                self.claim.prior_authorization = element(segment, 2, "prior authorization")
+            self._reference(area, party, segment)
         elif tag == "PRV":
             target = party if area == "billing" else self.claim.parties.get("rendering") if self.claim else None
             if target is not None and element(segment, 2, "reference qualifier") == "PXC":

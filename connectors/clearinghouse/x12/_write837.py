@@ -148,6 +148,8 @@ def _claim(claim: Claim) -> list[Segment]:
     ]
     if claim.prior_authorization is not None:
         segments.append(seg("REF", "G1", claim.prior_authorization))
+    if claim.payer_claim_number is not None:  # after G1, as the implementation guide orders 2300's REFs
+        segments.append(seg("REF", "F8", claim.payer_claim_number))
     codes = [code.replace(".", "") for code in claim.diagnoses]
     segments.append(seg("HI", ("ABK", codes[0]), *(("ABF", code) for code in codes[1:])))
     rendering = claim.rendering_provider

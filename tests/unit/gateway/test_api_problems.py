@@ -161,6 +161,9 @@ def _with(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict
          "$.patient", "birth_date is in the future"),
         ("/v1/claims", _with(factories.claim(), ("service_lines", 0, "service_date"), "2999-12-31"),
          "$.service_lines[0]", "service_date is in the future"),
+        # A replacement or void names the payer's claim (837P REF*F8); an original names none.
+        ("/v1/claims", _with(factories.claim(), ("frequency_code",), "7"), "$", "payer_claim_number"),
+        ("/v1/claims", _with(factories.claim(), ("payer_claim_number",), "PCC-1"), "$", "payer_claim_number"),
     ],
 )  # fmt: skip
 def test_text_a_person_reads_and_dates_that_cannot_be_ahead_are_checked(

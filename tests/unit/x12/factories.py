@@ -224,6 +224,9 @@ providers = st.builds(
 )
 
 
+_PAYER_CLAIM_NUMBERS = st.from_regex(r"[A-Z0-9][A-Z0-9-]{0,19}", fullmatch=True)
+
+
 @st.composite
 def claims(draw: st.DrawFn) -> Claim:
     """A valid canonical claim: Luhn NPIs, pointers within the diagnoses, total = sum of lines."""
@@ -260,7 +263,8 @@ def claims(draw: st.DrawFn) -> Claim:
         diagnoses=diagnoses,
         service_lines=lines,
         place_of_service=draw(st.sampled_from(PLACES)),
-        frequency_code=draw(st.sampled_from(["1", "7", "8"])),
+        frequency_code=(frequency := draw(st.sampled_from(["1", "7", "8"]))),
         prior_authorization=draw(st.none() | st.from_regex(r"[A-Z0-9][A-Z0-9-]{0,19}", fullmatch=True)),
+        payer_claim_number=None if frequency == "1" else draw(_PAYER_CLAIM_NUMBERS),
         total_charge=Amount(sum(line.charge for line in lines)),
     )

@@ -313,3 +313,20 @@ def test_hierarchy_and_counts_for_any_valid_claim(claim):
     assert [s for s in body if s[0] == "LX"] == [["LX", str(n)] for n in range(1, len(claim.service_lines) + 1)]
     assert next(s for s in body if s[0] == "CLM")[2] == str(claim.total_charge)
     assert len(next(s for s in body if s[0] == "HI")) - 1 == len(claim.diagnoses)
+
+
+@pytest.mark.parametrize("frequency", ["7", "8"])
+def test_a_replacement_or_void_names_the_payers_claim_in_ref_f8(frequency: str) -> None:
+    """837P 2300 REF*F8 is required when CLM05-3 is 7 or 8: the payer matches the correction by it."""
+    claim = msgspec.structs.replace(sample_claim(), frequency_code=frequency, payer_claim_number="PCC-0042")
+    (body,) = set_bodies(write([claim]))
+    tags = [s[0] for s in body]
+    clm = body[tags.index("CLM")]
+    assert clm[5].split(":")[2] == frequency
+    refs = [s for s in body[tags.index("CLM") : tags.index("HI")] if s[0] == "REF"]
+    assert refs[-1] == ["REF", "F8", "PCC-0042"]  # after REF*G1, before HI
+
+
+def test_an_original_claim_carries_no_ref_f8() -> None:
+    (body,) = set_bodies(write([sample_claim()]))
+    assert not [s for s in body if s[:2] == ["REF", "F8"]]
