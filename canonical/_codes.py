@@ -6,7 +6,8 @@ pattern cannot express (the NPI Luhn digit, ISO 4217 membership) are functions t
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import msgspec
@@ -29,6 +30,7 @@ __all__ = [
     "check_currency",
     "check_not_after_today",
     "check_npi",
+    "is_text",
     "npi_is_valid",
 ]
 
@@ -76,7 +78,10 @@ StatusCategory = Annotated[
 ]
 # Free text a person reads (names, addresses, descriptions): no control characters and not blank.
 # "   " as a family name and a NUL inside one were accepted, and reached the EHR as FHIR forbids.
-TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$(?!\n)"
+# C0 and C1 controls are out; "not blank" counts Unicode white space (NBSP, U+3000, ...) as blank, in
+# Python's re and in the ECMA regex of the OpenAPI document alike.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$(?!\n)"
+_TEXT = re.compile(TEXT_PATTERN)
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=TEXT_PATTERN)]
 
 _NPI_PREFIX_SUM = 24  # Luhn sum of the digits of the 80840 prefix, per the CMS NPI standard
@@ -123,5 +128,11 @@ def check_currency(code: str) -> None:
 def check_not_after_today(value: date, what: str) -> None:
     """A date that cannot be in the future (a birth, a service rendered). One day of slack: a client
     east of this server may already be a day ahead. The message names the field, never the value."""
-    if value > date.today() + timedelta(days=1):
+    if value > datetime.now(UTC).date() + timedelta(days=1):  # UTC: every hub answers the same
         raise ValueError(f"{what} is in the future")
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` meets TEXT_PATTERN: for Structs built directly (the X12 readers), which
+    msgspec does not check against their patterns; decoding one later would then fail."""
+    return _TEXT.match(value) is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal, Protocol, cast
 
+from canonical._codes import is_text
 from canonical._money import Money
 from canonical.v1 import Party, Payment
 from connectors.clearinghouse.x12._parts835 import ACCEPTED_DETAIL, HEADER_SEGMENTS, PAYMENT_METHODS, reference
@@ -126,6 +127,8 @@ class HeaderState:
             name = element(n1, 2, f"{what} name")
             if len(name) > 80:
                 raise ReadError(2, "5", f"{what} name is longer than 80 characters")
+            if not is_text(name):
+                raise ReadError(2, "6", f"{what} name is blank or holds a control character")
             qualifier, ident = optional(n1, 3), optional(n1, 4)
             if ident is None and fallback is not None:
                 qualifier, ident = fallback

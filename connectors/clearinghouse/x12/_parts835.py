@@ -6,7 +6,7 @@ naming the element at fault. The claim loop in ``_remit835`` decides what they b
 
 from __future__ import annotations
 
-from canonical._codes import PatientControlNumber
+from canonical._codes import PatientControlNumber, is_text
 from canonical.v1 import Adjustment, PersonName, ProviderAdjustment
 from canonical.v1.balancing import RULE_CLAIM, RULE_LINE, RULE_TRANSACTION
 from connectors.clearinghouse.x12._values import MemoSet, ReadError, d8, element, money, optional, quantity
@@ -143,6 +143,8 @@ def patient_name(nm1: list[str]) -> PersonName | None:
     for index, value, limit in ((3, family, 60), (4, given, 60), (5, middle, 60), (7, suffix, 10)):
         if value is not None and len(value) > limit:
             raise ReadError(index, "5", f"NM1{index:02d} is longer than {limit} characters")
+        if value is not None and not is_text(value):
+            raise ReadError(index, "6", f"NM1{index:02d} is blank or holds a control character")
     return PersonName(family=family, given=given, middle=middle, suffix=suffix)
 
 

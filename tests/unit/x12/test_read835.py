@@ -683,3 +683,21 @@ def test_a_clp01_that_is_no_patient_control_number_rejects_the_set(clp01: str) -
     read = one(FULL.replace("CLP*CLM-1001*", f"CLP*{clp01}*", 1))
     assert read.remittance is None
     assert [(i.segment_id, i.element) for i in read.issues] == [("CLP", 1)]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "segment_id"),
+    [
+        ("N1*PR*ACME HEALTH PLAN~", "N1*PR*   ~", "N1"),
+        ("N1*PR*ACME HEALTH PLAN~", "N1*PR*ACME\tHEALTH~", "N1"),
+        ("NM1*QC*1*DOE*JANE*", "NM1*QC*1*   *JANE*", "NM1"),
+        ("NM1*QC*1*DOE*JANE*", "NM1*QC*1*DOE*JA\tNE*", "NM1"),
+    ],
+)
+def test_a_name_the_canonical_model_would_refuse_rejects_its_set(old: str, new: str, segment_id: str) -> None:
+    """The reader builds its Structs directly, which msgspec does not hold to their patterns: a blank
+    name, or one with a control character, was accepted here and then failed to decode on every read."""
+    read = one(FULL.replace(old, new, 1))
+    assert read.remittance is None
+    assert [i.segment_id for i in read.issues] == [segment_id]
+    assert "blank or holds a control character" in read.issues[0].message
