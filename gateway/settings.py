@@ -26,8 +26,9 @@ _DAY_S = 86_400.0
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=_DAY_S)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 NonEmpty = Annotated[str, msgspec.Meta(pattern=r"\S")]  # something besides blanks
-# A scheme in any case, a host, an optional port of up to five digits (its range is checked below).
-HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^(?i:https?)://[^\s/?#:@]+(:[0-9]{1,5})?(/\S*)?$")]
+# http(s) in any case and no white space; its host and port are checked below, by urlsplit (IPv6
+# literals and user:password@ included).
+HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^(?i:https?)://\S+$")]
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -102,16 +103,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         if self.backoff_cap_s < self.backoff_base_s:
             raise ValueError(f"{PREFIX}BACKOFF_CAP_S must be at least {PREFIX}BACKOFF_BASE_S")
         for target in ("ehr", "clearinghouse", "erp"):
-            if not _port_is_valid(getattr(self, f"{target}_url")):
-                raise ValueError(f"{PREFIX}{target.upper()}_URL: the port must be 1-65535")
+            problem = _url_problem(getattr(self, f"{target}_url"))
+            if problem:
+                raise ValueError(f"{PREFIX}{target.upper()}_URL: {problem}")
 
 
-def _port_is_valid(url: str) -> bool:
+def _url_problem(url: str) -> str | None:
     try:
-        port = urllib.parse.urlsplit(url).port
-    except ValueError:  # past 65535
-        return False
-    return port is None or port >= 1
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # raises past 65535
+    except ValueError:
+        return "not a URL with a valid host and port"
+    if not parts.hostname:
+        return "expected a URL starting http:// or https://, with a host"
+    if port is not None and port < 1:
+        return "the port must be 1-65535"
+    return None
 
 
 # msgspec's "... - at `$.field`": the field, named as the variable it came from.

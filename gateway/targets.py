@@ -79,8 +79,8 @@ def _config(config_type: type[ConnectorConfig], settings: Settings, target: str,
         config = msgspec.convert(raw, config_type)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"{setting}_OPTIONS: {exc}") from None
-    if config.timeout_s >= settings.lease_s:  # another dispatcher would take over a live attempt
-        raise SettingsError(f"{setting}_OPTIONS: timeout_s must be shorter than {PREFIX}LEASE_S")
+    if max(config.timeout_s, config.connect_timeout_s) >= settings.lease_s:  # else a live attempt is taken over
+        raise SettingsError(f"{setting}_OPTIONS: timeout_s and connect_timeout_s must be shorter than {PREFIX}LEASE_S")
     return config
 
 

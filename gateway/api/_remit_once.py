@@ -7,9 +7,11 @@ receiver and ISA13): a second one of either is refused inside the atomic write (
 requests race. Both are per client; neither id holds PHI.
 
 An id is a hash of its parts, encoded so that no two different part lists meet (joined with ":",
-payer "A" with trace "B:C" was payer "A:B" with trace "C"), and the parts are normalised so that
-one payment spelled two ways is still one: the payer by its name (always present; an identifier is
-not), case and white space folded, the trace number stripped and upper-cased.
+payer "A" with trace "B:C" was payer "A:B" with trace "C"). TRN02 is unique per payer (005010X221:
+"unique within the sender/receiver relationship"), so a payment is its payer and its trace: the payer
+by its identifier when it has one (two payers may share a name: "MEDICARE"), else by its name, case
+and white space folded; the trace stripped and upper-cased. A client that names one payer both ways
+gets past it; a test interchange (ISA15 T) posts no money and reserves no payment.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ __all__ = ["interchange_once", "new_only", "payment_once"]
 
 
 def payment_once(remittance: Remittance, client_id: str, remittance_id: str, transaction_id: str) -> ResourceRecord:
-    payer = " ".join(remittance.payer.name.casefold().split())
+    payer = remittance.payer.identifier or " ".join(remittance.payer.name.casefold().split())
     trace = remittance.payment.trace_number.strip().upper()
     return new_resource("payment", _id(client_id, payer, trace), client_id, remittance_id, transaction_id)
 

@@ -125,7 +125,7 @@ def test_a_set_rejected_with_its_group_says_why(api: httpx.Client) -> None:
 def test_an_835_is_taken_once(api: httpx.Client, hub: Service) -> None:
     """The same interchange, or the same payment in another interchange, would post the money twice:
     409, and nothing of the second is stored. Another client may take in its own."""
-    raw = factories.unique_835(_FULL)
+    raw = factories.unique_835(_FULL).replace(b"*0*T*:~", b"*0*P*:~", 1)  # production: it posts money
     first = api.post("/v1/remittances", content=raw, headers=X12)
     assert first.status_code == 201, first.text
     again = api.post("/v1/remittances", content=raw, headers=X12)
@@ -144,7 +144,6 @@ def test_a_json_remittance_is_taken_once(api: httpx.Client) -> None:
     # The same payment spelled another way is the same payment.
     respelled = copy.deepcopy(body)
     respelled["payment"]["trace_number"] = " " + body["payment"]["trace_number"].lower()
-    respelled["payer"] = {"name": "  ACME   health "}  # no identifier, other case and spacing
     assert _conflict(api.post("/v1/remittances", json=respelled)).startswith("this payment")
     body["payment"]["trace_number"] += "-B"  # another payment of the same payer
     assert api.post("/v1/remittances", json=body).status_code == 202
@@ -168,9 +167,26 @@ def _conflict(response: httpx.Response) -> str:
 
 
 def test_one_request_holding_the_same_payment_twice_is_a_409(api: httpx.Client) -> None:
-    text = factories.unique_835(_FULL).decode()
+    text = factories.unique_835(_FULL).decode().replace("*0*T*:~", "*0*P*:~", 1)
     start, end = text.index("ST*835*0001"), text.index("SE*61*0001~") + len("SE*61*0001~")
     copy = text[start:end].replace("ST*835*0001", "ST*835*0002").replace("SE*61*0001", "SE*61*0002")
     body = (text[:end] + copy + text[end:]).replace("GE*1*", "GE*2*").encode()
     response = api.post("/v1/remittances", content=body, headers=X12)
     assert _conflict(response) == "this request holds the same payment more than once"
+
+
+def test_two_payers_that_share_a_name_pay_with_their_own_traces(api: httpx.Client) -> None:
+    """A trace is unique per payer, and a name ("MEDICARE") may be two payers' (their identifiers differ)."""
+    trace = f"T-{uuid.uuid4().hex[:8]}"
+    for identifier in ("11111", "22222"):
+        body = factories.remittance(trace_number=trace)
+        body["payer"] = {"name": "MEDICARE", "identifier": identifier, "identifier_qualifier": "XV"}
+        assert api.post("/v1/remittances", json=body).status_code == 202
+
+
+def test_a_payers_test_file_does_not_hold_back_its_production_file(api: httpx.Client) -> None:
+    test_run = factories.unique_835(_FULL)
+    assert b"*0*T*:~" in test_run  # ISA15: test data, which posts no money
+    assert api.post("/v1/remittances", content=test_run, headers=X12).status_code == 201
+    production = test_run.replace(b"*0*T*:~", b"*0*P*:~", 1)
+    assert api.post("/v1/remittances", content=production, headers=X12).status_code == 201

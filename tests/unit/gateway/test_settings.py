@@ -50,7 +50,9 @@ def test_settings_are_read_from_the_environment() -> None:
         ({"BILLING_HUB_PHI_HASH_KEY": " " * 16}, "BILLING_HUB_PHI_HASH_KEY"),
         ({"BILLING_HUB_HOST": " "}, "BILLING_HUB_HOST: must not be empty or blank"),
         ({"BILLING_HUB_DATA_DIR": "  "}, "BILLING_HUB_DATA_DIR"),
-        ({"BILLING_HUB_ERP_URL": "http://h:99999"}, "BILLING_HUB_ERP_URL: the port must be 1-65535"),
+        ({"BILLING_HUB_ERP_URL": "http://h:99999"}, "BILLING_HUB_ERP_URL: not a URL with a valid host and port"),
+        ({"BILLING_HUB_ERP_URL": "http://h:0"}, "BILLING_HUB_ERP_URL: the port must be 1-65535"),
+        ({"BILLING_HUB_ERP_URL": "http://[/x"}, "BILLING_HUB_ERP_URL: not a URL with a valid host and port"),
         ({"BILLING_HUB_ERP_URL": "http://:80"}, "BILLING_HUB_ERP_URL: expected a URL starting http:// or https://"),
     ],
 )
@@ -64,6 +66,7 @@ def test_reasonable_settings_are_accepted() -> None:
         {
             "BILLING_HUB_ERP_URL": "https://erp.example.com:8443/api",
             "BILLING_HUB_EHR_URL": "HTTP://ehr.example.com/fhir",  # a URL's scheme is case-insensitive
+            "BILLING_HUB_CLEARINGHOUSE_URL": "http://user:secret@[::1]:8082/x12",  # IPv6, credentials
             "BILLING_HUB_REDIS_URL": "unix:///run/redis.sock",
             "BILLING_HUB_STATUS_CACHE_S": "0",  # no cache
             "BILLING_HUB_SHUTDOWN_GRACE_S": "0",
@@ -77,7 +80,9 @@ def test_reasonable_settings_are_accepted() -> None:
     [
         ({"BILLING_HUB_TARGETS": ","}, "BILLING_HUB_TARGETS names no target"),
         ({"BILLING_HUB_TARGETS": "erp", "BILLING_HUB_ERP_OPTIONS": '{"timeout_s": 60}'},
-         "BILLING_HUB_ERP_OPTIONS: timeout_s must be shorter than BILLING_HUB_LEASE_S"),
+         "BILLING_HUB_ERP_OPTIONS: timeout_s and connect_timeout_s must be shorter than BILLING_HUB_LEASE_S"),
+        ({"BILLING_HUB_TARGETS": "erp", "BILLING_HUB_ERP_OPTIONS": '{"connect_timeout_s": 60}'},
+         "connect_timeout_s must be shorter than BILLING_HUB_LEASE_S"),
         ({"BILLING_HUB_TARGETS": "erp", "BILLING_HUB_ERP_OPTIONS": '{"timeout_s": 0}'}, "BILLING_HUB_ERP_OPTIONS"),
         ({"BILLING_HUB_TARGETS": "erp", "BILLING_HUB_ERP_OPTIONS": '{"timeout_s": -1}'}, "BILLING_HUB_ERP_OPTIONS"),
     ],
