@@ -11,7 +11,7 @@ import pytest
 
 from tests import factories
 from tests.conftest import KEY
-from tests.processes import Service
+from tests.processes import Service, read_until_closed
 
 pytestmark = pytest.mark.integration
 
@@ -175,9 +175,7 @@ def test_a_request_the_server_cannot_parse_gets_a_problem(hub: Service, raw: byt
     """Refused by the HTTP parser before the app sees it, still as an RFC 9457 problem."""
     with socket.create_connection(("127.0.0.1", httpx.URL(hub.url).port or 80), timeout=5) as sock:
         sock.sendall(raw)
-        answer = b""
-        while chunk := sock.recv(65536):  # the server closes the connection after it
-            answer += chunk
+        answer = read_until_closed(sock)  # the server closes the connection after it
     head, _, body = answer.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     headers = dict(line.lower().split(": ", 1) for line in lines[1:])
@@ -197,9 +195,7 @@ def test_a_body_that_stops_arriving_gets_a_408_and_the_connection_closes(hub: Se
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", httpx.URL(hub.url).port or 80), timeout=15) as sock:
         sock.sendall(head.encode() + b'{"ledger": "GL", ')
-        answer = b""
-        while chunk := sock.recv(65536):  # until the server closes the connection
-            answer += chunk
+        answer = read_until_closed(sock)  # until the server closes the connection
     elapsed = time.monotonic() - started
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line == b"HTTP/1.1 408 Request Timeout", answer
@@ -213,9 +209,7 @@ def test_a_head_over_the_limit_gets_a_431_problem(hub: Service) -> None:
     raw = b"GET /health HTTP/1.1\r\nHost: hub\r\nX-Filler: " + b"a" * 1_048_576 + b"\r\n\r\n"
     with socket.create_connection(("127.0.0.1", httpx.URL(hub.url).port or 80), timeout=10) as sock:
         sock.sendall(raw)  # the hub drains what it does not read, so the answer is not lost to a reset
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = read_until_closed(sock)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 431 "), head
     assert json.loads(body)["type"] == "urn:billing-hub:problem:headers-too-large"

@@ -11,7 +11,7 @@ import pytest
 
 from tests import factories
 from tests.conftest import BETA_KEY, KEY, READER_KEY
-from tests.processes import Service
+from tests.processes import Service, read_until_closed
 
 pytestmark = pytest.mark.integration
 
@@ -134,9 +134,7 @@ def _on_the_wire(hub: Service, head: list[str], body: bytes = b"") -> tuple[int,
     raw = "\r\n".join([*head, "Host: hub", "Connection: close", "", ""]).encode() + body
     with socket.create_connection(("127.0.0.1", httpx.URL(hub.url).port or 80), timeout=10) as sock:
         sock.sendall(raw)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = read_until_closed(sock)
     status_head, _, payload = answer.partition(b"\r\n\r\n")
     status_line, *lines = status_head.decode("latin-1").split("\r\n")
     headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}

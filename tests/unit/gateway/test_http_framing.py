@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from gateway.http_framing import MAX_HEAD_BYTES, ProblemH11Protocol, ProblemHttpToolsProtocol
-from tests.processes import free_port
+from tests.processes import free_port, read_until_closed
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -57,10 +57,7 @@ def port(request: pytest.FixtureRequest) -> Iterator[int]:
 def _exchange(port: int, raw: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(raw)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    return answer
+        return read_until_closed(sock)
 
 
 def test_an_unparsable_request_gets_a_problem_and_the_connection_closes(port: int) -> None:
@@ -122,9 +119,7 @@ def test_a_head_trickling_in_is_refused_after_the_head_timeout() -> None:
     with _serving(_QuickHeadTimeout) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")  # and the rest never comes
         started = time.monotonic()
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = read_until_closed(sock)
         waited = time.monotonic() - started
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 "), head
@@ -137,9 +132,7 @@ def test_a_head_arriving_in_pieces_within_the_timeout_is_served() -> None:
         for piece in (b"GET / HTTP/1.1\r\n", b"Host: a\r\n", b"Connection: close\r\n\r\n"):
             sock.sendall(piece)
             time.sleep(0.2)  # the first piece arms the timer, the last one (0.4 s later) stops it
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 204 ")
 
 
@@ -179,9 +172,7 @@ def test_any_head_over_the_limit_gets_the_431_however_it_is_split(pieces: list[b
             except ConnectionError:  # refused already, the rest unread
                 break
             time.sleep(0.05)  # each piece its own read
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = read_until_closed(sock)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 431 "), head
     assert json.loads(body)["type"] == "urn:billing-hub:problem:headers-too-large"
