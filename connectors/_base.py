@@ -48,7 +48,8 @@ def _describe(span: trace.Span, connector: HttpConnector, method: str) -> None:
 
 T = TypeVar("T")
 _URL_CACHE = 256
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9/_.~-]*")
+# Not "//...": that is a network-path reference (host and all) to httpx, not a path to join.
+_PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9/_.~-]*")
 
 
 class HttpConnector:
@@ -77,8 +78,7 @@ class HttpConnector:
         url = self._urls.get(path)
         if url is not None:
             return url
-        # "//x" is a network-path reference (host "x") to httpx, not a path: httpx decides what it means.
-        if not _PLAIN_PATH.fullmatch(path) or path.startswith("//") or len(self._urls) >= _URL_CACHE:
+        if not _PLAIN_PATH.fullmatch(path) or len(self._urls) >= _URL_CACHE:
             return path
         base = self.client.base_url
         url = base.copy_with(raw_path=base.raw_path + path.lstrip("/").encode("ascii"))

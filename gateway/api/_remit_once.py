@@ -49,7 +49,8 @@ def new_only(records: list[ResourceRecord]) -> dict[tuple[str, str], WriteCondit
     """The store condition that each of ``records`` is new. Two of them alike (one request holding
     the same payment twice) would be one write the store cannot refuse, so that is a 409 here."""
     keys = [(r.kind, r.id) for r in records]
-    for kind in {k for k, i in keys if keys.count((k, i)) > 1}:
+    if len(set(keys)) != len(keys):
+        kind = next(k for k in keys if keys.count(k) > 1)[0]
         raise ProblemError(409, "conflict", f"this request holds the same {kind} more than once")
     absent: WriteCondition = "absent"
     return dict.fromkeys(keys, absent)

@@ -15,7 +15,7 @@ __all__ = ["MetricsController"]
 
 # Litestar adds "; charset=utf-8" to a text/ media type itself: the exposition format's own
 # charset parameter made the header say it twice.
-_MEDIA_TYPE = CONTENT_TYPE_LATEST.split(";", 1)[0] + "; " + CONTENT_TYPE_LATEST.split(";")[1].strip()
+_MEDIA_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 
 
 class MetricsController(Controller):

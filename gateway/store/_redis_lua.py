@@ -129,7 +129,7 @@ return 1
 """
 )
 
-# ARGV: prefix, then 10 values per resource (as for ACCEPT; the create-only flag is not read).
+# ARGV: prefix, then 10 values per resource (as for ACCEPT; the write-condition flag is not read).
 PUT_RESOURCES = (
     _PUT_RESOURCE
     + """

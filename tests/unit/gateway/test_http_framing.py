@@ -185,7 +185,5 @@ def test_a_head_just_under_the_limit_is_served_in_one_read_or_several() -> None:
             for piece in pieces:
                 s.sendall(piece)
                 time.sleep(0.05)
-            answer = b""
-            while chunk := s.recv(65536):
-                answer += chunk
+            answer = read_until_closed(s)
         assert answer.startswith(b"HTTP/1.1 204 "), answer[:100]
