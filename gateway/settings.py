@@ -98,8 +98,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             raise ValueError(
                 f"{PREFIX}IDEMPOTENCY_LEASE_S must be longer than {PREFIX}MAX_WAIT_S (the longest Prefer: wait)"
             )
-        if self.lease_s <= self.connector_timeout_s:  # else another dispatcher takes over a live attempt
-            raise ValueError(f"{PREFIX}LEASE_S must be longer than {PREFIX}CONNECTOR_TIMEOUT_S")
         if self.backoff_cap_s < self.backoff_base_s:
             raise ValueError(f"{PREFIX}BACKOFF_CAP_S must be at least {PREFIX}BACKOFF_BASE_S")
         for target in ("ehr", "clearinghouse", "erp"):

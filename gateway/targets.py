@@ -80,7 +80,11 @@ def _config(config_type: type[ConnectorConfig], settings: Settings, target: str,
     except msgspec.ValidationError as exc:
         raise SettingsError(f"{setting}_OPTIONS: {exc}") from None
     if max(config.timeout_s, config.connect_timeout_s) >= settings.lease_s:  # else a live attempt is taken over
-        raise SettingsError(f"{setting}_OPTIONS: timeout_s and connect_timeout_s must be shorter than {PREFIX}LEASE_S")
+        raise SettingsError(
+            f"{PREFIX}LEASE_S must be longer than the {target} connector's timeouts "
+            f"(timeout_s {config.timeout_s:g} s: {setting}_OPTIONS, else {PREFIX}CONNECTOR_TIMEOUT_S; "
+            f"connect_timeout_s {config.connect_timeout_s:g} s)"
+        )
     return config
 
 

@@ -139,12 +139,11 @@ class PolicyHolder:
         missing = sorted(self.operations - set(policy.routes))
         if missing:
             raise PolicyError(f"{self.path}: no [routes.<operationId>] entry for: {', '.join(missing)}")
-        if self.keyed is not None:  # held to the hub's own operations (a tool may check a few only)
+        if self.keyed is not None:  # the app's own holder, with all of its operations
             unknown = sorted(set(policy.routes) - self.operations)
             if unknown:  # harmless, but likely a typo the operator would want to hear of
                 entries = ", ".join(f"[routes.{op}]" for op in unknown)
                 log.warning("%s: %s names no operation of this hub; ignored", self.path, entries)
-        if self.keyed is not None:
             # Otherwise the switch would be accepted and never enforced (no key is read there).
             required = [op for op, route in sorted(policy.routes.items()) if route.idempotency == "required"]
             unkeyed = [f"routes.{op}" for op in required if op in self.operations and op not in self.keyed]

@@ -145,7 +145,7 @@ def _check_owners(
     db: sqlite3.Connection, resources: list[ResourceRecord], only_if: Mapping[tuple[str, str], WriteCondition]
 ) -> None:
     for r in resources:
-        row = db.execute("select client_id, body from resources where kind = ? and id = ?", (r.kind, r.id)).fetchone()
+        row = db.execute("select client_id from resources where kind = ? and id = ?", (r.kind, r.id)).fetchone()
         if row is None:
             continue
         if row[0] != r.client_id:
@@ -153,8 +153,13 @@ def _check_owners(
         condition = only_if.get((r.kind, r.id))
         if condition == "absent":
             raise ResourceTaken(r.kind, r.id, "exists already")
-        if condition == "unchanged" and bytes(row[1]) != r.body:
+        if condition == "unchanged" and not _stored_as(db, r):
             raise ResourceTaken(r.kind, r.id, "exists with another body")
+
+
+def _stored_as(db: sqlite3.Connection, r: ResourceRecord) -> bool:
+    query = "select 1 from resources where kind = ? and id = ? and body = ?"
+    return db.execute(query, (r.kind, r.id, r.body)).fetchone() is not None
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -435,9 +440,8 @@ class SqliteStore:
 
     async def next_due_at(self) -> float | None:
         row = self._db.execute(
-            "select min(due) from (select min(next_attempt_at) as due from outbox indexed by outbox_ready "
-            "where state = 'pending' and held = 0 union all select min(lease_until) from outbox "
-            "where state = 'in_flight')"
+            f"select min(due) from (select min(next_attempt_at) as due from ({_READY}) union all "
+            "select min(lease_until) from outbox where state = 'in_flight')"
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
