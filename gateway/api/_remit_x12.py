@@ -16,6 +16,7 @@ from connectors.clearinghouse.x12 import (
     Read835,
     SegmentIssue,
     X12Error,
+    accepted_ta1,
     acknowledge,
     is_segment_id,
     read_835,
@@ -97,11 +98,13 @@ def ingest_835(body: bytes, new_id: Callable[[str], str], control: ControlNumber
     if not reads:
         raise ProblemError(400, "malformed-x12", "the interchange holds no 835 transaction set")
     isa = reads[0].envelope.group.interchange
+    asked = {r.envelope.group.interchange.position: r.envelope.group.interchange for r in reads}
     try:
         ack_999 = write_999(
             acknowledge(reads),
             envelope=reply_envelope(reads[0].envelope.group),
             control=control,
+            interchange_acks=[accepted_ta1(i) for i in asked.values() if i.acknowledgment_requested],
         ).text
     except ValueError:
         # The 999 echoes identifiers (sender and receiver, control numbers, the ids of bad segments);

@@ -7,7 +7,13 @@ the ``FunctionalAck`` values ``write_999`` writes.
 """
 
 from connectors.clearinghouse.x12._ack import acknowledge, set_ack
-from connectors.clearinghouse.x12._envelope import GroupEnd, InterchangeHeader, SetEnvelope, reply_envelope
+from connectors.clearinghouse.x12._envelope import (
+    GroupEnd,
+    InterchangeHeader,
+    SetEnvelope,
+    accepted_ta1,
+    reply_envelope,
+)
 from connectors.clearinghouse.x12._inquiry import StatusInquiry
 from connectors.clearinghouse.x12._model import (
     DEFAULT_DELIMITERS,
@@ -61,6 +67,7 @@ __all__ = [
     "Submitter",
     "WrittenInterchange",
     "X12Error",
+    "accepted_ta1",
     "acknowledge",
     "functional_ack",
     "is_segment_id",

@@ -25,7 +25,7 @@ import msgspec
 
 from connectors.clearinghouse.x12._lexer import CHUNK_SIZE, Lexer, Source
 from connectors.clearinghouse.x12._model import Delimiters, SegmentIssue, X12Error
-from connectors.clearinghouse.x12._writer import Envelope
+from connectors.clearinghouse.x12._writer import Envelope, Segment, seg
 
 __all__ = [
     "CONTROL_SEGMENTS",
@@ -84,6 +84,12 @@ def reply_envelope(group: GroupHeader) -> Envelope:
         usage="T" if isa.usage == "T" else "P",
     )
     return received.reply()
+
+
+def accepted_ta1(isa: InterchangeHeader) -> Segment:
+    """The TA1 an interchange asked for (ISA14 ``1``) once its envelope was read without an interchange
+    error (one with such an error never gets this far: it is refused whole): accepted, note 000."""
+    return seg("TA1", isa.control_number, isa.date, isa.time, "A", "000")
 
 
 class SetEnvelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -337,6 +343,8 @@ class EnvelopeReader:
                 else:
                     self._close_interchange(segment, interchange, groups)
                     interchange = None
+            elif group is None and tag == "TA1" and groups == 0:
+                continue  # an interchange acknowledgment rides before the first GS; nothing here reads it
             elif group is None:
                 raise _fatal(self.position, tag, "024", f"{tag} outside a functional group (GS..GE)")
             elif tag == "GE":

@@ -163,10 +163,12 @@ def write_999(
     created: datetime | None = None,
     delimiters: Delimiters = DEFAULT_DELIMITERS,
     newline: bool = False,
+    interchange_acks: Sequence[Segment] = (),
 ) -> WrittenInterchange:
     """One 999 interchange (GS01 ``FA``): a transaction set per acknowledged functional group.
 
-    ``envelope`` is the acknowledgement's own (usually ``received_envelope.reply()``).
+    ``envelope`` is the acknowledgement's own (usually ``received_envelope.reply()``);
+    ``interchange_acks`` are TA1s for received interchanges that asked for one (ISA14 ``1``).
     """
     if not acks:
         raise ValueError("a 999 needs at least one functional group to acknowledge")
@@ -179,4 +181,5 @@ def write_999(
         created=(created or datetime.now(UTC)),
         delimiters=delimiters,
         newline=newline,
+        interchange_acks=interchange_acks,
     )

@@ -323,8 +323,10 @@ def build_interchange(
     created: datetime | None = None,
     delimiters: Delimiters = DEFAULT_DELIMITERS,
     newline: bool = False,
+    interchange_acks: Sequence[Segment] = (),
 ) -> WrittenInterchange:
-    """ISA, then per group GS, its sets (ST ... SE) and GE, then IEA.
+    """ISA, any TA1s (interchange acknowledgments go before the first GS), then per group GS, its sets
+    (ST ... SE) and GE, then IEA.
 
     ``newline`` puts a line break after every segment terminator (readable, and accepted by
     translators); the terminator itself is always ``delimiters.segment``.
@@ -335,6 +337,7 @@ def build_interchange(
     when = (created or datetime.now(UTC)).replace(second=0, microsecond=0)
     eol = "\n" if newline and delimiters.segment != "\n" else ""
     lines = [_isa(envelope, control.interchange, when, delimiters)]
+    lines += [render_segment(ta1, delimiters) for ta1 in interchange_acks]
     group_numbers: list[str] = []
     set_numbers: list[str] = []
     keys: dict[str, str] = {}
