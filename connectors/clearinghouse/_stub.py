@@ -23,9 +23,7 @@ from connectors._stubkit import create_stub_app
 from connectors.clearinghouse._parties import CLEARINGHOUSE
 from connectors.clearinghouse.x12 import (
     ControlCounter,
-    Envelope,
     Party,
-    SetEnvelope,
     StatusInquiry,
     X12Error,
     acknowledge,
@@ -97,10 +95,6 @@ class Clearinghouse:
         return msgspec.structs.replace(known.status, source="277")
 
 
-def _sender(envelope: SetEnvelope) -> Envelope:
-    return reply_envelope(envelope.group)
-
-
 def _problem(message: str) -> Response[bytes]:
     return Response(msgspec.json.encode({"error": message}), status_code=400, media_type="application/json")
 
@@ -115,7 +109,7 @@ async def receive_837(request: Request[Any, Any, Any], house: Clearinghouse) -> 
     if not read:
         return _problem("the interchange has no transaction sets")
     today = datetime.now(UTC).date()
-    envelope = _sender(read[0].envelope)
+    envelope = reply_envelope(read[0].envelope.group)
     ack = write_999(acknowledge(read), envelope=envelope, control=house.control)
     acknowledged = [
         (claim.claim, house.receive(claim.claim, today))
@@ -151,11 +145,12 @@ async def receive_276(request: Request[Any, Any, Any], house: Clearinghouse) -> 
         return _problem("the interchange has no transaction sets")
     today = datetime.now(UTC).date()
     answers = [(q, house.answer(q, today)) for set_read in read for q in set_read.inquiries]
+    reply = reply_envelope(read[0].envelope.group)
     if not answers:
-        return Response(write_999(acknowledge(read), envelope=_sender(read[0].envelope), control=house.control).data,
+        return Response(write_999(acknowledge(read), envelope=reply, control=house.control).data,
                         media_type=X12, status_code=422)  # fmt: skip
     receiver = Party(name="INFORMATION RECEIVER", identifier=read[0].envelope.group.interchange.sender_id)
-    answer = write_277(answers, receiver=receiver, envelope=_sender(read[0].envelope), control=house.control)
+    answer = write_277(answers, receiver=receiver, envelope=reply, control=house.control)
     return Response(answer.data, media_type=X12)
 
 

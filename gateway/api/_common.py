@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 API_KEY_HEADER = "X-API-Key"
+# Declared by each write handler so the OpenAPI document names it; accept_work reads every line itself.
 PreferHeader = Annotated[
     str | None,
     HeaderParameter(name="Prefer", required=False, description="wait=N: answer when done, N <= 30 s"),
@@ -166,7 +167,6 @@ _TAKEN: dict[str | tuple[str, str], str] = {
 async def accept_work(
     request: Request[Any, Any, Any],
     hub: Hub,
-    prefer: str | None,
     *,
     kind: str,
     resource: ResourceRecord,
@@ -188,10 +188,10 @@ async def accept_work(
     transaction, outbox = hub.prepare(
         client_id=caller_id(request), kind=kind, resource=resource, deliveries=deliveries, written_once=written_once
     )
-    # Every Prefer line counts (RFC 7240 section 2): the parameter holds only the first, so
+    # Every Prefer line counts (RFC 7240 section 2): a header parameter holds only the first, so
     # "Prefer: respond-async" then "Prefer: wait=3" lost the wait.
-    lines = request.headers.getall("prefer", [])
-    wait_s = parse_prefer_wait(", ".join(lines) if len(lines) > 1 else prefer, hub.settings.max_wait_s)
+    prefer = ", ".join(request.headers.getall("prefer", [])) or None
+    wait_s = parse_prefer_wait(prefer, hub.settings.max_wait_s)
     href = f"/v1/transactions/{transaction.id}"
     location = (b"location", href.encode())
     answer = JsonView(transaction_view(transaction, outbox, []), status=202, headers=[location])  # just built

@@ -62,7 +62,6 @@ class AccountController(Controller):
         return await accept_work(
             request,
             hub,
-            prefer,
             kind="account.sync",
             resource=new_resource("account", account_number, client_id, account, transaction_id),
             deliveries=[

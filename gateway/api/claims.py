@@ -74,7 +74,6 @@ class ClaimController(Controller):
         return await accept_work(
             request,
             hub,
-            prefer,
             kind="claim.submit",
             resource=new_resource("claim", data.claim_id, client_id, data, transaction_id),
             deliveries=[Delivery("clearinghouse", "submit_claim", encode(data))],

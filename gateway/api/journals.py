@@ -71,7 +71,6 @@ class JournalController(Controller):
         return await accept_work(
             request,
             hub,
-            prefer,
             kind="journal.post",
             resource=new_resource("journal", journal_id, client_id, data, transaction_id),
             deliveries=[Delivery("erp", "post_journal", content)],

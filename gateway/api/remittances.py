@@ -229,7 +229,6 @@ class RemittanceController(Controller):
         return await accept_work(
             request,
             hub,
-            prefer,
             kind="remittance.ingest",
             resource=new_resource("remittance", view.id, client_id, view, transaction_id),
             deliveries=[],
