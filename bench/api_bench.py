@@ -19,7 +19,11 @@ Scenarios (``--scenarios``, default all three):
   Measured twice: ``redis chain`` (the hub also delivers, as ``make run`` does) and ``redis+worker``
   (the hub only accepts, ``BILLING_HUB_DISPATCHER_ENABLED=false``, and a ``billing-hub dispatch``
   process delivers; its CPU is reported in a column of its own, and on a 2-core machine it competes
-  with the hub, the load generator, Redis and the ERP stub for the same cores).
+  with the hub, the load generator, Redis and the ERP stub for the same cores), and a third time as
+  ``redis, later`` (the hub only accepts and nothing delivers while the loads run, the 202 path alone
+  on the cores, as on an API node whose delivery workers run on other machines; once the loads are
+  over a ``billing-hub dispatch`` process drains the backlog, and the run reports how fast and
+  whether every accepted journal reached the ERP).
 * ``tracing``: the embedded hub with tracing off, on at 10 % and at 100 % sampling (the SDK pipeline
   with a discarding exporter). Goal: <= 10 % throughput loss at 10 % sampling.
 
@@ -661,6 +665,9 @@ class Variant:
     full_delivery_report: bool = False
     # The hub only accepts (BILLING_HUB_DISPATCHER_ENABLED=false); a `billing-hub dispatch` process delivers.
     worker: bool = False
+    # The hub only accepts and nothing delivers during the loads; a `billing-hub dispatch` process starts
+    # after them and drains the backlog, timed and counted (the 202 path alone on the machine's cores).
+    deferred_worker: bool = False
 
 
 def variants(scenarios: list[str]) -> list[Variant]:
@@ -695,6 +702,16 @@ def variants(scenarios: list[str]) -> list[Variant]:
                 {"BILLING_HUB_STATE_BACKEND": "redis", "BILLING_HUB_DISPATCHER_ENABLED": "false", **off},
                 idempotency_key=True,
                 worker=True,
+            )
+        )
+        out.append(
+            Variant(
+                "redis-chain-deferred",
+                "policy",
+                "redis, later",
+                {"BILLING_HUB_STATE_BACKEND": "redis", "BILLING_HUB_DISPATCHER_ENABLED": "false", **off},
+                idempotency_key=True,
+                deferred_worker=True,
             )
         )
     if "tracing" in scenarios:
@@ -790,6 +807,7 @@ class Context:
     # variant -> (audit records, calls answered + deliveries) when its load ended, if the log lagged
     audit_lag: dict[str, tuple[int, int]] = field(default_factory=dict)
     workers: dict[str, Server] = field(default_factory=dict)  # variant -> its dispatch process
+    hub_env: dict[str, dict[str, str]] = field(default_factory=dict)  # variant -> its hub's environment
 
 
 def measure(ctx: Context, variant: str, label: str, route: Route, server: Server, *, warm_up: bool = True) -> Measured:
@@ -903,14 +921,21 @@ def start_hub(
     port = free_port()
     hub = ctx.servers.start(f"hub-{variant.key}", [billing_hub, "serve", "--port", str(port)], port, env)
     wait_ready(hub, "/health", need_200=True, deadline=time.monotonic() + START_TIMEOUT_S)
+    ctx.hub_env[variant.key] = env
     if variant.worker:
-        from gateway.worker import READY_LINE  # here, not at the top: the load generator imports this module
-
-        worker_env = {k: v for k, v in env.items() if k != "BILLING_HUB_DISPATCHER_ENABLED"}
-        worker = ctx.servers.start(f"worker-{variant.key}", [billing_hub, "dispatch"], 0, worker_env)
-        wait_for_line(worker, READY_LINE, deadline=time.monotonic() + START_TIMEOUT_S)
-        ctx.workers[variant.key] = worker
+        ctx.workers[variant.key] = start_worker(ctx, variant, env)
     return hub
+
+
+def start_worker(ctx: Context, variant: Variant, hub_env: dict[str, str]) -> Server:
+    """A `billing-hub dispatch` process with the hub's settings, once it says it is ready."""
+    from gateway.worker import READY_LINE  # here, not at the top: the load generator imports this module
+
+    billing_hub = shutil.which("billing-hub") or str(ROOT / ".venv" / "bin" / "billing-hub")
+    worker_env = {k: v for k, v in hub_env.items() if k != "BILLING_HUB_DISPATCHER_ENABLED"}
+    worker = ctx.servers.start(f"worker-{variant.key}", [billing_hub, "dispatch"], 0, worker_env)
+    wait_for_line(worker, READY_LINE, deadline=time.monotonic() + START_TIMEOUT_S)
+    return worker
 
 
 def wait_for_line(server: Server, marker: str, *, deadline: float) -> None:
@@ -935,6 +960,7 @@ def run_variant(
     notes: list[str],
 ) -> list[Measured]:
     started_at = time.monotonic()
+    audit_before = 0 if variant.env.get("BILLING_HUB_STATE_BACKEND") != "redis" else audit_records(ctx, variant)
     hub = start_hub(ctx, variant, base_env, stubs, policy_file)
     ctx.watched.append(hub)
     worker = ctx.workers.get(variant.key)
@@ -966,7 +992,7 @@ def run_variant(
         }
         # GET first: the POST leaves a delivery backlog behind.
         out.extend(measure(ctx, variant.key, variant.label, routes[key], hub) for key in wanted)
-        notes.extend(after_load(ctx, variant, out, before_hub))
+        notes.extend(after_load(ctx, variant, out, before_hub, audit_before))
         if ctx.redis is not None and variant.env.get("BILLING_HUB_STATE_BACKEND") == "redis":
             counts = ctx.redis.key_counts()
             shown = ", ".join(f"{k}: {v}" for k, v in counts.items()) or "none"
@@ -977,6 +1003,7 @@ def run_variant(
     finally:
         ctx.watched.remove(hub)
         stopping = [hub]
+        worker = ctx.workers.get(variant.key)  # a deferred variant's started after the loads
         if worker is not None:
             ctx.watched.remove(worker)
             stopping.append(worker)
@@ -984,16 +1011,22 @@ def run_variant(
     return out
 
 
-def after_load(ctx: Context, variant: Variant, out: list[Measured], before_hub: int) -> list[str]:
+def audit_records(ctx: Context, variant: Variant) -> int | None:
+    """The audit log's length: the Redis variants share one prefix, hence one log, over the run."""
+    if variant.env.get("BILLING_HUB_STATE_BACKEND") == "redis":
+        return ctx.redis.audit_records() if ctx.redis is not None else None
+    return sqlite_audit_records(ctx.servers.workdir / f"data-{variant.key}")
+
+
+def after_load(
+    ctx: Context, variant: Variant, out: list[Measured], before_hub: int, audit_before: int | None
+) -> list[str]:
     """Does the hub keep up behind its answers? Audit records and deliveries when the load ends, and
     after the dispatcher settles (the full delivery report for the foundation variant)."""
-    redis = variant.env.get("BILLING_HUB_STATE_BACKEND") == "redis"
-    data_dir = ctx.servers.workdir / f"data-{variant.key}"
 
     def audit() -> int | None:
-        if redis:
-            return ctx.redis.audit_records() if ctx.redis is not None else None
-        return sqlite_audit_records(data_dir)
+        count = audit_records(ctx, variant)
+        return None if count is None or audit_before is None else count - audit_before
 
     calls = 2 + sum(m.result.requests + (m.warmup.requests if m.warmup else 0) for m in out)
     t_end = time.monotonic()
@@ -1003,6 +1036,8 @@ def after_load(ctx: Context, variant: Variant, out: list[Measured], before_hub: 
     if post is not None and variant.full_delivery_report:
         accepted = 1 + (post.warmup.ok if post.warmup else 0) + post.result.ok
         lines += report_delivery(ctx.erp, accepted, before_hub, post.window, ctx.args)
+    elif post is not None and variant.deferred_worker:
+        lines += drain_later(ctx, variant, post, before_hub)
     elif post is not None:  # let the backlog go (bounded), so the hub stops cleanly
         last, quiet_since = delivered_end, time.monotonic()
         while time.monotonic() - t_end < ctx.args.settle and time.monotonic() - quiet_since < 2.0:
@@ -1090,7 +1125,10 @@ def print_policy_summary(measured: list[Measured], ctx: Context) -> None:
     print(
         "  (the CPU column is the ratio if the hub had the CPU to itself: throughput of a CPU-bound process\n"
         "   is 1/CPU per request; the Redis server's own CPU is not in the hub's figure. redis+worker: the hub\n"
-        "   only accepts and a `billing-hub dispatch` process delivers, its CPU in the worker column)"
+        "   only accepts and a `billing-hub dispatch` process delivers, its CPU in the worker column; redis,\n"
+        "   later: the hub only accepts and nothing delivers during the loads, so the 202 path has the cores to\n"
+        "   itself, as on an API node whose workers run elsewhere; a worker started after the loads drains the\n"
+        "   backlog, its rate in the delivery report below)"
     )
     for key, (records, owed) in ctx.audit_lag.items():
         if not key.startswith("redis-chain"):
@@ -1216,8 +1254,47 @@ def print_cpu_budget(measured: list[Measured]) -> None:
     )
 
 
+def drain_later(ctx: Context, variant: Variant, post: Measured, before_hub: int) -> list[str]:
+    """The deferred variant's delivery: a worker started once the loads are over drains the backlog the
+    hub accepted, counted at the ERP stub; its rate and CPU per journal, and whether every journal arrived."""
+    accepted = 1 + (post.warmup.ok if post.warmup else 0) + post.result.ok
+    in_erp = ctx.erp.sample()[1] - before_hub
+    started = time.monotonic()
+    worker = start_worker(ctx, variant, ctx.hub_env[variant.key])
+    ctx.workers[variant.key] = worker
+    ctx.watched.append(worker)
+    ready = time.monotonic()
+    lines = report_delivery(
+        ctx.erp,
+        accepted,
+        before_hub,
+        (ready, ready),
+        ctx.args,
+        title=f"{variant.label}: a worker started after the loads",
+        since="ready worker's",
+    )
+    final = ctx.erp.samples[-1][1] - before_hub
+    reached = next(t for t, c in ctx.erp.samples if c - before_hub == final)
+    cpu = cpu_seconds(worker.process.pid)
+    drained = final - in_erp
+    per = f"{1000 * cpu / drained:.3f} ms CPU per journal (start-up included)" if drained > 0 else "nothing to drain"
+    lines.append(
+        f"  in the ERP before the worker started: {in_erp} (nothing delivers during the loads); the worker was "
+        f"ready {ready - started:.1f} s after its start and delivered {drained} in {reached - ready:.1f} s "
+        f"= {drained / (reached - ready) if reached > ready else 0:.0f} journals/s, {per}"
+    )
+    return lines
+
+
 def report_delivery(
-    erp: ErpCounter, accepted: int, before_hub: int, window: tuple[float, float], args: argparse.Namespace
+    erp: ErpCounter,
+    accepted: int,
+    before_hub: int,
+    window: tuple[float, float],
+    args: argparse.Namespace,
+    *,
+    title: str = "embedded hub: dispatcher -> ERP stub",
+    since: str = "measured load",
 ) -> list[str]:
     """Poll until the ERP count covers every accepted journal and stays put (bounded); return the report.
 
@@ -1245,16 +1322,17 @@ def report_delivery(
     c_start, c_end = erp.count_at(load_start), erp.count_at(load_end)
     final = erp.samples[-1][1]
     reached = next(t for t, c in erp.samples if c == final)
-    lines = ["", "delivery, embedded hub: dispatcher -> ERP stub (journal count from GET /erp/journals, polled ~1 s)"]
+    lines = ["", f"delivery, {title} (journal count from GET /erp/journals, polled ~1 s)"]
     lines.append(
         f"  journals this hub accepted: >= {accepted} (2xx counted by the load generator, incl. warm-up and "
         f"setup); journals in the ERP at the end: {final}"
     )
     span = load_end - load_start
-    lines.append(
-        f"  during the measured POST load: {c_end - c_start} delivered in {span:.1f} s "
-        f"= {(c_end - c_start) / span:.0f} journals/s"
-    )
+    if span > 0:  # a deferred variant's window is the instant its worker started
+        lines.append(
+            f"  during the measured POST load: {c_end - c_start} delivered in {span:.1f} s "
+            f"= {(c_end - c_start) / span:.0f} journals/s"
+        )
     lines.append(f"  in the ERP at the end of the load: {c_end}; backlog then: {final - c_end}")
     after = reached - load_end
     if final > c_end and after < 1.5 * SAMPLE_INTERVAL_S:
@@ -1263,14 +1341,14 @@ def report_delivery(
         lines.append(
             f"  after the load: {final - c_end} more in {after:.1f} s "
             f"= {(final - c_end) / after:.0f} journals/s "
-            f"(all {final} in the ERP {reached - load_start:.1f} s after the measured load began)"
+            f"(all {final} in the ERP {reached - load_start:.1f} s after the {since} began)"
         )
     if stalled:
         lines.append(f"  !! STALL: the ERP count stayed at {final} for {STALL_S:.0f} s with >= {accepted} accepted")
     elif final - before_hub < accepted:
         lines.append(f"  !! NOT DRAINED within {args.drain_timeout:.0f} s: {final - before_hub} of >= {accepted}")
     timeline = " ".join(f"{t - load_start:+.1f}:{c}" for t, c in erp.samples if t >= load_start - 3)
-    lines.append(f"  timeline (s from the measured load start : ERP count): {timeline}")
+    lines.append(f"  timeline (s from the {since} start : ERP count): {timeline}")
     statuses, distinct = erp.recent_posts()
     if statuses:
         shown = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items(), key=lambda kv: str(kv[0])))
