@@ -1,11 +1,14 @@
 """EHR connector: keeps FHIR R4 Patient, Account and Coverage in step with a canonical account.
 
 Every write is a conditional update on a business identifier (``PUT Type?identifier=system|value``),
-so a redelivery updates the same resources instead of creating duplicates.
+so a redelivery updates the same resources instead of creating duplicates. A coverage the account no
+longer lists is cancelled, not left in force: its stored Coverage is updated to ``cancelled`` under
+``If-Match`` on the version read, so a change made meanwhile is a 412 and the delivery is retried.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import httpx
@@ -13,13 +16,17 @@ import msgspec
 
 from canonical.v1 import PatientAccount
 from connectors._base import HttpConnector, decode_body
+from connectors._errors import RejectedError
 from connectors._protocol import ConnectorConfig, DeliveryResult
 from connectors.ehr._fhir import (
+    PRIORITIES,
     account_identifier,
     account_resource,
+    cancelled_coverage,
     coverage_identifier,
     coverage_resource,
     patient_resource,
+    priority_identifier,
 )
 
 __all__ = ["FhirEhrConnector"]
@@ -29,6 +36,27 @@ FHIR_JSON = "application/fhir+json"
 
 class _Stored(msgspec.Struct):
     id: str
+
+
+class _Meta(msgspec.Struct):
+    versionId: str  # noqa: N815 - FHIR's name
+
+
+class _Found(msgspec.Struct):
+    id: str
+    meta: _Meta
+    status: str = ""
+
+
+class _Entry(msgspec.Struct):
+    resource: msgspec.Raw
+
+
+class _Bundle(msgspec.Struct):
+    entry: list[_Entry] = []
+
+
+_FHIR_ID = re.compile(r"[A-Za-z0-9.-]{1,64}")
 
 
 def _issue_code(response: httpx.Response) -> str | None:
@@ -85,6 +113,11 @@ class FhirEhrConnector(HttpConnector):
                 external_ref,
             )
             coverage_ids.append(coverage_id)
+        listed = {coverage.priority for coverage in account.coverages}
+        cancelled_ids = []
+        for priority in PRIORITIES:
+            if priority not in listed:
+                cancelled_ids += await self._cancel_coverage(priority_identifier(account, priority), external_ref)
         return DeliveryResult(
             status=status,
             reference=f"Patient/{patient_id}",
@@ -92,5 +125,44 @@ class FhirEhrConnector(HttpConnector):
                 "patient_id": patient_id,
                 "account_id": account_id,
                 "coverage_ids": ",".join(coverage_ids),
+                "cancelled_coverage_ids": ",".join(cancelled_ids),
             },
         )
+
+    async def _cancel_coverage(self, identifier: tuple[str, str], external_ref: str) -> list[str]:
+        """Cancel what is stored under ``identifier`` and still in force; the ids of those cancelled."""
+        response = await self.send(
+            "GET",
+            "/fhir/Coverage",
+            params={"identifier": f"{identifier[0]}|{identifier[1]}"},
+            headers={"accept": FHIR_JSON, "x-external-reference": external_ref},
+            error_code=_issue_code,
+        )
+        cancelled = []
+        for entry in decode_body(self.kind, response, _Bundle).entry:
+            found = _decoded(self.kind, entry.resource, _Found)
+            if found.status == "cancelled":
+                continue  # cancelled already: a redelivery writes nothing
+            if not _FHIR_ID.fullmatch(found.id):
+                raise RejectedError(f"{self.kind} answered with an unexpected body", status=response.status_code)
+            await self.send(
+                "PUT",
+                f"/fhir/Coverage/{found.id}",
+                content=msgspec.json.encode(cancelled_coverage(_decoded(self.kind, entry.resource, dict[str, Any]))),
+                headers={
+                    "content-type": FHIR_JSON,
+                    "accept": FHIR_JSON,
+                    "if-match": f'W/"{found.meta.versionId}"',
+                    "x-external-reference": external_ref,
+                },
+                error_code=_issue_code,
+            )
+            cancelled.append(found.id)
+        return cancelled
+
+
+def _decoded(target: str, raw: msgspec.Raw, type_: type[Any]) -> Any:
+    try:
+        return msgspec.json.decode(raw, type=type_)
+    except msgspec.DecodeError:
+        raise RejectedError(f"{target} answered with an unexpected body") from None

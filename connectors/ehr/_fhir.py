@@ -11,16 +11,20 @@ from canonical.v1 import Address, PatientAccount, PersonName
 from canonical.v1.accounts import Coverage
 
 __all__ = [
+    "PRIORITIES",
     "account_identifier",
     "account_resource",
+    "cancelled_coverage",
     "coverage_identifier",
     "coverage_resource",
     "patient_resource",
+    "priority_identifier",
 ]
 
 _GENDER = {"F": "female", "M": "male", "U": "unknown"}
 _ACCOUNT_STATUS = {"active": "active", "inactive": "inactive", "on-hold": "on-hold"}
 _ORDER = {"primary": 1, "secondary": 2, "tertiary": 3}
+PRIORITIES = tuple(_ORDER)
 _RELATIONSHIP = {"self": "self", "spouse": "spouse", "child": "child", "other": "other"}
 
 
@@ -33,7 +37,18 @@ def account_identifier(account: PatientAccount) -> tuple[str, str]:
 
 
 def coverage_identifier(account: PatientAccount, coverage: Coverage) -> tuple[str, str]:
-    return _system(account, "coverage"), f"{account.account_number}-{coverage.priority}"
+    return priority_identifier(account, coverage.priority)
+
+
+def priority_identifier(account: PatientAccount, priority: str) -> tuple[str, str]:
+    """A Coverage is keyed by the account and the place it holds in it (primary, secondary, ...)."""
+    return _system(account, "coverage"), f"{account.account_number}-{priority}"
+
+
+def cancelled_coverage(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored Coverage the account no longer lists, as its update to ``cancelled``: the rest is kept,
+    as the record of what the patient had (FHIR R4 Coverage.status, Financial Resource Status Codes)."""
+    return {**{k: v for k, v in stored.items() if k != "meta"}, "status": "cancelled"}
 
 
 def _name(name: PersonName) -> dict[str, Any]:
