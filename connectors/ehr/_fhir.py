@@ -26,6 +26,10 @@ _ACCOUNT_STATUS = {"active": "active", "inactive": "inactive", "on-hold": "on-ho
 _ORDER = {"primary": 1, "secondary": 2, "tertiary": 3}
 PRIORITIES = tuple(_ORDER)
 _RELATIONSHIP = {"self": "self", "spouse": "spouse", "child": "child", "other": "other"}
+# A code means something only with its system: without one, the EHR (and a FHIR validator) cannot tell
+# "group" of CoverageClassCodes from a local code of the same spelling.
+RELATIONSHIP_SYSTEM = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
+CLASS_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-class"
 
 
 def _system(account: PatientAccount, what: str) -> str:
@@ -108,12 +112,12 @@ def coverage_resource(account: PatientAccount, coverage: Coverage, patient_id: s
         "status": "active",
         "beneficiary": {"reference": f"Patient/{patient_id}"},
         "subscriberId": coverage.member_id,
-        "relationship": {"coding": [{"code": _RELATIONSHIP[coverage.relationship]}]},
+        "relationship": {"coding": [{"system": RELATIONSHIP_SYSTEM, "code": _RELATIONSHIP[coverage.relationship]}]},
         "payor": [{"identifier": {"value": coverage.payer_id}, "display": coverage.payer_name}],
         "order": _ORDER[coverage.priority],
     }
     classes = [
-        {"type": {"coding": [{"code": kind}]}, "value": value}
+        {"type": {"coding": [{"system": CLASS_SYSTEM, "code": kind}]}, "value": value}
         for kind, value in (("group", coverage.group_number), ("plan", coverage.plan_name))
         if value
     ]

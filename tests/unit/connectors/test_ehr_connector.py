@@ -11,6 +11,7 @@ from canonical import decode
 from canonical.v1 import PatientAccount
 from connectors import ConnectorConfig, make_client
 from connectors.ehr import FhirEhrConnector
+from connectors.ehr._fhir import coverage_resource
 from tests import factories
 from tests.processes import free_port, running, stub_argv
 
@@ -71,3 +72,18 @@ async def test_a_coverage_added_back_is_active_again(ehr_url: str) -> None:
     await _sync(ehr_url, details, "ACC-BACK-1")
     assert (await _coverage(ehr_url, "ACC-BACK-1", "primary"))["status"] == "active"
     assert (await _coverage(ehr_url, "ACC-BACK-1", "secondary"))["status"] == "active"
+
+
+def test_coverage_codes_name_their_code_systems() -> None:
+    details = factories.account_details()
+    details["coverages"] = [{**SECONDARY, "relationship": "child", "group_number": "GRP-9", "plan_name": "Gold"}]
+    account = decode(msgspec.json.encode({**details, "account_number": "ACC-CODES-1"}), PatientAccount)
+    resource = coverage_resource(account, account.coverages[0], "p1")
+    # Coverage.relationship: SubscriberRelationshipCodes; Coverage.class.type: CoverageClassCodes (FHIR R4)
+    assert resource["relationship"]["coding"] == [
+        {"system": "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "code": "child"}
+    ]
+    assert [c["type"]["coding"] for c in resource["class"]] == [
+        [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "group"}],
+        [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}],
+    ]
