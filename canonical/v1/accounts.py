@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from canonical._base import Canonical
-from canonical._codes import AccountNumber, PayerId, ShortText
+from canonical._codes import TEXT_PATTERN, AccountNumber, PayerId, ShortText
 from canonical._phi import PHI
 from canonical.v1._parties import Address, Person, PersonName
 
@@ -20,7 +20,8 @@ class Coverage(Canonical, kw_only=True, frozen=True):
     payer_id: PayerId
     payer_name: ShortText
     member_id: Annotated[MemberId, PHI]
-    group_number: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
+    # FHIR Coverage.class.value: a FHIR string holds no control characters, and a blank one says nothing.
+    group_number: Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=TEXT_PATTERN)] | None = None
     plan_name: ShortText | None = None
     priority: Literal["primary", "secondary", "tertiary"] = "primary"
     relationship: Literal["self", "spouse", "child", "other"] = "self"

@@ -8,12 +8,13 @@ from typing import Annotated
 import msgspec
 
 from canonical._base import Canonical
-from canonical._codes import Currency, check_currency
+from canonical._codes import TEXT_PATTERN, Currency, check_currency
 from canonical._money import Amount
 
 __all__ = ["JournalEntry", "JournalLine"]
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=240)]
+# What a person reads in the ledger: not blank, no control characters (TEXT_PATTERN).
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=240, pattern=TEXT_PATTERN)]
 
 
 class JournalLine(Canonical, kw_only=True, frozen=True):

@@ -157,6 +157,17 @@ def _with(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict
          "no control characters"),
         ("/v1/accounts/ACC-T3", _with(factories.account_details(), ("patient", "address", "city"), "\t\t"),
          "$.patient.address.city", "not blank"),
+        # A coverage's group number (FHIR Coverage.class.value) and a journal's description and memo
+        # (the ERP's journal text) are text a person reads too.
+        ("/v1/accounts/ACC-T5", _with(factories.account_details(), ("coverages", 0, "group_number"), "G\u0000\u001b"),
+         "$.coverages[0].group_number", "no control characters"),
+        ("/v1/accounts/ACC-T6", _with(factories.account_details(), ("coverages", 0, "group_number"), "   "),
+         "$.coverages[0].group_number", "not blank"),
+        ("/v1/journals", _with(factories.journal(), ("description",), "   "), "$.description", "not blank"),
+        ("/v1/journals", _with(factories.journal(), ("description",), "a\u0000b"), "$.description",
+         "no control characters"),
+        ("/v1/journals", _with(factories.journal(), ("lines", 0, "memo"), "\u0007"), "$.lines[0].memo",
+         "no control characters"),
         ("/v1/accounts/ACC-T4", _with(factories.account_details(), ("patient", "birth_date"), "2999-01-01"),
          "$.patient", "birth_date is in the future"),
         ("/v1/claims", _with(factories.claim(), ("service_lines", 0, "service_date"), "2999-12-31"),
