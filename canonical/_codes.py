@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated
 
 import msgspec
@@ -28,6 +29,7 @@ __all__ = [
     "StatusCategory",
     "TaxId",
     "check_currency",
+    "check_minor_units",
     "check_not_after_today",
     "check_npi",
     "is_text",
@@ -123,6 +125,18 @@ _ISO_4217 = frozenset(
 def check_currency(code: str) -> None:
     if code not in _ISO_4217:
         raise ValueError(f"currency {code!r} is not an active ISO 4217 code")
+
+
+# ISO 4217 codes whose minor unit is 0: an amount in one of them is a whole number (100.50 JPY is none).
+_NO_MINOR_UNIT = frozenset(
+    ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF")
+)
+
+
+def check_minor_units(amount: Decimal, currency: str, field: str) -> None:
+    """Money carries two places; a currency without a minor unit takes whole amounts only."""
+    if currency in _NO_MINOR_UNIT and amount != amount.to_integral_value():
+        raise ValueError(f"{field}: {currency} has no minor unit, so its amounts are whole numbers")
 
 
 def check_not_after_today(value: date, what: str) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 
 from canonical._base import Canonical
-from canonical._codes import TEXT_PATTERN, Currency, check_currency
+from canonical._codes import TEXT_PATTERN, Currency, check_currency, check_minor_units
 from canonical._money import Amount
 
 __all__ = ["JournalEntry", "JournalLine"]
@@ -39,6 +39,10 @@ class JournalEntry(Canonical, kw_only=True, frozen=True):
 
     def __post_init__(self) -> None:
         check_currency(self.currency)
+        for index, line in enumerate(self.lines):
+            amount = line.debit if line.debit is not None else line.credit
+            if amount is not None:
+                check_minor_units(amount, self.currency, f"lines[{index}]")
         debits = sum((line.debit for line in self.lines if line.debit is not None), Amount("0"))
         credits = sum((line.credit for line in self.lines if line.credit is not None), Amount("0"))
         if debits != credits:

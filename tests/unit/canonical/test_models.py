@@ -51,6 +51,16 @@ def test_journal_rejects_unknown_currency_and_unknown_fields() -> None:
         decode(msgspec.json.encode({**factories.journal(), "ledgr": "x"}), JournalEntry)
 
 
+def test_a_currency_without_minor_units_takes_whole_amounts_only() -> None:
+    # ISO 4217: JPY, KRW, CLP, ... have no minor unit; 100.50 JPY is no amount the ledger can post.
+    for currency in ("JPY", "KRW", "CLP"):
+        with pytest.raises(msgspec.ValidationError, match=f"{currency} has no minor unit"):
+            decode(msgspec.json.encode({**factories.journal(amount="100.50"), "currency": currency}), JournalEntry)
+        whole = decode(msgspec.json.encode({**factories.journal(amount="100"), "currency": currency}), JournalEntry)
+        assert whole.lines[0].debit == Decimal("100")
+    assert decode(msgspec.json.encode({**factories.journal(amount="100.50"), "currency": "KWD"}), JournalEntry)
+
+
 def test_claim_decodes_and_round_trips() -> None:
     claim = decode(msgspec.json.encode(factories.claim("PCN1")), Claim)
     assert claim.total_charge == Decimal("125.50")
