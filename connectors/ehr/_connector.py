@@ -16,7 +16,7 @@ import msgspec
 
 from canonical.v1 import PatientAccount
 from connectors._base import HttpConnector, decode_body
-from connectors._errors import RejectedError
+from connectors._errors import RejectedError, RetriableError
 from connectors._protocol import ConnectorConfig, DeliveryResult
 from connectors.ehr._fhir import (
     PRIORITIES,
@@ -84,14 +84,21 @@ class FhirEhrConnector(HttpConnector):
         self, resource_type: str, identifier: tuple[str, str], resource: dict[str, Any], external_ref: str
     ) -> tuple[str, int]:
         """The stored resource's id and the EHR's status for the upsert (200 updated, 201 created)."""
-        response = await self.send(
-            "PUT",
-            f"/fhir/{resource_type}",
-            params={"identifier": f"{identifier[0]}|{identifier[1]}"},
-            content=msgspec.json.encode(resource),
-            headers={"content-type": FHIR_JSON, "accept": FHIR_JSON, "x-external-reference": external_ref},
-            error_code=_issue_code,
-        )
+        try:
+            response = await self.send(
+                "PUT",
+                f"/fhir/{resource_type}",
+                params={"identifier": f"{identifier[0]}|{identifier[1]}"},
+                content=msgspec.json.encode(resource),
+                headers={"content-type": FHIR_JSON, "accept": FHIR_JSON, "x-external-reference": external_ref},
+                error_code=_issue_code,
+            )
+        except RetriableError as exc:
+            if exc.status != 412:
+                raise
+            # No If-Match was sent, so a 412 is no ETag race: the identifier matches more than one
+            # resource (FHIR R4 conditional update), which a retry cannot mend.
+            raise RejectedError(exc.message, status=exc.status, code=exc.code) from None
         return decode_body(self.kind, response, _Stored).id, response.status_code
 
     async def sync_account(self, account: PatientAccount, external_ref: str) -> DeliveryResult:

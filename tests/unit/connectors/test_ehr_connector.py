@@ -9,7 +9,7 @@ import pytest
 
 from canonical import decode
 from canonical.v1 import PatientAccount
-from connectors import ConnectorConfig, make_client
+from connectors import ConnectorConfig, RejectedError, make_client
 from connectors.ehr import FhirEhrConnector
 from connectors.ehr._fhir import coverage_resource
 from tests import factories
@@ -87,3 +87,18 @@ def test_coverage_codes_name_their_code_systems() -> None:
         [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "group"}],
         [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}],
     ]
+
+
+async def test_an_identifier_that_matches_two_resources_is_a_rejection_not_a_retry(ehr_url: str) -> None:
+    # Another system stored a second Patient under the hub's identifier: the conditional update
+    # answers 412 (FHIR R4 http.html, conditional update, multiple matches). No retry can mend that.
+    twin = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:billing-hub:MAIN:patient-account", "value": "ACC-TWIN-1"}],
+    }
+    async with httpx.AsyncClient() as client:
+        for _ in range(2):
+            assert (await client.post(f"{ehr_url}/fhir/Patient", json=twin)).status_code == 201
+    with pytest.raises(RejectedError) as raised:
+        await _sync(ehr_url, factories.account_details(), "ACC-TWIN-1")
+    assert (raised.value.status, raised.value.code) == (412, "multiple-matches")
