@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any
@@ -123,6 +123,37 @@ def _text(value: Any) -> bool:
     return isinstance(value, str)
 
 
+# FHIR R4 date (datatypes.html#date): YYYY, YYYY-MM or YYYY-MM-DD, and a day the month has.
+_DATE = re.compile(
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?"
+)
+
+
+def _date(value: Any) -> bool:
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        return False
+    if len(value) < len("YYYY-MM-DD"):
+        return True
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _codeable(value: Any) -> bool:
+    return isinstance(value, dict) and _objects(value.get("coding", []))
+
+
+def _classes(value: Any) -> bool:
+    """Coverage.class: type (CodeableConcept) and value (string) are both 1..1."""
+    return _objects(value) and all(isinstance(c.get("type"), dict) and _text(c.get("value")) for c in value)
+
+
 #: Resource type -> (dotted field path, validity check); an absent or empty field is "required".
 RULES: dict[str, tuple[tuple[str, Predicate], ...]] = {
     "Patient": (("identifier", _objects),),
@@ -132,6 +163,20 @@ RULES: dict[str, tuple[tuple[str, Predicate], ...]] = {
         ("beneficiary.reference", _text),
         ("payor", _objects),
     ),
+}
+
+
+#: Optional elements: absent is fine, but what is there must be what R4 allows (a real server's
+#: parser refuses a code outside a required binding, a malformed date, an object where a list goes).
+OPTIONAL_RULES: dict[str, tuple[tuple[str, Predicate], ...]] = {
+    "Patient": (
+        ("gender", _one_of(frozenset({"male", "female", "other", "unknown"}))),
+        ("birthDate", _date),
+        ("name", _objects),
+        ("address", _objects),
+    ),
+    "Account": (("subject", _objects), ("guarantor", _objects)),
+    "Coverage": (("order", _positive_int), ("relationship", _codeable), ("class", _classes)),
 }
 
 
@@ -149,6 +194,10 @@ def _field_issues(resource: Resource, rtype: str) -> list[Issue]:
         if value in (None, "", [], {}):
             issues.append(Issue("error", "required", f"{expression} is required", [expression]))
         elif not valid(value):
+            issues.append(Issue("error", "invalid", f"{expression} has an invalid value", [expression]))
+    for path, valid in OPTIONAL_RULES[rtype]:
+        value, expression = _lookup(resource, path), f"{rtype}.{path}"
+        if value is not None and not valid(value):
             issues.append(Issue("error", "invalid", f"{expression} has an invalid value", [expression]))
     return issues
 

@@ -241,6 +241,20 @@ async def test_concurrent_conditional_updates_create_exactly_one_resource() -> N
         ("Coverage", coverage(payor={"reference": "x"}), [("invalid", ["Coverage.payor"])]),
         ("Coverage", coverage(beneficiary={}), [("required", ["Coverage.beneficiary.reference"])]),
         ("Coverage", coverage(payor=[]), [("required", ["Coverage.payor"])]),
+        # Optional elements, when present, hold what R4 allows: a real server refuses the rest.
+        ("Patient", patient(gender="F"), [("invalid", ["Patient.gender"])]),
+        ("Patient", patient(birthDate="12/04/1980"), [("invalid", ["Patient.birthDate"])]),
+        ("Patient", patient(birthDate="1980-02-30"), [("invalid", ["Patient.birthDate"])]),
+        ("Patient", patient(name={"family": "x"}), [("invalid", ["Patient.name"])]),
+        (
+            "Account",
+            {**patient(), "resourceType": "Account", "status": "active", "subject": {"reference": "Patient/1"}},
+            [("invalid", ["Account.subject"])],
+        ),
+        ("Coverage", coverage(order=0), [("invalid", ["Coverage.order"])]),
+        ("Coverage", coverage(order="1"), [("invalid", ["Coverage.order"])]),
+        ("Coverage", coverage(relationship={"coding": "self"}), [("invalid", ["Coverage.relationship"])]),
+        ("Coverage", coverage(**{"class": [{"value": "G1"}]}), [("invalid", ["Coverage.class"])]),
         (
             "Coverage",
             {"resourceType": "Coverage"},
@@ -262,8 +276,19 @@ def test_validation_collects_every_issue_with_its_path(
 
 @pytest.mark.parametrize("rtype", ["Patient", "Account", "Coverage"])
 def test_valid_resources_of_each_type_are_created(client: Client, rtype: str) -> None:
-    bodies = {"Patient": patient(), "Account": {**patient(), "resourceType": "Account", "status": "on-hold"}}
-    assert client.post(f"/fhir/{rtype}", json=bodies.get(rtype, coverage())).status_code == 201
+    bodies = {
+        "Patient": patient(gender="unknown", birthDate="1980-04", name=[{"family": "x"}]),
+        "Account": {
+            **patient(),
+            "resourceType": "Account",
+            "status": "on-hold",
+            "subject": [{"reference": "Patient/1"}],
+        },
+    }
+    full_coverage = coverage(
+        order=2, relationship={"coding": [{"code": "self"}]}, **{"class": [{"type": {}, "value": "G"}]}
+    )
+    assert client.post(f"/fhir/{rtype}", json=bodies.get(rtype, full_coverage)).status_code == 201
 
 
 @pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b""])
