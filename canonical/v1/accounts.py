@@ -36,7 +36,13 @@ class Guarantor(Canonical, kw_only=True, frozen=True):
 class AccountDetails(Canonical, kw_only=True, frozen=True):
     """The body of ``PUT /v1/accounts/{account_number}``: the account number comes from the path."""
 
-    facility: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,20}$(?!\n)")]
+    facility: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^[A-Za-z0-9_-]{1,20}$(?!\n)",
+            description="The facility holding the account; it names the account in the EHR, so it cannot change",
+        ),
+    ]
     patient: Person
     guarantor: Guarantor | None = None
     coverages: Annotated[list[Coverage], msgspec.Meta(max_length=3)] = []

@@ -150,6 +150,11 @@ def taken_problem(taken: ResourceTaken) -> ProblemError:
 # where one kind can be refused for different reasons, by kind and reason.
 _TAKEN: dict[str | tuple[str, str], str] = {
     "account": "this account number belongs to another client",
+    "account-facility": "this account number belongs to another client",
+    ("account-facility", "exists with another body"): (
+        "this account is held at another facility; its facility names it in the EHR and cannot change, "
+        "so open the account at the new facility under a number of its own"
+    ),
     "claim": (
         "a claim with this claim_id was already submitted; send frequency_code 7 (replace) or 8 (void), "
         "with the payer's payer_claim_number"

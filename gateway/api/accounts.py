@@ -59,6 +59,10 @@ class AccountController(Controller):
         account = PatientAccount(account_number=account_number, **_fields(data))
         payload = encode(account)
         transaction_id = new_id("txn")
+        # The EHR namespaces an account's identifiers by its facility: the same number under another
+        # facility would make a second Patient, Account and Coverages there beside the first, still
+        # active. So an account keeps the facility it was first stored with (409 otherwise).
+        facility = new_resource("account-facility", account_number, client_id, data.facility, transaction_id)
         return await accept_work(
             request,
             hub,
@@ -68,6 +72,8 @@ class AccountController(Controller):
                 Delivery("ehr", "sync_account", payload),
                 Delivery("erp", "upsert_customer", payload),
             ],
+            extra_resources=[facility],
+            only_if={(facility.kind, facility.id): "unchanged"},
         )
 
     @get(

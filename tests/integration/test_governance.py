@@ -65,6 +65,20 @@ def test_a_journal_reference_is_its_first_clients(api: httpx.Client, hub: Servic
         assert _problem(beta, 409)["detail"] == "another client posted a journal with this external_reference"
 
 
+def test_an_account_keeps_its_facility(api: httpx.Client, hub: Service) -> None:
+    """The EHR names an account's resources by facility: the same number under another facility
+    would be a second patient there, so it is refused; the same facility is an update as before."""
+    number = f"ACC-F{uuid.uuid4().hex[:8]}"
+    assert api.put(f"/v1/accounts/{number}", json=factories.account_details()).status_code == 202
+    renamed = factories.account_details(family="Rivera-Cruz")
+    assert api.put(f"/v1/accounts/{number}", json=renamed).status_code == 202
+    moved = _problem(api.put(f"/v1/accounts/{number}", json={**renamed, "facility": "EAST"}), 409)
+    assert str(moved["detail"]).startswith("this account is held at another facility")
+    beta = httpx.put(f"{hub.url}/v1/accounts/{number}", json=renamed, headers={"X-API-Key": BETA_KEY})
+    assert _problem(beta, 409)["detail"] == "this account number belongs to another client"
+    assert api.get(f"/v1/accounts/{number}").json()["account"]["patient"]["name"]["family"] == "Rivera-Cruz"
+
+
 def test_413_415_and_json_shape_limits(api: httpx.Client) -> None:
     _problem(api.post("/v1/journals", content=b"x" * 300_000, headers={"content-type": "application/json"}), 413)
     _problem(api.post("/v1/journals", content=b"{}", headers={"content-type": "text/csv"}), 415)
