@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,11 @@ _IDEMPOTENT_METHODS = frozenset({"POST"})
 _WWW_AUTHENTICATE = 'ApiKey header="X-API-Key", Bearer realm="billing-hub"'
 # Keys whose values are client-chosen business identifiers are audited as hashes, not as themselves.
 _HASHED_PATH_PARAMS = frozenset({"account_number", "claim_id"})
+# The hub's own ids (gateway.ids: a prefix and 26 base32 characters) are audited as they are. Any other
+# value of another parameter is whatever the client put in the path, refused by the route's pattern
+# afterwards (a member id or a patient's name where a transaction id belongs): a keyed tag, like the
+# business identifiers.
+_HUB_ID = re.compile(r"[a-z]{3}_[0-9a-z]{26}")
 
 
 # Where the middleware leaves the IdempotentRequest in the scope's state for the route handler.
@@ -510,7 +516,8 @@ def _audit_entry(
     params: dict[str, Any] = scope.get("path_params") or {}
     resource_id: str | None = None
     for name, value in params.items():
-        resource_id = phi_hash(str(value)) if name in _HASHED_PATH_PARAMS else str(value)
+        text = str(value)
+        resource_id = text if name not in _HASHED_PATH_PARAMS and _HUB_ID.fullmatch(text) else phi_hash(text)
     transaction_id = location.rsplit("/", 1)[-1] if location else None
     status = status or 500
     return AuditEntry(

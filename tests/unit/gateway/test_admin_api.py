@@ -207,3 +207,35 @@ def test_the_default_policy_holds_a_bulk_replay_to_its_idempotency_key(default_p
     other = client.post("/v1/admin/dead-letters/replay", json={"target": "ehr"}, headers=key)
     assert other.status_code == 422, other.text
     assert other.json()["type"] == "urn:billing-hub:problem:unprocessable-content"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/transactions/{phi}",
+        "/v1/journals/{phi}",
+        "/v1/remittances/{phi}",
+        "/v1/remittances/acknowledgements/{phi}",
+        "/v1/accounts/{phi}",
+        "/v1/claims/{phi}/status",
+    ],
+)
+def test_a_path_parameter_that_is_not_a_hub_id_is_audited_as_a_tag(client: TestClient[Any], path: str) -> None:
+    """A client can put anything in a path, a member id or a patient's name included: the audit trail,
+    kept for good, holds the hub's own ids as they are and anything else only as a keyed tag."""
+    phi = "MEMSENTINEL0042"
+    assert client.get(path.format(phi=phi)).status_code in (400, 404)
+    replay = client.post(f"/v1/admin/dead-letters/{phi}/replay")
+    assert replay.status_code == 400, replay.text
+    audit = client.get("/v1/admin/audit", params={"limit": 500})
+    assert phi not in audit.text
+    tags = [r["resource_id"] for r in audit.json()["records"] if r["operation"] != "getAuditRecords"]
+    assert [tag[:4] for tag in tags] == ["phi:", "phi:"], tags
+
+
+def test_a_hub_id_in_a_path_is_audited_as_it_is(client: TestClient[Any]) -> None:
+    accepted = client.post("/v1/journals", json=factories.journal())
+    transaction_id = accepted.json()["id"]
+    assert client.get(f"/v1/transactions/{transaction_id}").status_code == 200
+    records = client.get("/v1/admin/audit", params={"operation": "getTransaction"}).json()["records"]
+    assert [r["resource_id"] for r in records] == [transaction_id]
