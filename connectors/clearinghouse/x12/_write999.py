@@ -4,7 +4,8 @@ One transaction set per acknowledged functional group (AK1 ... AK9), one AK2 ...
 acknowledged transaction set. Issues become:
 
 - ``IK3`` (segment id, position in the set, loop id when known and it fits IK303's four characters,
-  IK304 code) for a segment problem;
+  IK304 code) for a segment problem; a segment "id" that has no segment id's form is input text (a
+  delimiter inside a value split it there) and is not repeated: IK301 stays empty;
   an issue with an ``element`` becomes an ``IK4`` (position ``element:component``, IK403 code)
   under an IK3 with IK304 ``8`` (segment has data element errors). Issues about one segment share
   one IK3.
@@ -37,6 +38,7 @@ from connectors.clearinghouse.x12._writer import (
     TransactionSet,
     WrittenInterchange,
     build_interchange,
+    is_segment_id,
     seg,
 )
 
@@ -111,7 +113,11 @@ def _segment_loops(issues: Iterable[SegmentIssue]) -> list[Segment]:
     for issue in issues:
         grouped.setdefault((issue.segment_id, issue.position, issue.loop_id), []).append(issue)
     segments: list[Segment] = []
-    for (segment_id, position, found_loop), found in grouped.items():
+    for (tag, position, found_loop), found in grouped.items():
+        # The reader takes a segment's id from the input: where a delimiter turned up inside a value
+        # (a segment terminator in a patient's name), the "id" is that value's text. IK301 is left
+        # empty then; IK302 and IK304 still say where and what.
+        segment_id = tag if is_segment_id(tag) else None
         loop_id = found_loop if found_loop and len(found_loop) <= _MAX_LOOP_ID else None
         segment_codes = [issue.code for issue in found if issue.element is None]
         element_issues = [issue for issue in found if issue.element is not None]

@@ -227,3 +227,14 @@ def test_pyx12_rejects_a_broken_999():
     assert validate(text).valid
     assert not validate(text.replace("IK5*A~", "IK5*Q~")).valid
     assert not validate(text.replace("AK9*A*1*1*1~", "AK9*A*1*1~")).valid
+
+
+@pytest.mark.parametrize("tag", ["Doerivera", "qvf", "9QV", "JANE DOE"])
+def test_a_segment_id_that_is_no_segment_id_is_not_repeated(tag):
+    """Where a delimiter turned up inside a value (a segment terminator in a patient's name), the
+    reader's "segment id" is that value's text: the 999 says where (IK302) and what (IK304), not it."""
+    ack = functional_ack("HP", "7001", "005010X221A1", [set_ack("0001", "R", [issue(tag, 21, "6")], code="835")])
+    text = write([ack])
+    assert tag not in text
+    ik3 = next(s for s in split(text) if s[0] == "IK3")
+    assert ik3 == ["IK3", "", "21", "", "6"]
