@@ -59,8 +59,21 @@ class _Bundle(msgspec.Struct):
 _FHIR_ID = re.compile(r"[A-Za-z0-9.-]{1,64}")
 
 
+# FHIR R4 IssueType (http://hl7.org/fhir/issue-type), a closed value set. An EHR that echoes the
+# request can put any text in ``issue.code`` too (the patient it choked on): only these are kept.
+_ISSUE_TYPES = frozenset(
+    (  # noqa: SIM905 - one readable block of codes
+        "invalid structure required value invariant security login unknown expired forbidden "
+        "suppressed processing not-supported duplicate multiple-matches not-found deleted too-long "
+        "code-invalid extension too-costly business-rule conflict transient lock-error no-store "
+        "exception timeout incomplete throttled informational"
+    ).split()
+)
+
+
 def _issue_code(response: httpx.Response) -> str | None:
-    """OperationOutcome issue codes only; diagnostics text can quote patient data."""
+    """OperationOutcome issue codes only, and only the IssueType ones; diagnostics text can quote
+    patient data."""
     try:
         body = msgspec.json.decode(response.content)
     except msgspec.DecodeError:
@@ -68,7 +81,8 @@ def _issue_code(response: httpx.Response) -> str | None:
     issues = body.get("issue") if isinstance(body, dict) else None
     if not isinstance(issues, list):
         return None
-    return ",".join(sorted({str(i.get("code")) for i in issues if isinstance(i, dict) and i.get("code")})) or None
+    codes = {i.get("code") for i in issues if isinstance(i, dict)}
+    return ",".join(sorted(code for code in codes if isinstance(code, str) and code in _ISSUE_TYPES)) or None
 
 
 class FhirEhrConnector(HttpConnector):

@@ -7,6 +7,7 @@ with the original document instead of posting twice.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import httpx
@@ -34,6 +35,11 @@ class _Customer(msgspec.Struct):
     created: bool = False
 
 
+# The ledger's error codes: capitals then digits (EP01, EU02, SYS01). An ERP that echoes the request
+# can put any text where a code belongs (a customer's name): what has not this form is dropped.
+_ERROR_CODE = re.compile(r"[A-Z]{1,4}[0-9]{1,4}")
+
+
 def _error_codes(response: httpx.Response) -> str | None:
     """The ERP's error codes (EP01, EU02, ...) — codes only, its messages stay out of our records."""
     try:
@@ -43,8 +49,8 @@ def _error_codes(response: httpx.Response) -> str | None:
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list):
         return None
-    codes = sorted({str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")})
-    return ",".join(codes) or None
+    codes = {e.get("code") for e in errors if isinstance(e, dict)}
+    return ",".join(sorted(c for c in codes if isinstance(c, str) and _ERROR_CODE.fullmatch(c))) or None
 
 
 class LedgerErpConnector(HttpConnector):
