@@ -8,6 +8,7 @@ category) is a rejection, not something to retry.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Protocol, runtime_checkable
 
 import httpx
@@ -24,6 +25,7 @@ from connectors.clearinghouse.x12 import (
     Read277,
     StatusInquiry,
     X12Error,
+    is_segment_id,
     read_277,
     read_999,
     write_276,
@@ -77,14 +79,27 @@ def _by_kind(body: bytes) -> dict[str, bytes]:
     return found
 
 
+# IK304, IK403 and AK905 codes: one to three letters or digits. A 999 is the clearinghouse's text,
+# and one that repeats input where a code or a segment id belongs (a name split off by a stray
+# delimiter) must not carry it into our delivery errors: what has not the form is not kept.
+_ACK_CODE = re.compile(r"[A-Z0-9]{1,3}")
+
+
+def _code(text: str) -> str:
+    return text if _ACK_CODE.fullmatch(text) else "?"
+
+
 def _set_rejection(acks: list[FunctionalAck], control_number: str) -> str | None:
     """The 999's verdict on our set: ``None`` when accepted, else a code summary (no values)."""
     for ack in acks:
         if ack.status == "R" and not ack.sets:
-            return f"999 group rejected ({','.join(ack.group_errors) or 'AK9 R'})"
+            return f"999 group rejected ({','.join(map(_code, ack.group_errors)) or 'AK9 R'})"
         for set_ack in ack.sets:
             if set_ack.control_number == control_number and not set_ack.accepted:
-                where = ",".join(f"{i.segment_id}@{i.position}:{i.code}" for i in set_ack.issues[:5])
+                where = ",".join(
+                    f"{i.segment_id if is_segment_id(i.segment_id) else '?'}@{i.position}:{_code(i.code)}"
+                    for i in set_ack.issues[:5]
+                )
                 return f"999 rejected the claim set ({where or 'IK5 R'})"
     return None
 
