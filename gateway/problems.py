@@ -247,10 +247,16 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Pr
     return problem_response(request, status, kind, detail, headers=dict(exc.headers or {}))
 
 
+def _logged_route(request: Request[Any, Any, Any]) -> str:
+    """What a log line names a request by: its route template, never the concrete path (it holds an
+    account number or a claim id, and a client may put a member id there), as spans and metrics do."""
+    return route_template(request.scope) or "(unmatched route)"
+
+
 def _on_store_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     """The hub's own store (Redis, or the SQLite file) did not answer: the call may succeed shortly,
     so a 503 with Retry-After, not a 500 (the exception's text can name keys: it is not echoed)."""
-    log.warning("store unavailable (%s) on %s %s", type(exc).__name__, request.method, request.scope["path"])
+    log.warning("store unavailable (%s) on %s %s", type(exc).__name__, request.method, _logged_route(request))
     return problem_response(
         request,
         503,
@@ -267,7 +273,7 @@ def _on_bad_encoding(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
-    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.scope["path"])
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, _logged_route(request))
     return problem_response(
         request, HTTP_500_INTERNAL_SERVER_ERROR, "internal-error", "the hub failed to process the request"
     )

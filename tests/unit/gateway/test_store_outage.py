@@ -4,6 +4,7 @@ Retry-After, never a 500. The outage is real: a TCP relay in front of the real R
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -105,6 +106,28 @@ def test_reads_answer_503_while_the_store_is_gone(relay: Relay, tmp_path: Path, 
             assert answer.status_code == 503, (path, answer.text)
             assert answer.headers["retry-after"] == "1"
             assert answer.json()["type"].endswith("upstream-unavailable")
+
+
+def test_the_outage_is_logged_with_the_route_not_the_path(
+    relay: Relay, tmp_path: Path, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A concrete path holds an account number or a claim id (a patient control number), and a
+    client may put a member id there: the log names the route, as spans and metrics do."""
+    database = urlsplit(REDIS_URL).path or "/0"
+    settings = Settings(
+        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp",
+        state_backend="redis", redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix,
+    )  # fmt: skip
+    client: TestClient[Any]
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        client.headers["X-API-Key"] = KEY
+        relay.cut()
+        with caplog.at_level(logging.WARNING, logger="billing_hub"):
+            assert client.get("/v1/claims/PCNSENTINEL77/status").status_code == 503
+    logged = [r.getMessage() for r in caplog.records if r.name == "billing_hub.problems"]
+    assert logged, caplog.text
+    assert "PCNSENTINEL77" not in caplog.text
+    assert any("/v1/claims/{claim_id}/status" in line for line in logged), logged
 
 
 def test_the_dispatcher_outlives_an_outage_of_its_store(
