@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["new_id"]
+__all__ = ["new_id", "new_id_off_loop"]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
@@ -42,3 +42,10 @@ _RANDOM = _RandomPool()
 def new_id(prefix: str) -> str:
     """``prefix_`` + 10 chars of milliseconds + 16 chars (80 bits) of randomness."""
     return f"{prefix}_{_base32(time.time_ns() // 1_000_000, 10)}{_base32(_RANDOM.take80(), 16)}"
+
+
+def new_id_off_loop(prefix: str) -> str:
+    """``new_id`` for a worker thread: the pool is the event loop's alone (two threads taking from it
+    at once could be handed the same randomness), so this asks the operating system each time."""
+    random80 = int.from_bytes(os.urandom(10), "big")
+    return f"{prefix}_{_base32(time.time_ns() // 1_000_000, 10)}{_base32(random80, 16)}"
