@@ -46,6 +46,17 @@ _INTERNAL = "internal"
 # How often held deliveries are checked for a finished predecessor that did not release them (a
 # process of an earlier release, during a rolling upgrade): rare, and cheap when nothing is wrong.
 REPAIR_ORDER_EVERY_S = 30.0
+# An attempt must end, and be recorded, while its lease holds: past it, the entry is claimed again
+# and delivered a second time while this attempt runs, and this attempt's result is dropped. A
+# connector's timeout bounds one request, not an operation that makes several (the EHR's account
+# sync makes up to five), so the dispatcher bounds the attempt itself, leaving part of the lease
+# (a fifth, at most this many seconds) for recording it.
+RECORD_MARGIN_S = 5.0
+
+
+def attempt_limit_s(lease_s: float) -> float:
+    """How long one delivery attempt may run under a lease of ``lease_s`` seconds."""
+    return lease_s - min(lease_s / 5, RECORD_MARGIN_S)
 
 
 class Dispatcher:
@@ -131,6 +142,8 @@ class Dispatcher:
         free = self.settings.dispatch_concurrency - len(self._in_flight)
         if free <= 0:
             return
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + attempt_limit_s(self.settings.lease_s)  # taken before the lease is
         entries = await self.store.claim_due(
             time.time(), min(free, self.settings.dispatch_batch), self.settings.lease_s, self.owner
         )
@@ -139,7 +152,7 @@ class Dispatcher:
         # such ties by insertion order, so without this the same entry would be the probe every time
         # and spend its whole budget during an outage while the others never got an attempt.
         for entry in sorted(entries, key=lambda e: e.budget_attempts):
-            task = asyncio.get_running_loop().create_task(self._deliver(entry))
+            task = loop.create_task(self._deliver(entry, ends_at))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
 
@@ -161,7 +174,8 @@ class Dispatcher:
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
 
-    async def _deliver(self, entry: OutboxRecord) -> None:
+    async def _deliver(self, entry: OutboxRecord, ends_at: float) -> None:
+        """One attempt, which must end by ``ends_at`` (event-loop time): while the lease holds."""
         breaker = self.breakers.get(entry.target)
         if breaker is not None and not breaker.allow():
             await self._give_back(entry, time.time() + max(breaker.retry_in(), 0.05))
@@ -175,7 +189,7 @@ class Dispatcher:
                 span.set_attribute("billing_hub.attempt", entry.attempts)
                 attempt_token = ATTEMPT.set(entry.attempts)
                 try:
-                    result = await self._call(entry)
+                    result = await self._call(entry, ends_at)
                 finally:
                     ATTEMPT.reset(attempt_token)
         except asyncio.CancelledError:
@@ -220,18 +234,26 @@ class Dispatcher:
             },
         )
 
-    async def _call(self, entry: OutboxRecord) -> DeliveryResult:
+    async def _call(self, entry: OutboxRecord, ends_at: float) -> DeliveryResult:
         connector = self.connectors.get(entry.target)
         if connector is None:
             raise ConnectorError(f"no connector configured for target {entry.target!r}")
         operation = connector.operations.get(entry.operation)
         if operation is None:
             raise ConnectorError(f"{entry.target} offers no operation {entry.operation!r}")
+        deadline = asyncio.timeout_at(ends_at)
         try:
-            return await operation.handler(decode(entry.payload, operation.payload_type), entry.external_ref)
+            async with deadline:
+                return await operation.handler(decode(entry.payload, operation.payload_type), entry.external_ref)
         except ConnectorError:
             raise
         except Exception as exc:
+            if deadline.expired():  # a slow target, as a timeout is: retried, and counted by the breaker
+                raise RetriableError(
+                    f"{entry.target}: the delivery did not finish within its lease "
+                    f"({self.settings.lease_s:g} s, BILLING_HUB_LEASE_S)",
+                    code="lease",
+                ) from None
             log.error("delivery %s raised %s", entry.id, type(exc).__name__)
             raise RetriableError(f"internal error ({type(exc).__name__})", code=_INTERNAL) from None
 
