@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -10,6 +12,7 @@ from litestar import Request
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter
+from redis.exceptions import RedisError
 
 from gateway.api._response import JsonView, documented
 from gateway.governance import (
@@ -42,7 +45,11 @@ __all__ = [
     "taken_problem",
 ]
 
+log = logging.getLogger("billing_hub.api")
+
 API_KEY_HEADER = "X-API-Key"
+# The hub's own store failing (Redis gone or slow, the SQLite file locked or unreadable).
+_STORE_FAILURES = (RedisError, sqlite3.Error, OSError)
 # Declared by each write handler so the OpenAPI document names it; accept_work reads every line itself.
 PreferHeader = Annotated[
     str | None,
@@ -208,7 +215,13 @@ async def accept_work(
     records.written(request)
     if wait_s is None:
         return answer
-    view = transaction_view(*await hub.settle(transaction.id, wait_s))
+    try:
+        view = transaction_view(*await hub.settle(transaction.id, wait_s))
+    except _STORE_FAILURES as exc:
+        # The work and its records are stored: the answer is the 202 they hold (and a retry with the
+        # same Idempotency-Key replays), never a 503 that tells the client to send the work again.
+        log.warning("store failed (%s) while %s waited; answering its 202", type(exc).__name__, transaction.id)
+        return answer
     final = view.state in ("completed", "failed")
     applied = (b"preference-applied", f"wait={wait_s:g}".encode())
     return JsonView(view, status=200 if final else 202, headers=[location, applied])

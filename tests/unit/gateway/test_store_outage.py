@@ -148,3 +148,32 @@ def test_the_dispatcher_outlives_an_outage_of_its_store(
         relay.restore()
         done = client.post("/v1/journals", json=factories.journal(), headers={"Prefer": "wait=10"})
         assert (done.status_code, done.json()["state"]) == (200, "completed"), done.text
+
+
+def test_a_write_whose_wait_loses_the_store_answers_the_202_it_stored(
+    relay: Relay, tmp_path: Path, redis_prefix: str
+) -> None:
+    """``Prefer: wait`` stores the work first, then reads the transaction until it is done. When the
+    store goes away during that wait, the work is stored all the same: the answer is its 202 with
+    ``Location``, not a 503 that tells the client to send it again (which would store it twice)."""
+    database = urlsplit(REDIS_URL).path or "/0"
+    settings = Settings(
+        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp",
+        state_backend="redis", redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix,
+    )  # fmt: skip
+    client: TestClient[Any]
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        client.headers["X-API-Key"] = KEY
+        cut = threading.Timer(1.0, relay.cut)  # no dispatcher: the wait reads the store until its end
+        cut.start()
+        try:
+            answer = client.post("/v1/journals", json=factories.journal(), headers={"Prefer": "wait=4"})
+        finally:
+            cut.join()
+        assert answer.status_code == 202, answer.text
+        href = answer.headers["location"]
+        assert answer.json()["state"] == "accepted"
+        relay.restore()
+        stored = client.get(href)
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["id"] == answer.json()["id"]
