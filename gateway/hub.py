@@ -209,9 +209,21 @@ class Hub:
             snapshot = await self._snapshot(transaction_id)
             if not wait_s or self._draining.is_set() or snapshot[0].state in ("completed", "failed"):
                 return snapshot
+            # Our dispatcher resolves the future when it finishes the work; another process on this
+            # store (a second hub, a dispatch worker) may finish it instead, and tells us nothing: so
+            # the store is looked at too, every _POLL_MAX_S.
+            deadline = time.monotonic() + wait_s
             draining = asyncio.ensure_future(self._draining.wait())
             try:
-                await asyncio.wait((future, draining), timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+                while (left := deadline - time.monotonic()) > 0:
+                    done, _ = await asyncio.wait(
+                        (future, draining), timeout=min(left, _POLL_MAX_S), return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if done:
+                        break
+                    snapshot = await self._snapshot(transaction_id)
+                    if snapshot[0].state in ("completed", "failed"):
+                        return snapshot
             finally:
                 draining.cancel()
             return await self._snapshot(transaction_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -29,6 +30,7 @@ from tests.integration._harness import (
     cleanup,
     clear_faults,
     erp_holding,
+    erp_references,
     erp_requests,
     hub_env,
     poll,
@@ -254,3 +256,39 @@ def test_one_idempotency_record_across_instances(tight_pair: tuple[Proc, Proc]) 
         mismatch = api_b.post("/v1/journals", json=other, headers={"Idempotency-Key": key})
         assert mismatch.status_code == 422, mismatch.text
         assert mismatch.headers["content-type"].startswith("application/problem+json")
+
+
+def test_prefer_wait_answers_when_the_other_instance_delivered(tmp_path: Path, prefix: str) -> None:
+    """A ``Prefer: wait`` request waits for its own dispatcher to say the work is done; when the
+    other instance delivered it, nothing here said so, and the answer came at the end of the wait."""
+    erp = Proc.erp(tmp_path).start()
+    shared = {
+        "BILLING_HUB_STATE_BACKEND": "redis",
+        "BILLING_HUB_REDIS_URL": REDIS_URL,
+        "BILLING_HUB_REDIS_PREFIX": prefix,
+        "BILLING_HUB_CONNECTOR_TIMEOUT_S": "20",
+        "BILLING_HUB_LEASE_S": "30",
+        "BILLING_HUB_SHUTDOWN_GRACE_S": "1",
+    }
+    # A delivers one thing at a time, and is kept busy by a slow ERP customer upsert.
+    hub_a = Proc.hub("hub-a", tmp_path, hub_env(erp.url, tmp_path / "hub-a", BILLING_HUB_DISPATCH_CONCURRENCY="1",
+                                                 **shared))  # fmt: skip
+    hub_b = Proc.hub("hub-b", tmp_path, hub_env(erp.url, tmp_path / "hub-b", **shared))
+    with ExitStack() as stack:
+        stack.enter_context(cleanup(erp, hub_a, hub_b))
+        hub_a.start()
+        api_a = stack.enter_context(hub_a.client(timeout_s=30))
+        set_faults(erp, latency_ms=15_000, path_prefix="/erp/customers/")
+        assert api_a.put("/v1/accounts/ACC-BUSY-1", json=factories.account_details()).status_code == 202
+        poll(
+            "hub A's slow customer upsert to reach the ERP",
+            lambda: any(r["path"] == "/erp/customers/ACC-BUSY-1" for r in erp_requests(erp)),
+            timeout_s=10,
+        )
+        hub_b.start()  # only now: the upsert is A's, and B has room to deliver
+        started = time.monotonic()
+        waited = api_a.post("/v1/journals", json=factories.journal("wait-across-1"), headers={"Prefer": "wait=8"})
+        elapsed = time.monotonic() - started
+        assert (waited.status_code, waited.json()["state"]) == (200, "completed"), waited.text
+        assert erp_references(erp) == ["wait-across-1"]  # B delivered it: A had no free slot
+        assert elapsed < 4, f"answered after {elapsed:.1f} s of an 8 s wait"
