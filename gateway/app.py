@@ -19,7 +19,13 @@ from gateway.api.v1 import v1_router
 from gateway.governance import takes_idempotency_key
 from gateway.governance_state import Governance
 from gateway.hub import Hub
-from gateway.openapi import MoneySchemaPlugin, close_canonical_schemas, document_idempotency_keys, openapi_config
+from gateway.openapi import (
+    MoneySchemaPlugin,
+    close_canonical_schemas,
+    document_idempotency_keys,
+    openapi_config,
+    state_the_bounds,
+)
 from gateway.problems import exception_handlers
 from gateway.runtime import Runtime, open_runtime
 from gateway.settings import Settings, load_settings
@@ -114,6 +120,7 @@ def create_app(
         logging_config=None,
     )
     close_canonical_schemas(app)
+    state_the_bounds(app)
     document_idempotency_keys(app, keyed_operations(app))
     app.state.telemetry = telemetry
     # Outermost, so that routing (and its 404s) happens inside the server span and the timer.

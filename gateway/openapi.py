@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Parameter, Schema
 from litestar.openapi.spec.enums import OpenAPIType
+from litestar.params import QueryParameter
 from litestar.plugins import OpenAPISchemaPlugin
+from litestar.routes import HTTPRoute
 from litestar.typing import FieldDefinition
 
 from canonical import Amount, Canonical, Money, Quantity, money_pattern, quantity_pattern
@@ -22,6 +26,7 @@ __all__ = [
     "document_idempotency_keys",
     "openapi_config",
     "openapi_document",
+    "state_the_bounds",
     "write_openapi",
 ]
 
@@ -77,8 +82,124 @@ def close_canonical_schemas(app: Litestar) -> None:
     schemas = app.openapi_schema.components.schemas or {}
     strict = _strict_structs()
     for name, schema in schemas.items():
-        if name in strict:
+        if name in strict or name in _CLOSED_BODIES:
             schema.additional_properties = False
+
+
+# Request bodies of the hub's own (not canonical) that refuse unknown fields all the same.
+_CLOSED_BODIES = frozenset({"ReplayFilter"})
+_BOUNDS = ("minimum", "maximum", "exclusive_minimum", "exclusive_maximum")
+_JSON_NAMES = {"exclusive_minimum": "exclusiveMinimum", "exclusive_maximum": "exclusiveMaximum"}
+
+
+def state_the_bounds(app: Litestar) -> None:
+    """Say every bound the hub enforces, as it enforces it. Litestar drops a bound of 0 on a query
+    parameter (``ge=0``: a falsy value), a bound inside a list's items or an optional field of a
+    Struct, and writes integer bounds as floats (2**62 as 4.611686018427388e+18, which a reader cannot
+    tell from 2**62 + 1). Contract tests read the document: each of these made them send values the
+    hub refuses as valid, or the reverse."""
+    _query_bounds(app)
+    _struct_bounds(app)
+    for found in _schemas(app.openapi_schema):
+        if found.type == OpenAPIType.INTEGER:
+            for bound in _BOUNDS:
+                value = getattr(found, bound)
+                if isinstance(value, float) and value.is_integer():
+                    setattr(found, bound, int(value))
+
+
+def _query_bounds(app: Litestar) -> None:
+    handlers = {
+        h.operation_id: h
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for h in route.route_handlers
+        if isinstance(h.operation_id, str)  # the hub names every operation; Litestar's OPTIONS has none
+    }
+    for item in (app.openapi_schema.paths or {}).values():
+        for operation in (item.get, item.post, item.put, item.patch, item.delete):
+            if operation is None or operation.operation_id not in handlers:
+                continue
+            handler = handlers[operation.operation_id]
+            declared = {
+                (field.kwarg_definition.query or name): field.kwarg_definition
+                for name, field in handler.parsed_fn_signature.parameters.items()
+                if isinstance(field.kwarg_definition, QueryParameter)
+            }
+            for parameter in operation.parameters or []:
+                if not isinstance(parameter, Parameter) or not isinstance(parameter.schema, Schema):
+                    continue
+                kwarg = declared.get(parameter.name)
+                if kwarg is None:
+                    continue
+                for bound, value in (("minimum", kwarg.ge), ("maximum", kwarg.le)):
+                    if value is not None and getattr(parameter.schema, bound) is None:
+                        setattr(parameter.schema, bound, value)
+
+
+def _struct_bounds(app: Litestar) -> None:
+    schemas = app.openapi_schema.components.schemas or {}
+    for name, cls in _our_structs().items():
+        schema = schemas.get(name)
+        if schema is None:
+            continue
+        component = msgspec.json.schema(cls, schema_hook=_no_bounds)["$defs"][name]
+        for field, wanted in component.get("properties", {}).items():
+            found = (schema.properties or {}).get(field)
+            if isinstance(found, Schema):
+                _fill_bounds(found, wanted)
+
+
+def _no_bounds(_: Any) -> dict[str, Any]:
+    """What msgspec is told of the money types, which it cannot describe: their bounds are the
+    MoneySchemaPlugin's (patterns), so nothing of theirs is copied."""
+    return {"type": "string"}
+
+
+def _our_structs() -> dict[str, type[msgspec.Struct]]:
+    """The hub's Structs by name, where the name is one Struct's alone (a component's name)."""
+    found: dict[str, list[type[msgspec.Struct]]] = {}
+    pending: list[type[Any]] = [msgspec.Struct]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.split(".")[0] in ("canonical", "gateway", "policies", "connectors"):
+            found.setdefault(cls.__name__, []).append(cls)
+    return {name: classes[0] for name, classes in found.items() if len(classes) == 1}
+
+
+def _fill_bounds(schema: Schema, wanted: dict[str, Any]) -> None:
+    """Copy the bounds msgspec's own schema of a field gives into Litestar's, where it left them out:
+    at the top, in a list's items, and in the matching member of an optional field's oneOf."""
+    for bound in _BOUNDS:
+        key = _JSON_NAMES.get(bound, bound)
+        if (
+            key in wanted
+            and getattr(schema, bound) is None
+            and schema.type in (OpenAPIType.INTEGER, OpenAPIType.NUMBER)
+        ):
+            setattr(schema, bound, wanted[key])
+    if isinstance(schema.items, Schema) and isinstance(wanted.get("items"), dict):
+        _fill_bounds(schema.items, wanted["items"])
+    for member in schema.one_of or []:
+        for option in wanted.get("anyOf", []):
+            if isinstance(member, Schema) and option.get("type") == getattr(member.type, "value", member.type):
+                _fill_bounds(member, option)
+
+
+def _schemas(node: Any) -> Iterator[Schema]:
+    """Every Schema in a part of the document (its spec objects are dataclasses)."""
+    if isinstance(node, Schema):
+        yield node
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        for field in dataclasses.fields(node):
+            yield from _schemas(getattr(node, field.name))
+    elif isinstance(node, list | tuple):
+        for value in node:
+            yield from _schemas(value)
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _schemas(value)
 
 
 _IDEMPOTENCY_KEY = Parameter(
