@@ -8,7 +8,7 @@ from litestar import Controller, Request, get, put
 from litestar.params import JSONBody, Parameter
 
 from canonical import encode
-from canonical.v1 import AccountDetails, PatientAccount
+from canonical.v1 import AccountDetails, PatientAccount, PersonName
 from gateway.api._body import CanonicalBody
 from gateway.api._common import (
     ACCEPTED_RESPONSES,
@@ -23,6 +23,7 @@ from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.api._response import JsonView
 from gateway.hub import Delivery
 from gateway.ids import new_id
+from gateway.problems import FieldError, ProblemError
 from gateway.views import AccountView, timestamp
 
 __all__ = ["AccountController"]
@@ -56,6 +57,7 @@ class AccountController(Controller):
         client_id = caller_id(request)
         # Account numbers are global in the EHR: another client's account is not ours to change. The
         # store refuses it inside the write (409), where a concurrent writer cannot slip past.
+        _check_consistent(data)
         account = PatientAccount(account_number=account_number, **_fields(data))
         payload = encode(account)
         transaction_id = new_id("txn")
@@ -94,6 +96,43 @@ class AccountController(Controller):
             erp_customer_number=results.get("erp", {}).get("customer_number"),
             updated_at=timestamp(record.updated_at),
         )
+
+
+_PRIORITIES = ("primary", "secondary", "tertiary")
+
+
+def _check_consistent(details: AccountDetails) -> None:
+    """Rules across fields, for what is sent from now on. They live here rather than in the Struct,
+    which also decodes what an older hub stored: such an account must stay readable.
+
+    A secondary payer pays after a primary one (coordination of benefits), so a secondary coverage
+    without a primary, or a tertiary without a secondary, is not an order the EHR or a claim can
+    use. A guarantor who is the patient (relationship ``self``) bears the patient's name: the ERP
+    names the customer after the guarantor and gives it the patient's address."""
+    held = {coverage.priority for coverage in details.coverages}
+    for index, coverage in enumerate(details.coverages):
+        missing = [p for p in _PRIORITIES[: _PRIORITIES.index(coverage.priority)] if p not in held]
+        if missing:
+            message = f"a {coverage.priority} coverage needs a {missing[0]} one"
+            raise ProblemError(
+                400,
+                "validation-error",
+                f"{message}: list the account's coverages from its primary on",
+                errors=[FieldError(path=f"$.coverages[{index}].priority", message=message)],
+            )
+    guarantor, patient = details.guarantor, details.patient.name
+    if guarantor is not None and guarantor.relationship == "self" and _folded(guarantor.name) != _folded(patient):
+        message = "a guarantor who is the patient (relationship self) bears the patient's name"
+        raise ProblemError(
+            400,
+            "validation-error",
+            f"{message}; name someone else with their relationship to the patient",
+            errors=[FieldError(path="$.guarantor", message=message)],
+        )
+
+
+def _folded(name: PersonName) -> tuple[str, str]:
+    return name.family.strip().casefold(), name.given.strip().casefold()
 
 
 def _fields(details: AccountDetails) -> dict[str, Any]:

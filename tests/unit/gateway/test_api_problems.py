@@ -187,6 +187,42 @@ def test_text_a_person_reads_and_dates_that_cannot_be_ahead_are_checked(
     assert "2999" not in str(problem)  # a birth date is PHI: named, never echoed
 
 
+def _coverage(priority: str) -> dict[str, Any]:
+    return {"payer_id": "87726", "payer_name": "Acme Health", "member_id": "MBR1", "priority": priority}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"coverages": [_coverage("secondary")]}, "$.coverages[0].priority", "needs a primary one"),
+        ({"coverages": [_coverage("primary"), _coverage("tertiary")]}, "$.coverages[1].priority",
+         "needs a secondary one"),
+        ({"guarantor": {"name": {"family": "Smith", "given": "Zed"}, "relationship": "self"}}, "$.guarantor",
+         "bears the patient's name"),
+    ],
+)  # fmt: skip
+def test_an_accounts_coverages_and_guarantor_agree(
+    client: TestClient[Any], changes: dict[str, Any], field: str, message: str
+) -> None:
+    problem = _problem(client.put("/v1/accounts/ACC-C1", json={**factories.account_details(), **changes}), 400,
+                       "validation-error")  # fmt: skip
+    assert [e["path"] for e in problem["errors"]] == [field]
+    assert message in problem["errors"][0]["message"]
+    assert "Smith" not in str(problem)
+    assert "Zed" not in str(problem)
+
+
+def test_a_self_guarantor_may_spell_the_name_in_another_case_and_coverages_come_in_any_order(
+    client: TestClient[Any],
+) -> None:
+    body = {
+        **factories.account_details(family="Rivera", given="Ana"),
+        "guarantor": {"name": {"family": "RIVERA", "given": "ana "}, "relationship": "self"},
+        "coverages": [_coverage("secondary"), _coverage("primary")],
+    }
+    assert client.put("/v1/accounts/ACC-C2", json=body).status_code == 202
+
+
 def test_unknown_ids_are_404(client: TestClient[Any]) -> None:
     _problem(client.get("/v1/journals/jnl_00000000000000000000000000"), 404, "not-found")
     _problem(client.get("/v1/transactions/txn_00000000000000000000000000"), 404, "not-found")
