@@ -46,6 +46,8 @@ _INTERNAL = "internal"
 # How often held deliveries are checked for a finished predecessor that did not release them (a
 # process of an earlier release, during a rolling upgrade): rare, and cheap when nothing is wrong.
 REPAIR_ORDER_EVERY_S = 30.0
+# While a half-open circuit's probe is out, when the deliveries it holds back are looked at again.
+PROBE_WAIT_S = 1.0
 # An attempt must end, and be recorded, while its lease holds: past it, the entry is claimed again
 # and delivered a second time while this attempt runs, and this attempt's result is dropped. A
 # connector's timeout bounds one request, not an operation that makes several (the EHR's account
@@ -178,7 +180,10 @@ class Dispatcher:
         """One attempt, which must end by ``ends_at`` (event-loop time): while the lease holds."""
         breaker = self.breakers.get(entry.target)
         if breaker is not None and not breaker.allow():
-            await self._give_back(entry, time.time() + max(breaker.retry_in(), 0.05))
+            # Open: back when the cool-down ends. Half-open with the probe out: retry_in() is 0, and
+            # handing every other entry back due at once claimed and released them ~50 times a
+            # second (a write each) until the probe's answer; a second's wait costs little after one.
+            await self._give_back(entry, time.time() + (breaker.retry_in() or PROBE_WAIT_S))
             return
         started = time.time()
         entry.attempts += 1
