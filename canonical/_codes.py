@@ -81,8 +81,11 @@ StatusCategory = Annotated[
 # Free text a person reads (names, addresses, descriptions): no control characters and not blank.
 # "   " as a family name and a NUL inside one were accepted, and reached the EHR as FHIR forbids.
 # C0 and C1 controls are out; "not blank" counts Unicode white space (NBSP, U+3000, ...) as blank, in
-# Python's re and in the ECMA regex of the OpenAPI document alike.
-TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$(?!\n)"
+# Python's re and in the ECMA regex of the OpenAPI document alike, and so are the invisible format
+# marks (zero-width spaces and joiners, direction marks and overrides, word joiner, BOM): a name of
+# nothing but U+202E U+200F shows as blank too.
+_INVISIBLE = r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f" + _INVISIBLE + r"][^\x00-\x1f\x7f-\x9f]*$(?!\n)"
 _TEXT = re.compile(TEXT_PATTERN)
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=TEXT_PATTERN)]
 

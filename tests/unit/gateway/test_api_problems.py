@@ -157,6 +157,8 @@ def _with(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict
          "no control characters"),
         ("/v1/accounts/ACC-T3", _with(factories.account_details(), ("patient", "address", "city"), "\t\t"),
          "$.patient.address.city", "not blank"),
+        ("/v1/accounts/ACC-T7", factories.account_details(family="\u202e\u200f\u200b"), "$.patient.name.family",
+         "not blank"),
         # A coverage's group number (FHIR Coverage.class.value) and a journal's description and memo
         # (the ERP's journal text) are text a person reads too.
         ("/v1/accounts/ACC-T5", _with(factories.account_details(), ("coverages", 0, "group_number"), "G\u0000\u001b"),
