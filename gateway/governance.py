@@ -424,12 +424,19 @@ async def _idempotent(
     except BaseException:
         await governance.idempotency.release(store_key)
         raise
-    if captured.status is not None and captured.status < 500:
-        stored = captured.stored()
-        if stored != request.written:  # else the store wrote this very answer with the transaction
-            await governance.idempotency.complete(store_key, stored, ttl)
-    else:
-        await governance.idempotency.release(store_key)
+    try:
+        if captured.status is not None and captured.status < 500:
+            stored = captured.stored()
+            if stored != request.written:  # else the store wrote this very answer with the transaction
+                await governance.idempotency.complete(store_key, stored, ttl)
+        else:
+            await governance.idempotency.release(store_key)
+    except IdempotencyUnavailable:
+        if captured.status is None:
+            raise
+        # The answer is sent; nothing can be answered now. The record stays as it is: in flight until
+        # its lease runs out, then gone (a retry runs again) or, provisional, replaying its 202.
+        log.warning("idempotency record of %s left unfinished: the store is unavailable", call.operation)
 
 
 # Rate-limit and trace fields belong to the original call, not to a replay.

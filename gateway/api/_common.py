@@ -218,8 +218,10 @@ async def accept_work(
     try:
         view = transaction_view(*await hub.settle(transaction.id, wait_s))
     except _STORE_FAILURES as exc:
-        # The work and its records are stored: the answer is the 202 they hold (and a retry with the
-        # same Idempotency-Key replays), never a 503 that tells the client to send the work again.
+        # The work and its records are stored: the answer is the 202 they hold (a retry with the same
+        # Idempotency-Key replays it once the provisional record's in-flight lease has run out, as
+        # the store cannot finish that record now), never a 503 that tells the client to send the
+        # work again.
         log.warning("store failed (%s) while %s waited; answering its 202", type(exc).__name__, transaction.id)
         return answer
     final = view.state in ("completed", "failed")

@@ -177,3 +177,38 @@ def test_a_write_whose_wait_loses_the_store_answers_the_202_it_stored(
         stored = client.get(href)
         assert stored.status_code == 200, stored.text
         assert stored.json()["id"] == answer.json()["id"]
+
+
+def test_a_keyed_write_whose_wait_loses_the_store_answers_its_202_and_replays_it_later(
+    relay: Relay, tmp_path: Path, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With an ``Idempotency-Key`` the work went in with a provisional record holding the 202. When the
+    store is gone by the time the answer is sent, that record cannot be finished: the answer is still
+    the 202 (not an exception after it), and once the record's in-flight lease has run out a retry
+    replays that 202 instead of storing the work again."""
+    database = urlsplit(REDIS_URL).path or "/0"
+    settings = Settings(
+        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp",
+        state_backend="redis", redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix,
+        max_wait_s=4, idempotency_lease_s=5,
+    )  # fmt: skip
+    body, headers = factories.journal(), {"Prefer": "wait=4", "Idempotency-Key": "lost-store-1"}
+    client: TestClient[Any]
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        client.headers["X-API-Key"] = KEY
+        cut = threading.Timer(1.0, relay.cut)
+        cut.start()
+        try:
+            answer = client.post("/v1/journals", json=body, headers=headers)
+            started = time.monotonic()
+        finally:
+            cut.join()
+        assert answer.status_code == 202, answer.text
+        assert answer.headers["location"] == f"/v1/transactions/{answer.json()['id']}"
+        assert any("idempotency record" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+        relay.restore()
+        time.sleep(max(0.0, 5.5 - (time.monotonic() - started)))  # the provisional record's lease runs out
+        again = client.post("/v1/journals", json=body, headers=headers)
+        assert again.status_code == 202, again.text
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert again.json()["id"] == answer.json()["id"]
