@@ -5,7 +5,7 @@ acknowledged transaction set. Issues become:
 
 - ``IK3`` (segment id, position in the set, loop id when known and it fits IK303's four characters,
   IK304 code) for a segment problem; a segment "id" that has no segment id's form is input text (a
-  delimiter inside a value split it there) and is not repeated: IK301 stays empty;
+  delimiter inside a value split it there) and is not repeated: IK301 (mandatory) says ``UNK``;
   an issue with an ``element`` becomes an ``IK4`` (position ``element:component``, IK403 code)
   under an IK3 with IK304 ``8`` (segment has data element errors). Issues about one segment share
   one IK3.
@@ -47,6 +47,9 @@ __all__ = ["IMPLEMENTATION_999", "ack_transaction", "functional_ack", "write_999
 IMPLEMENTATION_999 = "005010X231A1"
 _ENVELOPE_SEGMENTS = ("ST", "SE")
 _MAX_CODES = 5  # IK502-IK506 and AK905-AK909
+# IK301 for a segment whose "id" is input text: a segment id's form (so the 999 stays valid) that
+# names no X12 segment.
+UNKNOWN_SEGMENT_ID = "UNK"
 _MAX_LOOP_ID = 4  # IK303 is element 447, AN 1-4: "2300" fits, "2010BA" does not and is left out
 
 
@@ -115,9 +118,10 @@ def _segment_loops(issues: Iterable[SegmentIssue]) -> list[Segment]:
     segments: list[Segment] = []
     for (tag, position, found_loop), found in grouped.items():
         # The reader takes a segment's id from the input: where a delimiter turned up inside a value
-        # (a segment terminator in a patient's name), the "id" is that value's text. IK301 is left
-        # empty then; IK302 and IK304 still say where and what.
-        segment_id = tag if is_segment_id(tag) else None
+        # (a segment terminator in a patient's name), the "id" is that value's text, which is not
+        # repeated. IK301 is mandatory, so it says UNKNOWN_SEGMENT_ID then; IK302 and IK304 still say
+        # where and what.
+        segment_id = tag if is_segment_id(tag) else UNKNOWN_SEGMENT_ID
         loop_id = found_loop if found_loop and len(found_loop) <= _MAX_LOOP_ID else None
         segment_codes = [issue.code for issue in found if issue.element is None]
         element_issues = [issue for issue in found if issue.element is not None]

@@ -237,4 +237,5 @@ def test_a_segment_id_that_is_no_segment_id_is_not_repeated(tag):
     text = write([ack])
     assert tag not in text
     ik3 = next(s for s in split(text) if s[0] == "IK3")
-    assert ik3 == ["IK3", "", "21", "", "6"]
+    assert ik3 == ["IK3", "UNK", "21", "", "6"]
+    assert validate(text).valid  # IK301 is mandatory: an empty one made the 999 invalid
