@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get, put
 from litestar.params import JSONBody, Parameter
 
@@ -18,12 +19,14 @@ from gateway.api._common import (
     accept_work,
     caller_id,
     hub_of,
+    taken_problem,
 )
 from gateway.api._resources import load_owned, new_resource, transaction_state
 from gateway.api._response import JsonView
-from gateway.hub import Delivery
+from gateway.hub import Delivery, Hub
 from gateway.ids import new_id
 from gateway.problems import FieldError, ProblemError
+from gateway.store import ResourceTaken
 from gateway.views import AccountView, timestamp
 
 __all__ = ["AccountController"]
@@ -63,7 +66,10 @@ class AccountController(Controller):
         transaction_id = new_id("txn")
         # The EHR namespaces an account's identifiers by its facility: the same number under another
         # facility would make a second Patient, Account and Coverages there beside the first, still
-        # active. So an account keeps the facility it was first stored with (409 otherwise).
+        # active. So an account keeps the facility it was first stored with (409 otherwise): the
+        # store holds it to its reservation inside the write; an account stored before reservations
+        # has none, and is held to the facility in its stored body.
+        await _check_facility_kept(hub, account_number, client_id, data.facility)
         facility = new_resource("account-facility", account_number, client_id, data.facility, transaction_id)
         return await accept_work(
             request,
@@ -96,6 +102,22 @@ class AccountController(Controller):
             erp_customer_number=results.get("erp", {}).get("customer_number"),
             updated_at=timestamp(record.updated_at),
         )
+
+
+class _StoredFacility(msgspec.Struct):
+    facility: str | None = None
+
+
+async def _check_facility_kept(hub: Hub, account_number: str, client_id: str, facility: str) -> None:
+    stored = await hub.store.get_resource("account", account_number)
+    if stored is None or stored.client_id != client_id:
+        return  # a new account, or another client's, which the store refuses in the write
+    try:
+        kept = msgspec.json.decode(stored.body, type=_StoredFacility).facility
+    except msgspec.DecodeError:
+        return  # not ours to judge here: the reservation still holds the account's facility
+    if kept is not None and kept != facility:
+        raise taken_problem(ResourceTaken("account-facility", account_number, "exists with another body"))
 
 
 _PRIORITIES = ("primary", "secondary", "tertiary")
