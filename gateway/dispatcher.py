@@ -51,8 +51,9 @@ PROBE_WAIT_S = 1.0
 # An attempt must end, and be recorded, while its lease holds: past it, the entry is claimed again
 # and delivered a second time while this attempt runs, and this attempt's result is dropped. A
 # connector's timeout bounds one request, not an operation that makes several (the EHR's account
-# sync makes up to five), so the dispatcher bounds the attempt itself, leaving part of the lease
-# (a fifth, at most this many seconds) for recording it.
+# sync makes up to eight: Patient, Account, and per priority a Coverage or a look-up and a cancel),
+# so the dispatcher bounds the attempt itself, leaving part of the lease (a fifth, at most this many
+# seconds) for recording it.
 RECORD_MARGIN_S = 5.0
 
 

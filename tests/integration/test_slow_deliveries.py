@@ -1,8 +1,9 @@
 """Deliveries that take longer than their lease, against a real EHR stub and hub.
 
 A connector's timeout bounds one HTTP request, and start-up checks it is shorter than the lease. An
-operation can make several requests, though: the EHR's ``sync_account`` makes up to five (Patient,
-Account and a Coverage per coverage), each within the timeout, so the delivery as a whole can outlast
+operation can make several requests, though: the EHR's ``sync_account`` makes up to eight (Patient,
+Account, and per priority a Coverage, or a look-up and a cancel of one the account no longer lists),
+each within the timeout, so the delivery as a whole can outlast
 the lease. Then the entry is claimed again while its first attempt still runs, that attempt's result
 is dropped as coming from a lost lease, and so is the next one's: the account was sent to the EHR
 again and again, no attempt was ever recorded, and the transaction stayed ``delivering`` for good.
