@@ -36,7 +36,8 @@ The bench policy (written to the temp dir, ``BILLING_HUB_POLICY_FILE``) is the p
 ``policies/default.toml`` with one bench client (a fresh random key, its SHA-256 in the file, every
 scope) and rate limits far above what one hub process can serve, so no request is refused with 429
 while rate limiting still runs on every call. Redis keys live under a unique
-``BILLING_HUB_REDIS_PREFIX`` per run and are deleted at the end.
+``BILLING_HUB_REDIS_PREFIX`` per run and variant (each variant starts with an empty store) and are
+deleted at the end.
 
 Each route gets a warm-up, then the same measured duration and concurrency. The tables give requests,
 req/s, p50/p99 latency, non-2xx responses, socket errors, the serving process's CPU per request and
@@ -608,17 +609,17 @@ class RedisSide:
     def cpu_seconds(self) -> float | None:
         return cpu_seconds(self.pid) if self.pid else None
 
-    def key_counts(self) -> dict[str, int]:
+    def key_counts(self, sub: str = "") -> dict[str, int]:
         counts = Counter[str]()
-        for key in self.client.scan_iter(match=self.prefix + "*", count=1000):
-            rest = key.decode(errors="replace")[len(self.prefix) :]
+        for key in self.client.scan_iter(match=self.prefix + sub + "*", count=1000):
+            rest = key.decode(errors="replace")[len(self.prefix + sub) :]
             counts[rest.split(":", 1)[0]] += 1
         return dict(sorted(counts.items()))
 
-    def audit_records(self) -> int:
+    def audit_records(self, sub: str = "") -> int:
         """Records in the audit chain's record hash (calls and delivery attempts)."""
         total = 0
-        for key in self.client.scan_iter(match=self.prefix + "*audit*records*", count=1000):
+        for key in self.client.scan_iter(match=self.prefix + sub + "*audit*records*", count=1000):
             if self.client.type(key) == b"hash":
                 total += int(self.client.hlen(key))
         return total
@@ -908,7 +909,7 @@ def start_hub(
             "BILLING_HUB_TARGETS": ",".join(stubs),
             "BILLING_HUB_POLICY_FILE": str(policy_file),
             "BILLING_HUB_REDIS_URL": ctx.args.redis_url,
-            "BILLING_HUB_REDIS_PREFIX": ctx.args.redis_prefix,
+            "BILLING_HUB_REDIS_PREFIX": ctx.args.redis_prefix + variant_prefix(variant),
             "BILLING_HUB_SHUTDOWN_GRACE_S": str(HUB_SHUTDOWN_GRACE_S),
         }
     )
@@ -960,7 +961,7 @@ def run_variant(
     notes: list[str],
 ) -> list[Measured]:
     started_at = time.monotonic()
-    audit_before = 0 if variant.env.get("BILLING_HUB_STATE_BACKEND") != "redis" else audit_records(ctx, variant)
+    audit_before = audit_records(ctx, variant) or 0  # none yet: each variant has its own store
     hub = start_hub(ctx, variant, base_env, stubs, policy_file)
     ctx.watched.append(hub)
     worker = ctx.workers.get(variant.key)
@@ -994,7 +995,7 @@ def run_variant(
         out.extend(measure(ctx, variant.key, variant.label, routes[key], hub) for key in wanted)
         notes.extend(after_load(ctx, variant, out, before_hub, audit_before))
         if ctx.redis is not None and variant.env.get("BILLING_HUB_STATE_BACKEND") == "redis":
-            counts = ctx.redis.key_counts()
+            counts = ctx.redis.key_counts(variant_prefix(variant))
             shown = ", ".join(f"{k}: {v}" for k, v in counts.items()) or "none"
             notes.append(
                 f"{variant.label:<12} Redis keys under the run's prefix after the load: {shown} "
@@ -1011,10 +1012,16 @@ def run_variant(
     return out
 
 
+def variant_prefix(variant: Variant) -> str:
+    """Each variant's Redis keys under a prefix of its own (within the run's): each starts with an
+    empty store, and a backlog an earlier variant left is not delivered and counted by a later one."""
+    return f"{variant.key}:"
+
+
 def audit_records(ctx: Context, variant: Variant) -> int | None:
-    """The audit log's length: the Redis variants share one prefix, hence one log, over the run."""
+    """The audit log's length."""
     if variant.env.get("BILLING_HUB_STATE_BACKEND") == "redis":
-        return ctx.redis.audit_records() if ctx.redis is not None else None
+        return ctx.redis.audit_records(variant_prefix(variant)) if ctx.redis is not None else None
     return sqlite_audit_records(ctx.servers.workdir / f"data-{variant.key}")
 
 
