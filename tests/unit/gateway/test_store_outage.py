@@ -90,12 +90,18 @@ def relay() -> Iterator[Relay]:
     relay.cut()
 
 
-def test_reads_answer_503_while_the_store_is_gone(relay: Relay, tmp_path: Path, redis_prefix: str) -> None:
+def _through(relay: Relay, tmp_path: Path, redis_prefix: str, **more: Any) -> Settings:
+    """A hub's settings with its Redis store reached through ``relay``."""
     database = urlsplit(REDIS_URL).path or "/0"
-    settings = Settings(
-        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp",
-        state_backend="redis", redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix,
+    given: dict[str, Any] = {"dispatcher_enabled": False, **more}
+    return Settings(
+        data_dir=str(tmp_path), policy_file=str(TEST_POLICY), targets="erp", state_backend="redis",
+        redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix, **given,
     )  # fmt: skip
+
+
+def test_reads_answer_503_while_the_store_is_gone(relay: Relay, tmp_path: Path, redis_prefix: str) -> None:
+    settings = _through(relay, tmp_path, redis_prefix)
     client: TestClient[Any]
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         client.headers["X-API-Key"] = KEY
@@ -113,11 +119,7 @@ def test_the_outage_is_logged_with_the_route_not_the_path(
 ) -> None:
     """A concrete path holds an account number or a claim id (a patient control number), and a
     client may put a member id there: the log names the route, as spans and metrics do."""
-    database = urlsplit(REDIS_URL).path or "/0"
-    settings = Settings(
-        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp",
-        state_backend="redis", redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix,
-    )  # fmt: skip
+    settings = _through(relay, tmp_path, redis_prefix)
     client: TestClient[Any]
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         client.headers["X-API-Key"] = KEY
@@ -135,11 +137,7 @@ def test_the_dispatcher_outlives_an_outage_of_its_store(
 ) -> None:
     """Every store call of the dispatcher's loop may fail while Redis is gone, the one that decides
     how long to sleep included: that one used to end the loop, so nothing was delivered after."""
-    database = urlsplit(REDIS_URL).path or "/0"
-    settings = Settings(
-        data_dir=str(tmp_path), policy_file=str(TEST_POLICY), targets="erp", erp_url=stubs["erp"].url,
-        state_backend="redis", redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix,
-    )  # fmt: skip
+    settings = _through(relay, tmp_path, redis_prefix, dispatcher_enabled=True, erp_url=stubs["erp"].url)
     client: TestClient[Any]
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         client.headers["X-API-Key"] = KEY
@@ -156,11 +154,7 @@ def test_a_write_whose_wait_loses_the_store_answers_the_202_it_stored(
     """``Prefer: wait`` stores the work first, then reads the transaction until it is done. When the
     store goes away during that wait, the work is stored all the same: the answer is its 202 with
     ``Location``, not a 503 that tells the client to send it again (which would store it twice)."""
-    database = urlsplit(REDIS_URL).path or "/0"
-    settings = Settings(
-        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp",
-        state_backend="redis", redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix,
-    )  # fmt: skip
+    settings = _through(relay, tmp_path, redis_prefix)
     client: TestClient[Any]
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         client.headers["X-API-Key"] = KEY
@@ -186,12 +180,7 @@ def test_a_keyed_write_whose_wait_loses_the_store_answers_its_202_and_replays_it
     store is gone by the time the answer is sent, that record cannot be finished: the answer is still
     the 202 (not an exception after it), and once the record's in-flight lease has run out a retry
     replays that 202 instead of storing the work again."""
-    database = urlsplit(REDIS_URL).path or "/0"
-    settings = Settings(
-        data_dir=str(tmp_path), dispatcher_enabled=False, policy_file=str(TEST_POLICY), targets="erp",
-        state_backend="redis", redis_url=f"redis://127.0.0.1:{relay.port}{database}", redis_prefix=redis_prefix,
-        max_wait_s=4, idempotency_lease_s=5,
-    )  # fmt: skip
+    settings = _through(relay, tmp_path, redis_prefix, max_wait_s=4, idempotency_lease_s=5)
     body, headers = factories.journal(), {"Prefer": "wait=4", "Idempotency-Key": "lost-store-1"}
     client: TestClient[Any]
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
