@@ -139,11 +139,11 @@ def _query_bounds(app: Litestar) -> None:
 
 def _struct_bounds(app: Litestar) -> None:
     schemas = app.openapi_schema.components.schemas or {}
-    for name, cls in _our_structs().items():
-        schema = schemas.get(name)
-        if schema is None:
-            continue
-        component = msgspec.json.schema(cls, schema_hook=_no_bounds)["$defs"][name]
+    documented = {name: cls for name, cls in _our_structs().items() if name in schemas}
+    # One pass over them all: a schema per Struct regenerated the Structs it nests every time.
+    _, components = msgspec.json.schema_components(documented.values(), schema_hook=_no_bounds)
+    for name in documented:
+        schema, component = schemas[name], components.get(name, {})
         for field, wanted in component.get("properties", {}).items():
             found = (schema.properties or {}).get(field)
             if isinstance(found, Schema):
