@@ -56,11 +56,11 @@ class AccountController(Controller):
         data: JSONBody[AccountDetails],
         prefer: PreferHeader = None,
     ) -> JsonView:
+        _check_consistent(data)
         hub = hub_of(request)
         client_id = caller_id(request)
         # Account numbers are global in the EHR: another client's account is not ours to change. The
         # store refuses it inside the write (409), where a concurrent writer cannot slip past.
-        _check_consistent(data)
         account = PatientAccount(account_number=account_number, **_fields(data))
         payload = encode(account)
         transaction_id = new_id("txn")
