@@ -41,11 +41,14 @@ _RANDOM = _RandomPool()
 
 def new_id(prefix: str) -> str:
     """``prefix_`` + 10 chars of milliseconds + 16 chars (80 bits) of randomness."""
-    return f"{prefix}_{_base32(time.time_ns() // 1_000_000, 10)}{_base32(_RANDOM.take80(), 16)}"
+    return _formatted(prefix, _RANDOM.take80())
 
 
 def new_id_off_loop(prefix: str) -> str:
     """``new_id`` for a worker thread: the pool is the event loop's alone (two threads taking from it
     at once could be handed the same randomness), so this asks the operating system each time."""
-    random80 = int.from_bytes(os.urandom(10), "big")
+    return _formatted(prefix, int.from_bytes(os.urandom(10), "big"))
+
+
+def _formatted(prefix: str, random80: int) -> str:
     return f"{prefix}_{_base32(time.time_ns() // 1_000_000, 10)}{_base32(random80, 16)}"

@@ -82,12 +82,10 @@ def close_canonical_schemas(app: Litestar) -> None:
     schemas = app.openapi_schema.components.schemas or {}
     strict = _strict_structs()
     for name, schema in schemas.items():
-        if name in strict or name in _CLOSED_BODIES:
+        if name in strict:
             schema.additional_properties = False
 
 
-# Request bodies of the hub's own (not canonical) that refuse unknown fields all the same.
-_CLOSED_BODIES = frozenset({"ReplayFilter"})
 _BOUNDS = ("minimum", "maximum", "exclusive_minimum", "exclusive_maximum")
 _JSON_NAMES = {"exclusive_minimum": "exclusiveMinimum", "exclusive_maximum": "exclusiveMaximum"}
 
@@ -95,9 +93,10 @@ _JSON_NAMES = {"exclusive_minimum": "exclusiveMinimum", "exclusive_maximum": "ex
 def state_the_bounds(app: Litestar) -> None:
     """Say every bound the hub enforces, as it enforces it. Litestar drops a bound of 0 on a query
     parameter (``ge=0``: a falsy value), a bound inside a list's items or an optional field of a
-    Struct, and writes integer bounds as floats (2**62 as 4.611686018427388e+18, which a reader cannot
-    tell from 2**62 + 1). Contract tests read the document: each of these made them send values the
-    hub refuses as valid, or the reverse."""
+    Struct, and the refusal of unknown fields of a Struct outside the canonical ones, and writes
+    integer bounds as floats (2**62 as 4.611686018427388e+18, which a reader cannot tell from
+    2**62 + 1). Contract tests read the document: each of these made them send values the hub
+    refuses as valid, or the reverse."""
     _query_bounds(app)
     _struct_bounds(app)
     for found in _schemas(app.openapi_schema):
@@ -144,6 +143,8 @@ def _struct_bounds(app: Litestar) -> None:
     _, components = msgspec.json.schema_components(documented.values(), schema_hook=_no_bounds)
     for name in documented:
         schema, component = schemas[name], components.get(name, {})
+        if component.get("additionalProperties") is False:  # forbid_unknown_fields
+            schema.additional_properties = False
         for field, wanted in component.get("properties", {}).items():
             found = (schema.properties or {}).get(field)
             if isinstance(found, Schema):

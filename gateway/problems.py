@@ -31,6 +31,7 @@ from gateway.tracing import current_trace_id
 
 __all__ = [
     "PROBLEM_JSON",
+    "STORE_UNAVAILABLE",
     "FieldError",
     "Problem",
     "ProblemError",
@@ -279,6 +280,10 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
     )
 
 
+# The hub's own store not answering (Redis gone or slow; the SQLite file locked past its timeout, disk
+# I/O): the call may succeed shortly.
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, sqlite3.OperationalError)
+
 exception_handlers: dict[Any, Any] = {
     ProblemError: _on_problem,
     ValidationException: _on_validation,
@@ -287,9 +292,7 @@ exception_handlers: dict[Any, Any] = {
     NotFoundException: _on_http,
     MethodNotAllowedException: _on_http,
     HTTPException: _on_http,
-    RedisConnectionError: _on_store_unavailable,
-    RedisTimeoutError: _on_store_unavailable,
-    sqlite3.OperationalError: _on_store_unavailable,  # locked past its timeout, disk I/O
+    **dict.fromkeys(STORE_UNAVAILABLE, _on_store_unavailable),
     UnicodeDecodeError: _on_bad_encoding,
     Exception: _on_unexpected,
 }

@@ -1,7 +1,7 @@
 """Canonical model, API version 1."""
 
 from canonical.v1._parties import Address, Payer, Person, PersonName, Provider, Sex
-from canonical.v1.accounts import AccountDetails, Coverage, Guarantor, PatientAccount
+from canonical.v1.accounts import COVERAGE_PRIORITIES, AccountDetails, Coverage, Guarantor, PatientAccount
 from canonical.v1.balancing import BalancingFinding, balancing_finding, check_balancing
 from canonical.v1.claims import Claim, ServiceLine, Subscriber
 from canonical.v1.journals import JournalEntry, JournalLine
@@ -17,6 +17,7 @@ from canonical.v1.remittances import (
 from canonical.v1.status import ClaimStatus
 
 __all__ = [
+    "COVERAGE_PRIORITIES",
     "AccountDetails",
     "Address",
     "Adjustment",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -11,8 +11,11 @@ from canonical._codes import TEXT_PATTERN, AccountNumber, PayerId, ShortText
 from canonical._phi import PHI
 from canonical.v1._parties import Address, Person, PersonName
 
-__all__ = ["AccountDetails", "Coverage", "Guarantor", "PatientAccount"]
+__all__ = ["COVERAGE_PRIORITIES", "AccountDetails", "Coverage", "CoveragePriority", "Guarantor", "PatientAccount"]
 
+CoveragePriority = Literal["primary", "secondary", "tertiary"]
+# In the order payers pay (coordination of benefits): the primary first.
+COVERAGE_PRIORITIES: tuple[CoveragePriority, ...] = get_args(CoveragePriority)
 MemberId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,80}$(?!\n)")]
 
 
@@ -23,7 +26,7 @@ class Coverage(Canonical, kw_only=True, frozen=True):
     # FHIR Coverage.class.value: a FHIR string holds no control characters, and a blank one says nothing.
     group_number: Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=TEXT_PATTERN)] | None = None
     plan_name: ShortText | None = None
-    priority: Literal["primary", "secondary", "tertiary"] = "primary"
+    priority: CoveragePriority = "primary"
     relationship: Literal["self", "spouse", "child", "other"] = "self"
 
 

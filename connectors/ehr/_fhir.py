@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from canonical.v1 import Address, PatientAccount, PersonName
+from canonical.v1 import COVERAGE_PRIORITIES, Address, PatientAccount, PersonName
 from canonical.v1.accounts import Coverage
 
 __all__ = [
@@ -23,8 +23,8 @@ __all__ = [
 
 _GENDER = {"F": "female", "M": "male", "U": "unknown"}
 _ACCOUNT_STATUS = {"active": "active", "inactive": "inactive", "on-hold": "on-hold"}
-_ORDER = {"primary": 1, "secondary": 2, "tertiary": 3}
-PRIORITIES = tuple(_ORDER)
+PRIORITIES = COVERAGE_PRIORITIES
+_ORDER = {priority: order for order, priority in enumerate(PRIORITIES, start=1)}  # Coverage.order
 _RELATIONSHIP = {"self": "self", "spouse": "spouse", "child": "child", "other": "other"}
 # A code means something only with its system: without one, the EHR (and a FHIR validator) cannot tell
 # "group" of CoverageClassCodes from a local code of the same spelling.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -12,7 +11,6 @@ from litestar import Request
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import HeaderParameter
-from redis.exceptions import RedisError
 
 from gateway.api._response import JsonView, documented
 from gateway.governance import (
@@ -23,7 +21,7 @@ from gateway.governance import (
     stored_response,
 )
 from gateway.hub import Delivery, Hub, parse_prefer_wait
-from gateway.problems import PROBLEM_JSON, Problem, ProblemError
+from gateway.problems import PROBLEM_JSON, STORE_UNAVAILABLE, Problem, ProblemError
 from gateway.store import ResourceRecord, ResourceTaken, WriteCondition
 from gateway.views import TransactionView, transaction_view
 from policies.audit import AuditPush, InTransaction
@@ -48,8 +46,6 @@ __all__ = [
 log = logging.getLogger("billing_hub.api")
 
 API_KEY_HEADER = "X-API-Key"
-# The hub's own store failing (Redis gone or slow, the SQLite file locked or unreadable).
-_STORE_FAILURES = (RedisError, sqlite3.Error, OSError)
 # Declared by each write handler so the OpenAPI document names it; accept_work reads every line itself.
 PreferHeader = Annotated[
     str | None,
@@ -217,7 +213,7 @@ async def accept_work(
         return answer
     try:
         view = transaction_view(*await hub.settle(transaction.id, wait_s))
-    except _STORE_FAILURES as exc:
+    except STORE_UNAVAILABLE as exc:
         # The work and its records are stored: the answer is the 202 they hold (a retry with the same
         # Idempotency-Key replays it once the provisional record's in-flight lease has run out, as
         # the store cannot finish that record now), never a 503 that tells the client to send the

@@ -9,7 +9,7 @@ from litestar import Controller, Request, get, put
 from litestar.params import JSONBody, Parameter
 
 from canonical import encode
-from canonical.v1 import AccountDetails, PatientAccount, PersonName
+from canonical.v1 import COVERAGE_PRIORITIES, AccountDetails, PatientAccount, PersonName
 from gateway.api._body import CanonicalBody
 from gateway.api._common import (
     ACCEPTED_RESPONSES,
@@ -120,9 +120,6 @@ async def _check_facility_kept(hub: Hub, account_number: str, client_id: str, fa
         raise taken_problem(ResourceTaken("account-facility", account_number, "exists with another body"))
 
 
-_PRIORITIES = ("primary", "secondary", "tertiary")
-
-
 def _check_consistent(details: AccountDetails) -> None:
     """Rules across fields, for what is sent from now on. They live here rather than in the Struct,
     which also decodes what an older hub stored: such an account must stay readable.
@@ -133,7 +130,8 @@ def _check_consistent(details: AccountDetails) -> None:
     names the customer after the guarantor and gives it the patient's address."""
     held = {coverage.priority for coverage in details.coverages}
     for index, coverage in enumerate(details.coverages):
-        missing = [p for p in _PRIORITIES[: _PRIORITIES.index(coverage.priority)] if p not in held]
+        before = COVERAGE_PRIORITIES[: COVERAGE_PRIORITIES.index(coverage.priority)]
+        missing = [p for p in before if p not in held]
         if missing:
             message = f"a {coverage.priority} coverage needs a {missing[0]} one"
             raise ProblemError(
