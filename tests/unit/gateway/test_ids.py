@@ -8,7 +8,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.ids import _base32, new_id
+from gateway.ids import _encoded, new_id
 
 _ID = re.compile(r"txn_[0-9abcdefghjkmnpqrstvwxyz]{26}")  # Crockford: no i, l, o, u
 
@@ -28,11 +28,18 @@ def test_ids_from_later_milliseconds_sort_after_earlier_ones() -> None:
     assert sorted([second, first]) == [first, second]
 
 
-@given(st.integers(min_value=0, max_value=2**80 - 1))
-def test_the_table_encoding_equals_plain_base32_digits(value: int) -> None:
-    digits = []
-    rest = value
-    for _ in range(16):
-        rest, digit = divmod(rest, 32)
-        digits.append("0123456789abcdefghjkmnpqrstvwxyz"[digit])
-    assert _base32(value, 16) == "".join(reversed(digits))
+def _digits(value: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        value, digit = divmod(value, 32)
+        out.append("0123456789abcdefghjkmnpqrstvwxyz"[digit])
+    return "".join(reversed(out))
+
+
+@given(st.integers(min_value=0, max_value=2**50 - 1), st.integers(min_value=0, max_value=2**80 - 1))
+def test_the_unrolled_encoding_equals_plain_base32_digits(ms: int, random80: int) -> None:
+    assert _encoded(ms, random80) == _digits(ms, 10) + _digits(random80, 16)
+
+
+def test_a_millisecond_beyond_50_bits_keeps_its_low_50_bits() -> None:
+    assert _encoded(2**50 + 5, 7) == _digits(5, 10) + _digits(7, 16)
