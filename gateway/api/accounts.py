@@ -15,7 +15,7 @@ from gateway.api._common import (
     ACCEPTED_RESPONSES,
     READ_PROBLEMS,
     WRITE_PROBLEMS,
-    PreferHeader,
+    WaitingOperation,
     accept_work,
     caller_id,
     hub_of,
@@ -47,6 +47,7 @@ class AccountController(Controller):
         status_code=202,
         summary="Create or update a patient account and sync it to the EHR and ERP",
         dto=CanonicalBody[AccountDetails],
+        operation_class=WaitingOperation,
         return_dto=None,
     )
     async def put_account(
@@ -54,7 +55,6 @@ class AccountController(Controller):
         request: Request[Any, Any, Any],
         account_number: AccountNumberParam,
         data: JSONBody[AccountDetails],
-        prefer: PreferHeader = None,
     ) -> JsonView:
         _check_consistent(data)
         hub = hub_of(request)

@@ -24,7 +24,7 @@ from gateway.api._common import (
     ACCEPTED_RESPONSES,
     READ_PROBLEMS,
     WRITE_PROBLEMS,
-    PreferHeader,
+    WaitingOperation,
     accept_work,
     caller_id,
     hub_of,
@@ -56,11 +56,10 @@ class ClaimController(Controller):
         status_code=202,
         summary="Accept a professional claim for the clearinghouse (sent as an 837P)",
         dto=CanonicalBody[Claim],
+        operation_class=WaitingOperation,
         return_dto=None,
     )
-    async def post_claim(
-        self, request: Request[Any, Any, Any], data: JSONBody[Claim], prefer: PreferHeader = None
-    ) -> JsonView:
+    async def post_claim(self, request: Request[Any, Any, Any], data: JSONBody[Claim]) -> JsonView:
         unwritable = unwritable_paths(to_builtins(data))
         if unwritable:  # it leaves as an 837P: refused now, not dead-lettered after eight attempts
             raise ProblemError(

@@ -15,7 +15,7 @@ from gateway.api._common import (
     ACCEPTED_RESPONSES,
     READ_PROBLEMS,
     WRITE_PROBLEMS,
-    PreferHeader,
+    WaitingOperation,
     accept_work,
     caller_id,
     hub_of,
@@ -48,13 +48,13 @@ class JournalController(Controller):
         status_code=202,
         summary="Accept a journal for posting to the ERP",
         dto=CanonicalBody[JournalEntry],
+        operation_class=WaitingOperation,
         return_dto=None,
     )
     async def post_journal(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[JournalEntry],
-        prefer: PreferHeader = None,
     ) -> JsonView:
         hub = hub_of(request)
         client_id = caller_id(request)

@@ -7,12 +7,13 @@ import contextvars
 import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Reference, RequestBody, Schema
 from litestar.params import Parameter
 
 from canonical.v1 import BalancingFinding, ClaimPayment, ClaimStatus, Remittance, check_balancing
@@ -21,7 +22,7 @@ from gateway.api._common import (
     ACCEPTED_RESPONSES,
     READ_PROBLEMS,
     WRITE_PROBLEMS,
-    PreferHeader,
+    WaitingOperation,
     WithWork,
     accept_work,
     caller_id,
@@ -122,10 +123,12 @@ X12_ACCEPTED = ResponseSpec(
 )
 
 
-class RemittanceOperation(Operation):
+@dataclass
+class RemittanceOperation(WaitingOperation):
     """The request body is canonical JSON or a raw X12 835; Litestar can describe only one of them."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.request_body = RequestBody(
             required=True,
             content={
@@ -230,7 +233,7 @@ class RemittanceController(Controller):
         opt={"body": Remittance},  # reads its own body (JSON or X12); a JSON one is a Remittance
         summary="Ingest a remittance: canonical JSON, or a raw X12 835 (application/edi-x12)",
     )
-    async def post_remittance(self, request: Request[Any, Any, Any], prefer: PreferHeader = None) -> JsonView:
+    async def post_remittance(self, request: Request[Any, Any, Any]) -> JsonView:
         hub = hub_of(request)
         client_id = caller_id(request)
         body = await request.body()
