@@ -22,13 +22,16 @@ async def load_owned(hub: Hub, kind: str, resource_id: str, client_id: str, type
     return record, decode(record.body, type_)
 
 
-def new_resource(kind: str, resource_id: str, client_id: str, body: Any, transaction_id: str) -> ResourceRecord:
+def new_resource(
+    kind: str, resource_id: str, client_id: str, body: Any, transaction_id: str, *, encoded: bytes | None = None
+) -> ResourceRecord:
+    """A resource record of ``body``; ``encoded`` is ``encode(body)`` when the caller has it already."""
     now = time.time()
     return ResourceRecord(
         kind=kind,
         id=resource_id,
         client_id=client_id,
-        body=encode(body),
+        body=encode(body) if encoded is None else encoded,
         transaction_id=transaction_id,
         created_at=now,
         updated_at=now,

@@ -75,7 +75,7 @@ class AccountController(Controller):
             request,
             hub,
             kind="account.sync",
-            resource=new_resource("account", account_number, client_id, account, transaction_id),
+            resource=new_resource("account", account_number, client_id, account, transaction_id, encoded=payload),
             deliveries=[
                 Delivery("ehr", "sync_account", payload),
                 Delivery("erp", "upsert_customer", payload),

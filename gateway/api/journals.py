@@ -72,7 +72,7 @@ class JournalController(Controller):
             request,
             hub,
             kind="journal.post",
-            resource=new_resource("journal", journal_id, client_id, data, transaction_id),
+            resource=new_resource("journal", journal_id, client_id, data, transaction_id, encoded=content),
             deliveries=[Delivery("erp", "post_journal", content)],
             extra_resources=[reference],
             only_if={(reference.kind, reference.id): "unchanged"},
