@@ -73,7 +73,12 @@ class Money(Decimal):
         if not cls._pattern.match(raw):
             kind = "a non-negative" if cls._pattern is _UNSIGNED else "a"
             raise ValueError(f"money must be {kind} decimal string with at most two places")
-        return cls(raw)
+        # The pattern has settled everything ``__new__`` checks (a finite number, at most two places,
+        # the whole digits, the sign): only the two places are written out. Several amounts per
+        # write, and ``__new__``'s Decimal, quantize and comparisons were 4 % of an accepted journal.
+        whole, _, fraction = raw.partition(".")
+        money = Decimal.__new__(cls, f"{whole}.{fraction:0<2}")
+        return money if money else Decimal.__new__(cls, "0.00")  # "-0.00" is zero: no sign on it
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}('{self}')"

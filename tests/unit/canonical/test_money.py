@@ -67,3 +67,17 @@ def test_money_is_never_negative_zero(raw: str) -> None:
     for value in (Money.from_wire(raw), Money(raw), Money(Decimal(raw)), Amount(raw)):
         assert (str(value), value.is_signed()) == ("0.00", False)
     assert encode(Box(m=Money.from_wire(raw))) == b'{"m":"0.00"}'
+
+
+wire_amounts = st.from_regex(r"\A-?[0-9]{1,12}(\.[0-9]{1,2})?\Z")
+
+
+@given(wire_amounts)
+def test_reading_the_wire_equals_the_checked_constructor(raw: str) -> None:
+    """``from_wire`` writes out the two places itself after its pattern: the same value, places,
+    sign and type as the constructor's checks give, for every string the pattern admits."""
+    for kind in (Money, Amount):
+        if kind is Amount and raw.startswith("-"):
+            continue
+        read, built = kind.from_wire(raw), kind(raw)
+        assert (type(read), str(read), read.as_tuple()) == (type(built), str(built), built.as_tuple())
