@@ -29,6 +29,9 @@ class JournalLine(Canonical, kw_only=True, frozen=True):
             raise ValueError("a journal line needs exactly one of debit or credit")
 
 
+_NOTHING = Amount("0")  # where the sums start: built once, not twice per journal
+
+
 class JournalEntry(Canonical, kw_only=True, frozen=True):
     ledger: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$(?!\n)")]
     accounting_date: date
@@ -43,7 +46,7 @@ class JournalEntry(Canonical, kw_only=True, frozen=True):
             amount = line.debit if line.debit is not None else line.credit
             if amount is not None:
                 check_minor_units(amount, self.currency, f"lines[{index}]")
-        debits = sum((line.debit for line in self.lines if line.debit is not None), Amount("0"))
-        credits = sum((line.credit for line in self.lines if line.credit is not None), Amount("0"))
+        debits = sum((line.debit for line in self.lines if line.debit is not None), _NOTHING)
+        credits = sum((line.credit for line in self.lines if line.credit is not None), _NOTHING)
         if debits != credits:
             raise ValueError(f"journal is unbalanced: debits {debits} != credits {credits}")
