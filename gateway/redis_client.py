@@ -47,6 +47,8 @@ _OWN_CONNECTION = frozenset(
         "WAITAOF", "WATCH", "XREAD", "XREADGROUP",
     }
 )  # fmt: skip
+# Whether a command name (as callers spell it) needs its own connection: decided once per spelling.
+_NEEDS_OWN: dict[str | bytes, bool] = {}
 _NEVER_DECODE = "NEVER_DECODE"
 _EMPTY_RESPONSE = "EMPTY_RESPONSE"
 
@@ -254,8 +256,11 @@ class PipelinedRedis(Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         name = args[0]
-        first = (name.decode() if isinstance(name, bytes) else str(name)).split(" ", 1)[0].upper()
-        if first in _OWN_CONNECTION or self.single_connection_client:
+        own = _NEEDS_OWN.get(name)
+        if own is None:
+            first = (name.decode() if isinstance(name, bytes) else str(name)).split(" ", 1)[0].upper()
+            own = _NEEDS_OWN[name] = first in _OWN_CONNECTION
+        if own or self.single_connection_client:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         try:
             response = await self.multiplexer.call(args)
