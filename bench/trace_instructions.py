@@ -11,7 +11,11 @@ SDK with a discarding exporter sampling 0 %, 10 % and 100 % (``parentbased_trace
 It counts the hub process only: the server (uvicorn, the kernel's sockets) and the load generator are
 left out, so the share tracing adds to a whole request is smaller than the share shown here.
 
-    python bench/trace_instructions.py [get] [post] [--few 200] [--many 1000]
+With ``--backend redis --settings off`` it counts the policy chain's own cost per request (key auth,
+Redis rate limit, idempotency, store on Redis; the Redis server's instructions are not the hub's):
+the noise-free figure for a change to the write path, which ``make bench`` cannot resolve below ~15 %.
+
+    python bench/trace_instructions.py [get] [post] [--few 200] [--many 1000] [--backend redis] [--settings off]
 
 Needs valgrind (``apt-get install valgrind``). About a minute per run, two runs at a time.
 """
@@ -39,13 +43,13 @@ SETTINGS: dict[str, dict[str, str]] = {
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def instructions(route: str, requests: int, setting: str, workdir: Path) -> int:
+def instructions(route: str, requests: int, setting: str, workdir: Path, backend: str = "embedded") -> int:
     env = SETTINGS[setting]
-    out = workdir / f"callgrind.{route}.{requests}.{setting.replace(' %', 'pct')}"
+    out = workdir / f"callgrind.{route}.{requests}.{setting.replace(' %', 'pct')}.{backend}"
     command = [
         "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
         sys.executable, str(HERE / "inproc_bench.py"), route, "--rounds", "1", "--requests", str(requests),
-        "--backend", "embedded",
+        "--backend", backend,
     ]  # fmt: skip
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=1800, check=False)
     found = _REFS.search(done.stderr)
@@ -59,23 +63,34 @@ def main() -> int:
     parser.add_argument("routes", nargs="*", default=["get", "post"])
     parser.add_argument("--few", type=int, default=200)
     parser.add_argument("--many", type=int, default=1000)
+    parser.add_argument(
+        "--backend",
+        choices=["embedded", "redis"],
+        default="embedded",
+        help="the store and policy state: redis is the bench's policy chain (REDIS_URL)",
+    )
+    names = ", ".join(SETTINGS).replace("%", "%%")  # argparse formats help with %
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma list of: {names}")
     args = parser.parse_args()
+    settings = [name.strip() for name in args.settings.split(",") if name.strip()]
+    if "off" not in settings or not set(settings) <= set(SETTINGS):
+        parser.error(f"--settings needs 'off' (the baseline) and only: {', '.join(SETTINGS)}")
     if shutil.which("valgrind") is None:
         print("needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="trace-instr-") as tmp, ThreadPoolExecutor(max_workers=2) as pool:
         for route in args.routes:
             runs = {
-                (name, n): pool.submit(instructions, route, n, name, Path(tmp))
-                for name in SETTINGS
+                (name, n): pool.submit(instructions, route, n, name, Path(tmp), args.backend)
+                for name in settings
                 for n in (args.few, args.many)
             }
             per_request = {
                 name: (runs[name, args.many].result() - runs[name, args.few].result()) / (args.many - args.few)
-                for name in SETTINGS
+                for name in settings
             }
             base = per_request["off"]
-            print(f"{route.upper()} (in-process, embedded store; instructions per request, valgrind):")
+            print(f"{route.upper()} (in-process, {args.backend} store; instructions per request, valgrind):")
             for name, count in per_request.items():
                 print(f"  tracing {name:<6} {count:12,.0f}  {100 * (count / base - 1):+6.1f} % vs off")
     return 0
