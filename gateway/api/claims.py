@@ -70,12 +70,13 @@ class ClaimController(Controller):
         hub = hub_of(request)
         client_id = caller_id(request)
         transaction_id = new_id("txn")
+        payload = encode(data)
         return await accept_work(
             request,
             hub,
             kind="claim.submit",
-            resource=new_resource("claim", data.claim_id, client_id, data, transaction_id),
-            deliveries=[Delivery("clearinghouse", "submit_claim", encode(data))],
+            resource=new_resource("claim", data.claim_id, client_id, data, transaction_id, encoded=payload),
+            deliveries=[Delivery("clearinghouse", "submit_claim", payload)],
             # Only a replacement may find it stored, and only its own: the store refuses the rest (409).
             only_if={} if data.frequency_code in _REPLACEMENTS else {("claim", data.claim_id): "absent"},
         )
