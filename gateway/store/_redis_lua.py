@@ -27,20 +27,20 @@ __all__ = [
     "STATS",
 ]
 
-# A resource travels as 9 values: key suffix, kind, id, client_id, body, transaction_id, has
+# A resource travels as a list of 9 values: key suffix, kind, id, client_id, body, transaction_id, has
 # transaction_id ('1'/'0'), created_at, updated_at. An existing resource keeps client_id and
 # created_at (the SQLite upsert updates body, transaction_id and updated_at only).
 _PUT_RESOURCE = """
-local function put_resource(P, i)
-  local key = P .. 'resource:' .. ARGV[i]
+local function put_resource(P, r)
+  local key = P .. 'resource:' .. r[1]
   if redis.call('EXISTS', key) == 1 then
-    redis.call('HSET', key, 'body', ARGV[i + 4], 'updated_at', ARGV[i + 8])
+    redis.call('HSET', key, 'body', r[5], 'updated_at', r[9])
   else
-    redis.call('HSET', key, 'kind', ARGV[i + 1], 'id', ARGV[i + 2], 'client_id', ARGV[i + 3],
-      'body', ARGV[i + 4], 'created_at', ARGV[i + 7], 'updated_at', ARGV[i + 8])
+    redis.call('HSET', key, 'kind', r[2], 'id', r[3], 'client_id', r[4], 'body', r[5], 'created_at', r[8],
+      'updated_at', r[9])
   end
-  if ARGV[i + 6] == '1' then
-    redis.call('HSET', key, 'transaction_id', ARGV[i + 5])
+  if r[7] == '1' then
+    redis.call('HSET', key, 'transaction_id', r[6])
   else
     redis.call('HDEL', key, 'transaction_id')
   end
@@ -64,42 +64,42 @@ end
 """
 
 # KEYS: pending, dead, waiting, then the keys of records written along with the work (the idempotency
-# record answering for it, the audit log's pending list). ARGV: prefix, transaction id, n, n
-# field/value pairs of the transaction, r, r resources (10 values each: the 9 of put_resource, then
-# '1' when it may only be created), o, o outbox entries each as:
-# id, transaction_id, state, next_attempt_at, created_at, order key ('' for none), m, m field/value
-# pairs; then per extra key:
-# 'set' with a value and its time to live in ms, or 'push' with a value to append to a list (and '').
+# record answering for it, the audit log's pending list). ARGV: prefix, transaction id, and the work
+# as one MessagePack array of four arrays (every value in them a string):
+# 1. the transaction's field/value pairs;
+# 2. its resources, each the 9 values of put_resource then '1' when it may only be created, '2' when
+#    only with the same body, '0' otherwise;
+# 3. its outbox entries, each: id, transaction_id, state, next_attempt_at, created_at, order key ('' for
+#    none), then the entry's field/value pairs as one array;
+# 4. per extra key: 'set' with a value and its time to live in ms, or 'push' with a value to append to
+#    a list (and '').
+# Why one packed argument instead of ~95 plain ones: packing each argument into the command costs the
+# hub ~0.2 us in hiredis (17 us of an accepted journal's ~280 us); MessagePack packs the same values
+# in ~1 us and the script unpacks them on the server.
 ACCEPT = (
     _PUT_RESOURCE
     + _ENQUEUE
     + """
 local P, txn = ARGV[1], ARGV[2]
+local work = cmsgpack.unpack(ARGV[3])
+local fields, resources, entries, extras = work[1], work[2], work[3], work[4]
 local tkey = P .. 'txn:' .. txn
 if redis.call('EXISTS', tkey) == 1 then return redis.error_reply('ERR duplicate transaction ' .. txn) end
-local tn = tonumber(ARGV[3])
-local i = 4 + 2 * tn
-local nres = tonumber(ARGV[i])
-local rstart = i + 1
-for k = 0, nres - 1 do  -- never another client's; flag 1: create only; flag 2: only with the same body
-  local r = rstart + 10 * k
-  local owner = redis.call('HGET', P .. 'resource:' .. ARGV[r], 'client_id')
-  if owner and owner ~= ARGV[r + 3] then
-    return redis.error_reply('ERR resource-taken belongs to another client ' .. ARGV[r + 1] .. ' ' .. ARGV[r + 2])
+for _, r in ipairs(resources) do  -- never another client's; flag 1: create only; flag 2: only with the same body
+  local owner = redis.call('HGET', P .. 'resource:' .. r[1], 'client_id')
+  if owner and owner ~= r[4] then
+    return redis.error_reply('ERR resource-taken belongs to another client ' .. r[2] .. ' ' .. r[3])
   end
-  if owner and ARGV[r + 9] == '1' then
-    return redis.error_reply('ERR resource-taken exists already ' .. ARGV[r + 1] .. ' ' .. ARGV[r + 2])
+  if owner and r[10] == '1' then
+    return redis.error_reply('ERR resource-taken exists already ' .. r[2] .. ' ' .. r[3])
   end
-  if owner and ARGV[r + 9] == '2' and redis.call('HGET', P .. 'resource:' .. ARGV[r], 'body') ~= ARGV[r + 4] then
-    return redis.error_reply('ERR resource-taken exists with another body ' .. ARGV[r + 1] .. ' ' .. ARGV[r + 2])
+  if owner and r[10] == '2' and redis.call('HGET', P .. 'resource:' .. r[1], 'body') ~= r[5] then
+    return redis.error_reply('ERR resource-taken exists with another body ' .. r[2] .. ' ' .. r[3])
   end
 end
-i = rstart + 10 * nres
-local nout = tonumber(ARGV[i])
-i = i + 1
-local entries, seen = {}, {}
-for k = 1, nout do
-  local id, owner = ARGV[i], ARGV[i + 1]
+local seen = {}
+for _, e in ipairs(entries) do
+  local id, owner = e[1], e[2]
   if seen[id] or redis.call('EXISTS', P .. 'outbox:' .. id) == 1 then
     return redis.error_reply('ERR duplicate outbox entry ' .. id)
   end
@@ -107,23 +107,21 @@ for k = 1, nout do
     return redis.error_reply('ERR outbox entry ' .. id .. ' names an unknown transaction')
   end
   seen[id] = true
-  entries[k] = i
-  i = i + 7 + 2 * tonumber(ARGV[i + 6])
 end
-redis.call('HSET', tkey, unpack(ARGV, 4, 3 + 2 * tn))
-for k = 0, nres - 1 do put_resource(P, rstart + 10 * k) end
-for _, s in ipairs(entries) do
-  local id, state = ARGV[s], ARGV[s + 2]
-  redis.call('HSET', P .. 'outbox:' .. id, unpack(ARGV, s + 7, s + 6 + 2 * tonumber(ARGV[s + 6])))
-  redis.call('SADD', P .. 'txn-outbox:' .. ARGV[s + 1], id)
-  if state == 'pending' and enqueue(P, id, ARGV[s + 5]) then redis.call('ZADD', KEYS[1], ARGV[s + 3], id) end
+redis.call('HSET', tkey, unpack(fields))
+for _, r in ipairs(resources) do put_resource(P, r) end
+for _, e in ipairs(entries) do
+  local id, state = e[1], e[3]
+  redis.call('HSET', P .. 'outbox:' .. id, unpack(e[7]))
+  redis.call('SADD', P .. 'txn-outbox:' .. e[2], id)
+  if state == 'pending' and enqueue(P, id, e[6]) then redis.call('ZADD', KEYS[1], e[4], id) end
   if state == 'dead' then redis.call('ZADD', KEYS[2], 0, id) end
-  if state == 'pending' or state == 'in_flight' then redis.call('ZADD', KEYS[3], ARGV[s + 4], id) end
+  if state == 'pending' or state == 'in_flight' then redis.call('ZADD', KEYS[3], e[5], id) end
 end
 for k = 4, #KEYS do
-  if ARGV[i] == 'set' then redis.call('SET', KEYS[k], ARGV[i + 1], 'PX', ARGV[i + 2])
-  else redis.call('RPUSH', KEYS[k], ARGV[i + 1]) end
-  i = i + 3
+  local extra = extras[k - 3]
+  if extra[1] == 'set' then redis.call('SET', KEYS[k], extra[2], 'PX', extra[3])
+  else redis.call('RPUSH', KEYS[k], extra[2]) end
 end
 return 1
 """
@@ -133,7 +131,7 @@ return 1
 PUT_RESOURCES = (
     _PUT_RESOURCE
     + """
-for i = 2, #ARGV, 10 do put_resource(ARGV[1], i) end
+for i = 2, #ARGV, 10 do put_resource(ARGV[1], {unpack(ARGV, i, i + 8)}) end
 return 1
 """
 )

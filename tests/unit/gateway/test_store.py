@@ -460,6 +460,20 @@ async def test_records_round_trip_exactly(store: Store) -> None:
     )
 
 
+# Sizes around each length class of the packed ACCEPT's strings (MessagePack fixstr, str 8, 16, 32).
+@pytest.mark.parametrize("size", [0, 1, 31, 32, 255, 256, 65_535, 65_536, 300_000])
+async def test_bytes_of_every_length_round_trip(store: Store, size: int) -> None:
+    now = time.time()
+    txn, resource, outbox = _transaction(now, deliveries=1)
+    pattern = bytes(range(256))
+    resource.body = (pattern * (size // 256 + 1))[:size]
+    outbox[0].payload = (pattern[::-1] * (size // 256 + 1))[:size]
+    await store.accept(txn, [resource], outbox)
+    assert await store.get_resource("journal", txn.resource_id) == resource
+    (entry,) = await store.claim_due(now, 10, lease_s=30, owner="a")
+    assert entry.payload == outbox[0].payload
+
+
 # Redis only: several hub instances sharing one outbox.
 
 
