@@ -12,7 +12,6 @@ the answer, or, for a call that stores work, stored with that work (``audit_with
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -24,6 +23,7 @@ import msgspec
 from litestar.types import ASGIApp, HTTPScope
 from litestar.utils.scope.state import ScopeState
 
+from gateway.deadlines import within
 from gateway.governance_state import Governance
 from gateway.problems import PROBLEM_JSON, Problem, body_field_names, problem_type, route_template
 from gateway.tracing import current_trace_id
@@ -162,7 +162,9 @@ async def _send_problem(send: Send, scope: Scope, refusal: Refusal, extra: list[
 async def _read_body(receive: Receive, limit: int, timeout_s: float) -> bytes:
     chunks, size = [], 0
     try:
-        async with asyncio.timeout(timeout_s):
+        # Not asyncio.timeout, whose timer per request cost 1.85 % of an accepted POST: the price is
+        # that a body withheld is noticed up to one tick (gateway/deadlines.py) after timeout_s.
+        with within(timeout_s):
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":

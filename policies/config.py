@@ -125,6 +125,8 @@ class LimitsPolicy(_Section, kw_only=True, frozen=True):
     content_types: list[MediaType] = msgspec.field(default_factory=lambda: ["application/json"])
     # A body still arriving after this long is refused (408): a client that sends headers and then
     # trickles or withholds the body would otherwise hold its connection and request open for good.
+    # One timer per loop looks for overdue bodies every 0.25 s (gateway/deadlines.py: cheaper than a
+    # timer per request), so the 408 may come up to 0.25 s after this.
     body_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
 
 

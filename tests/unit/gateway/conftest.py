@@ -12,7 +12,8 @@ import pytest
 import redis
 import uvloop
 
-_BOTH_LOOPS = ("test_redis_client.py",)  # modules whose transports code must work on both loops
+# modules whose transports or timers code must work on both loops
+_BOTH_LOOPS = ("test_redis_client.py", "test_deadlines.py")
 
 
 def pytest_asyncio_loop_factories(
