@@ -1,8 +1,11 @@
 """JSON shape limits: the byte-count shortcut never lets through what the full walk refuses; a
-member name repeated in one object is found, with where it is."""
+member name repeated in one object is found, with where it is, and the colon-count shortcut to "no
+repeat" never answers otherwise than the pass that looks for repeats."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -10,7 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.limits import DuplicateMember, ShapeViolation, check_json_shape, find_duplicate_member, walk_json_shape
+from policies.limits import (
+    DuplicateMember,
+    ShapeViolation,
+    _find_duplicate_member_exactly,
+    _no_member_repeats,
+    check_json_shape,
+    find_duplicate_member,
+    walk_json_shape,
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='ab,[]{}"\\ ', max_size=6),
@@ -118,3 +129,77 @@ def test_a_repeat_in_a_body_broken_further_on_is_refused_as_not_json(body: bytes
     with pytest.raises(ShapeViolation) as malformed:
         find_duplicate_member(body)
     assert malformed.value.kind == "malformed"
+
+
+# JSON texts written out by hand, so that repeats are really in the text: a few member names spelled
+# several ways (escapes included), strings holding colons and quotes raw and escaped, space around
+# colons and commas, and now and then a body broken after its last value.
+_PLAIN = ["a", "b", ":", " ", "é", r"\"", r"\\", r"\/", r"\n"]
+_ESCAPED = [r"\u003a", r"\u0022", r"\u0061", r"\u005c", r"\ud83d\ude00"]
+_SPACE = st.sampled_from(["", " ", "\n\t "])
+_NUMBERS_AND_LITERALS = st.sampled_from(["0", "-1.5e3", "18446744073709551615", "1" * 30, "1e400", "true", "null"])
+
+
+def _json_texts(pieces: list[str], names: list[str]) -> st.SearchStrategy[str]:
+    strings = st.lists(st.sampled_from(pieces), max_size=4).map(lambda chosen: '"' + "".join(chosen) + '"')
+    member_names = st.sampled_from(names) | strings
+
+    def containers(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        arrays = st.lists(children, max_size=4).map(lambda items: "[" + ",".join(items) + "]")
+        members = st.tuples(member_names, _SPACE, _SPACE, children).map(lambda m: m[0] + m[1] + ":" + m[2] + m[3])
+        objects = st.tuples(st.lists(members, max_size=5), _SPACE).map(lambda o: "{" + (o[1] + ",").join(o[0]) + "}")
+        return arrays | objects
+
+    return st.recursive(strings | _NUMBERS_AND_LITERALS, containers, max_leaves=25)
+
+
+# Half the texts have no \u escape at all, the only ones the shortcut can prove free of repeats.
+_json_texts_any = _json_texts(_PLAIN, ['"a"', '"b"', '"a:b"', '":"', r'"\""']) | _json_texts(
+    _PLAIN + _ESCAPED, ['"a"', r'"\u0061"', '"b"', '"a:b"', r'"a\u003ab"', '":"', r'"\""', r'"\u0022"']
+)
+_endings = st.just(b"") | st.sampled_from([b" ", b"x", b",", b"]", b"}", b'"\xff"'])
+
+
+def _outcome(find: Callable[[bytes], DuplicateMember | None], body: bytes) -> DuplicateMember | str | None:
+    try:
+        return find(body)
+    except ShapeViolation as violation:
+        return violation.kind
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_json_texts_any, _endings)
+def test_the_shortcut_to_no_repeat_answers_as_the_exact_pass_does(text: str, ending: bytes) -> None:
+    body = text.encode() + ending
+    assert _outcome(find_duplicate_member, body) == _outcome(_find_duplicate_member_exactly, body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_texts_any, st.lists(st.sampled_from(["[", '{"p":']), max_size=4))
+def test_a_repeat_whose_colons_escaped_ones_make_up_for_is_found_at_any_depth(dropped: str, path: list[str]) -> None:
+    """Keeping the second "k" drops 1 + dropped.count(":") colons, and as many \\u003a put them back."""
+    repeats = '{"k":' + dropped + ',"k":0,"z":"' + "\\u003a" * (1 + dropped.count(":")) + '"}'
+    body = "".join(path) + repeats + "".join("]" if opened == "[" else "}" for opened in reversed(path))
+    where = tuple(0 if opened == "[" else "p" for opened in path)
+    assert find_duplicate_member(body.encode()) == DuplicateMember(where, "k")
+
+
+def test_a_repeat_behind_an_escaped_colon_is_found() -> None:
+    """Dropping "a" takes a colon from the re-encoding, and the unescaped \\u003a puts one back."""
+    body = b'{"a":"x","a":"y","b":"\\u003a"}'
+    assert body.count(b":") == msgspec.json.encode(msgspec.json.decode(body)).count(b":")
+    assert find_duplicate_member(body) == DuplicateMember((), "a")
+
+
+def test_a_plain_body_takes_the_shortcut() -> None:
+    assert _no_member_repeats(b'{"memo": "a:b", "lines": [{"account": "1000"}, {"account": "1100"}]}')
+
+
+def test_the_shortcut_never_claims_a_body_too_deep_for_the_exact_pass() -> None:
+    """msgspec reads a few levels deeper than the stdlib's pass with its hook can: a body in
+    between is refused as too deep, not passed as free of repeats."""
+    limit = sys.getrecursionlimit()
+    for depth in range(limit // 2, limit + 1):
+        body = b"[" * depth + b"]" * depth
+        if _no_member_repeats(body):
+            assert _outcome(_find_duplicate_member_exactly, body) is None, depth
