@@ -31,9 +31,11 @@ from policies.audit import AuditEntry, AuditPush, InTransaction
 from policies.config import RoutePolicy
 from policies.engine import AuthFailure, AuthUnavailable, Caller, CompiledPolicy
 from policies.idempotency import (
+    Begin,
     IdempotencyStore,
     IdempotencyUnavailable,
     InFlight,
+    LimitAndClaimUnavailable,
     Mismatch,
     Replay,
     Started,
@@ -41,7 +43,7 @@ from policies.idempotency import (
     fingerprint,
 )
 from policies.limits import ShapeViolation, check_json_shape, find_duplicate_member
-from policies.ratelimit import RateLimiterUnavailable, rate_limit_headers, state_key
+from policies.ratelimit import RateDecision, RateLimiterUnavailable, RateLimitRule, rate_limit_headers, state_key
 from policies.redaction import PhiHasher
 
 __all__ = [
@@ -253,24 +255,46 @@ async def _govern(
         raise Refusal(403, "forbidden", "this operation has no policy")
     call.headers = _governed_headers(scope)
     call.caller = await _authorize(policy, route, call.headers)
-    await _rate_limit(governance, policy, route, call)
+    handler = scope["route_handler"]
+    # A keyed POST on Redis is limited and claimed in one round trip, once its body is read and checked
+    # (the claim needs its fingerprint). Limited separately otherwise, first, as always.
+    together = _limits_with_claim(governance, scope["method"], handler, route, call.headers)
+    if not together:
+        await _rate_limit(governance, policy, route, call)
     state = scope.setdefault("state", {})
     state["client_id"], state[_AUDITED_CALL] = call.caller.client_id, call
     downstream: Any = app
-    handler = scope["route_handler"]
     decodes_json = getattr(handler, "parsed_data_field", None) is not None
     if scope["method"] not in _BODY_METHODS or not _reads_body(handler):
         await downstream(scope, receive, _with_headers(send, call))
         return
-    body = await _checked_body(policy, route, scope, call.headers, receive, decodes_json)
+    try:
+        body = await _checked_body(policy, route, scope, call.headers, receive, decodes_json)
+        key = _idempotency_key(scope["method"], call.headers, route)
+    except Refusal:
+        if together:  # as on the other path: the request counts, and a limited client hears 429
+            await _rate_limit(governance, policy, route, call)
+        raise
     # Where Litestar keeps a body it has read: the handler's data is decoded from it directly instead
     # of streamed again through the replaying receive (about 5 % of an accepted write's CPU).
     ScopeState.from_scope(cast("HTTPScope", scope)).body = body
-    key = _idempotency_key(scope["method"], call.headers, route)
     if key is None:
         await downstream(scope, _replaying(body), _with_headers(send, call))
         return
-    await _idempotent(downstream, governance, policy, call, scope, body, key.strip().strip('"'), send)
+    limited_with = route if together else None
+    await _idempotent(downstream, governance, policy, call, scope, body, key, send, limited_with=limited_with)
+
+
+def _limits_with_claim(governance: Governance, method: str, handler: Any, route: RoutePolicy, headers: Headers) -> bool:
+    """Whether this request's rate limit goes in one round trip with its idempotency claim: Redis
+    holds both, and the request will be claimed (a POST with one Idempotency-Key where it counts)."""
+    return (
+        governance.limit_and_claim is not None
+        and method in _IDEMPOTENT_METHODS
+        and route.idempotency != "off"
+        and len(headers.get(b"idempotency-key", ())) == 1
+        and _reads_body(handler)
+    )
 
 
 def _idempotency_key(method: str, headers: Headers, route: RoutePolicy) -> str | None:
@@ -282,7 +306,12 @@ def _idempotency_key(method: str, headers: Headers, route: RoutePolicy) -> str |
         raise Refusal(400, "malformed-request", "the Idempotency-Key header appears more than once: send one key")
     if not keys and route.idempotency == "required":
         raise Refusal(400, "malformed-request", "this operation requires an Idempotency-Key header")
-    return keys[0] if keys else None
+    if not keys:
+        return None
+    key = keys[0].strip().strip('"')
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise Refusal(400, "malformed-request", "Idempotency-Key must be 1-255 printable characters")
+    return key
 
 
 def _reads_body(handler: Any) -> bool:
@@ -330,14 +359,49 @@ async def _rate_limit(governance: Governance, policy: CompiledPolicy, route: Rou
     try:
         decision = await governance.limiter.hit(f"{call.caller.client_id}:{state_key(rule)}", rule)
     except RateLimiterUnavailable:
-        if policy.file.rate_limits[rule.name].on_backend_error == "closed":
-            raise Refusal(
-                503, "upstream-unavailable", "rate limiting is unavailable; try again shortly", {"Retry-After": "1"}
-            ) from None
+        if _fails_closed(policy, rule):
+            raise _limits_unavailable() from None
         return  # fail open: this policy prefers serving to limiting when the shared store is down
+    _apply(call, rule, decision)
+
+
+async def _limit_and_claim(
+    governance: Governance, policy: CompiledPolicy, route: RoutePolicy, call: _Call, request: IdempotentRequest
+) -> Begin:
+    """``_rate_limit`` and ``begin`` in one round trip (``_limits_with_claim``), refusing as they do."""
+    assert call.caller is not None
+    assert governance.limit_and_claim is not None
+    rule = policy.rule(route)
+    rate_key = f"{call.caller.client_id}:{state_key(rule)}"
+    try:
+        decision, begun = await governance.limit_and_claim.hit_and_begin(
+            rate_key, rule, request.key, request.fingerprint, request.ttl_s
+        )
+    except LimitAndClaimUnavailable:
+        # Failing open on the limit would still leave the claim unanswered: 503 either way.
+        raise _limits_unavailable() if _fails_closed(policy, rule) else _idempotency_unavailable() from None
+    _apply(call, rule, decision)
+    assert begun is not None  # refused by the limit: _apply raised
+    return begun
+
+
+def _fails_closed(policy: CompiledPolicy, rule: RateLimitRule) -> bool:
+    return policy.file.rate_limits[rule.name].on_backend_error == "closed"
+
+
+def _apply(call: _Call, rule: RateLimitRule, decision: RateDecision) -> None:
     call.extra_headers = rate_limit_headers(rule, decision)
     if not decision.allowed:
         raise Refusal(429, "too-many-requests", f"rate limit {rule.name!r} exceeded")
+
+
+def _limits_unavailable() -> Refusal:
+    return Refusal(503, "upstream-unavailable", "rate limiting is unavailable; try again shortly", {"Retry-After": "1"})
+
+
+def _idempotency_unavailable() -> Refusal:
+    detail = "idempotency records are unavailable; retry shortly"
+    return Refusal(503, "upstream-unavailable", detail, {"Retry-After": "1"})
 
 
 async def _checked_body(
@@ -393,22 +457,16 @@ async def _idempotent(
     body: bytes,
     key: str,
     send: Send,
+    *,
+    limited_with: RoutePolicy | None = None,
 ) -> None:
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise Refusal(400, "malformed-request", "Idempotency-Key must be 1-255 printable characters")
     assert call.caller is not None
     store_key = f"{call.caller.client_id}:{call.operation}:{key}"
     ttl = policy.file.idempotency.ttl_s
     request = IdempotentRequest(
         store_key, fingerprint(scope["method"], scope["path"], body), ttl, governance.idempotency
     )
-    try:
-        begun = await governance.idempotency.begin(store_key, request.fingerprint, ttl)
-    except IdempotencyUnavailable:
-        raise Refusal(
-            503, "upstream-unavailable", "idempotency records are unavailable; retry shortly", {"Retry-After": "1"}
-        ) from None
-    match begun:
+    match await _begin(governance, policy, call, request, limited_with):
         case Replay(response=stored):
             await _replay(send, call, stored)
             return
@@ -439,6 +497,21 @@ async def _idempotent(
         # The answer is sent; nothing can be answered now. The record stays as it is: in flight until
         # its lease runs out, then gone (a retry runs again) or, provisional, replaying its 202.
         log.warning("idempotency record of %s left unfinished: the store is unavailable", call.operation)
+
+
+async def _begin(
+    governance: Governance,
+    policy: CompiledPolicy,
+    call: _Call,
+    request: IdempotentRequest,
+    limited_with: RoutePolicy | None,
+) -> Begin:
+    if limited_with is not None:  # its rate limit is taken with the claim
+        return await _limit_and_claim(governance, policy, limited_with, call, request)
+    try:
+        return await governance.idempotency.begin(request.key, request.fingerprint, request.ttl_s)
+    except IdempotencyUnavailable:
+        raise _idempotency_unavailable() from None
 
 
 # Rate-limit and trace fields belong to the original call, not to a replay.

@@ -18,7 +18,7 @@ from gateway.settings import Settings
 from gateway.store import HUB_DATABASE, SqliteStore, Store
 from policies.audit import AuditEntry, AuditLog, RedisAuditLog, SqliteAuditLog
 from policies.engine import PolicyHolder
-from policies.idempotency import IdempotencyStore, RedisIdempotencyStore, SqliteIdempotencyStore
+from policies.idempotency import IdempotencyStore, RedisIdempotencyStore, RedisLimitAndClaim, SqliteIdempotencyStore
 from policies.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from policies.redaction import PhiHasher
 
@@ -82,6 +82,8 @@ class Governance:
     phi_hasher: PhiHasher
     redis: aioredis.Redis | None = None
     jwks_http: httpx.AsyncClient | None = None
+    # Both on one Redis: a keyed POST's rate limit and idempotency claim go in one round trip.
+    limit_and_claim: RedisLimitAndClaim | None = None
     audit_writer: AuditWriter = field(init=False)
 
     @classmethod
@@ -101,16 +103,17 @@ class Governance:
         if settings.state_backend == "redis":
             client = _redis(settings)
             prefix = settings.redis_prefix
+            limiter = RedisRateLimiter(client, prefix=f"{prefix}rl:")
+            idempotency = RedisIdempotencyStore(client, prefix=f"{prefix}idem:", lease_s=settings.idempotency_lease_s)
             return cls(
                 holder=holder,
-                limiter=RedisRateLimiter(client, prefix=f"{prefix}rl:"),
-                idempotency=RedisIdempotencyStore(
-                    client, prefix=f"{prefix}idem:", lease_s=settings.idempotency_lease_s
-                ),
+                limiter=limiter,
+                idempotency=idempotency,
                 audit_log=RedisAuditLog(client, prefix=f"{prefix}audit:"),
                 phi_hasher=hasher,
                 redis=client,
                 jwks_http=jwks_http,
+                limit_and_claim=RedisLimitAndClaim(limiter, idempotency),
             )
         data = Path(settings.data_dir)
         data.mkdir(parents=True, exist_ok=True)

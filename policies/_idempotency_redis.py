@@ -86,19 +86,28 @@ class RedisIdempotencyStore:
         self._release = client.register_script(_RELEASE_LUA)
 
     async def begin(self, key: str, fingerprint: str, ttl_s: float) -> Begin:
-        if "\n" in fingerprint:
-            raise ValueError("a fingerprint cannot contain a newline")
-        claim = b"F" + fingerprint.encode() + b"\n"
-        px = _ms(lease_s(ttl_s, self._lease_s))
+        redis_key, claim, px = self.claim_arguments(key, fingerprint, ttl_s)
         try:
             # The command as ``set(..., nx=True, px=px, get=True)`` sends it, without that method's
             # checks of its fourteen options on every write (3 % of an accepted write's CPU, py-spy).
             # (redis-py leaves execute_command unannotated; ``get=True`` makes its reply the old value.)
             record = await self._client.execute_command(  # type: ignore[no-untyped-call]
-                "SET", self._prefix + key, claim, "NX", "GET", "PX", px, get=True
+                "SET", redis_key, claim, "NX", "GET", "PX", px, get=True
             )
         except (RedisError, OSError) as exc:
             raise IdempotencyUnavailable("idempotency records unavailable") from exc
+        return self.claimed(record, fingerprint)
+
+    def claim_arguments(self, key: str, fingerprint: str, ttl_s: float) -> tuple[str, bytes, int]:
+        """What ``begin`` sends as ``SET <key> <claim> NX GET PX <ms>``: the key, the in-flight record,
+        its lease in ms (for a script that claims inside another, ``policies._limit_and_claim_redis``)."""
+        if "\n" in fingerprint:
+            raise ValueError("a fingerprint cannot contain a newline")
+        return self._prefix + key, b"F" + fingerprint.encode() + b"\n", _ms(lease_s(ttl_s, self._lease_s))
+
+    @staticmethod
+    def claimed(record: object, fingerprint: str) -> Begin:
+        """What the claim's reply (the record that was there, or none) means for this request."""
         if record is None:
             return STARTED
         if not isinstance(record, bytes):

@@ -56,17 +56,22 @@ class RedisRateLimiter:
     retries (redis-py's default retries for seconds), share it, and close it yourself."""
 
     def __init__(self, client: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.client = client
         self._prefix = prefix
         self._script = client.register_script(GCRA_LUA)  # EVALSHA, SCRIPT LOAD again on NOSCRIPT
 
     async def hit(self, key: str, rule: RateLimitRule, cost: int = 1) -> RateDecision:
-        check_cost(rule, cost)
-        args = (rule.window_us, rule.limit, rule.capacity, cost)
+        redis_key, args = self.script_arguments(key, rule, cost)
         try:
-            allowed, debt = await self._script(keys=[self._prefix + key], args=args)
+            allowed, debt = await self._script(keys=[redis_key], args=args)
         except (RedisError, OSError) as exc:
             raise RateLimiterUnavailable("rate limit backend unreachable") from exc
         return decision_from_debt(rule, cost, allowed == 1, int(debt))
+
+    def script_arguments(self, key: str, rule: RateLimitRule, cost: int = 1) -> tuple[str, tuple[int, int, int, int]]:
+        """``GCRA_LUA``'s key and its first four arguments (for a script that runs it inside another)."""
+        check_cost(rule, cost)
+        return self._prefix + key, (rule.window_us, rule.limit, rule.capacity, cost)
 
     async def aclose(self) -> None:
         """Nothing of its own to release: the client belongs to the caller."""

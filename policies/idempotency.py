@@ -5,7 +5,8 @@ The caller builds the record key (client + route + ``Idempotency-Key``) and the 
 tagged results, so the gateway matches on it instead of reading flags: :class:`Started` (run the
 request, then ``complete`` with its response, or ``release`` it if it failed with nothing worth
 replaying), :class:`Replay` (send the stored response), :class:`InFlight` (409) or
-:class:`Mismatch` (422). Two backends: SQLite for one node, Redis for several.
+:class:`Mismatch` (422). Two backends: SQLite for one node, Redis for several. On Redis,
+:class:`RedisLimitAndClaim` runs a request's rate limit and its claim in one round trip.
 """
 
 from policies._idempotency_core import (
@@ -23,6 +24,7 @@ from policies._idempotency_core import (
 )
 from policies._idempotency_redis import RedisIdempotencyStore
 from policies._idempotency_sqlite import SqliteIdempotencyStore
+from policies._limit_and_claim_redis import LimitAndClaimUnavailable, RedisLimitAndClaim
 
 __all__ = [
     "Begin",
@@ -31,8 +33,10 @@ __all__ = [
     "IdempotencyStore",
     "IdempotencyUnavailable",
     "InFlight",
+    "LimitAndClaimUnavailable",
     "Mismatch",
     "RedisIdempotencyStore",
+    "RedisLimitAndClaim",
     "Replay",
     "SqliteIdempotencyStore",
     "Started",

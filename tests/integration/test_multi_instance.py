@@ -239,6 +239,37 @@ def test_one_rate_limit_across_instances(tight_pair: tuple[Proc, Proc]) -> None:
     print(f"\none rate limit: 30 journals over two instances -> {dict(statuses)}")
 
 
+def test_keyed_posts_are_limited_with_their_claim_as_unkeyed_ones(
+    tight_pair: tuple[Proc, Proc], prefix: str, store_redis: redis.Redis
+) -> None:
+    """A POST with an Idempotency-Key is limited in the round trip that claims its key: the same one
+    limit across instances, a refused request claims nothing, and a limited client hears 429 even
+    for a body the chain refuses before claiming (a member named twice: 400 otherwise)."""
+    hubs = tight_pair
+    with hubs[0].client() as api_a, hubs[1].client() as api_b:
+        apis = (api_a, api_b)
+        answers = [
+            apis[i % 2].post(
+                "/v1/journals", json=factories.journal(f"keyed-{i:03d}"), headers={"Idempotency-Key": f"k{i}"}
+            )
+            for i in range(30)
+        ]
+        broken = api_a.post(
+            "/v1/journals",
+            content=b'{"ledger": "A", "ledger": "B"}',
+            headers={"Idempotency-Key": "k-broken", "Content-Type": "application/json"},
+        )
+    statuses = Counter(response.status_code for response in answers)
+    assert statuses == Counter({202: 10, 429: 20}), statuses
+    for response in answers:
+        assert response.headers["ratelimit"].startswith('"writes";r=')
+        if response.status_code == 429:
+            assert int(response.headers["retry-after"]) >= 1
+    assert broken.status_code == 429, broken.text
+    claimed = list(store_redis.scan_iter(match=f"{prefix}idem:*"))
+    assert len(claimed) == 10, claimed  # one record per accepted journal, none for the refused
+
+
 def test_one_idempotency_record_across_instances(tight_pair: tuple[Proc, Proc]) -> None:
     hub_a, hub_b = tight_pair
     key = f"idem-{random.Random(SEED).getrandbits(64):016x}"
