@@ -362,7 +362,7 @@ async def _rate_limit(governance: Governance, policy: CompiledPolicy, route: Rou
         if _fails_closed(policy, rule):
             raise _limits_unavailable() from None
         return  # fail open: this policy prefers serving to limiting when the shared store is down
-    _apply(call, rule, decision)
+    _apply_decision(call, rule, decision)
 
 
 async def _limit_and_claim(
@@ -380,8 +380,8 @@ async def _limit_and_claim(
     except LimitAndClaimUnavailable:
         # Failing open on the limit would still leave the claim unanswered: 503 either way.
         raise _limits_unavailable() if _fails_closed(policy, rule) else _idempotency_unavailable() from None
-    _apply(call, rule, decision)
-    assert begun is not None  # refused by the limit: _apply raised
+    _apply_decision(call, rule, decision)
+    assert begun is not None  # refused by the limit: _apply_decision raised
     return begun
 
 
@@ -389,7 +389,7 @@ def _fails_closed(policy: CompiledPolicy, rule: RateLimitRule) -> bool:
     return policy.file.rate_limits[rule.name].on_backend_error == "closed"
 
 
-def _apply(call: _Call, rule: RateLimitRule, decision: RateDecision) -> None:
+def _apply_decision(call: _Call, rule: RateLimitRule, decision: RateDecision) -> None:
     call.extra_headers = rate_limit_headers(rule, decision)
     if not decision.allowed:
         raise Refusal(429, "too-many-requests", f"rate limit {rule.name!r} exceeded")
