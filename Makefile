@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint typecheck pytest openapi bench bench-inproc bench-hop bench-trace bench-trace-instr bench-x12 clean
+.PHONY: help setup run test lint typecheck pytest openapi bench bench-policy bench-inproc bench-hop bench-trace bench-trace-instr bench-x12 clean
 
 help: ## list the tasks
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ openapi: setup ## regenerate openapi/v1.json from the app
 
 bench: setup ## load benchmark: bare ping vs GET transaction vs POST journal; policy chain on Redis; tracing off/10%/100%
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/api_bench.py
+
+bench-policy: setup ## the policy chain's goals judged on the median of 3 runs (noisy machines)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/policy_repeat.py
 
 bench-inproc: setup ## the hub app's own CPU per request (GET, POST), in-process, policy chain on Redis
 	$(PY) bench/inproc_bench.py

@@ -1117,9 +1117,13 @@ def print_policy_summary(measured: list[Measured], ctx: Context) -> None:
         f"  {'ping CPU/req / path CPU/req':>27}  {'Redis CPU ms/req':>16}  {'worker CPU ms/req':>17}"
         f"  {'embedded hub vs ping':>20}"
     )
+    summary = []
     for m in rows:
         goal = GOALS["policy_read"] if m.route.key == "get" else GOALS["policy_write"]
         ratio, cpu_ratio = m.rps_vs_ping, m.ping_cpu_share
+        summary.append(
+            {"hub": m.label, "path": m.route.label, "vs_ping": ratio, "cpu_vs_ping": cpu_ratio, "goal": goal}
+        )
         redis = f"{m.redis_cpu_ms:.3f}" if m.redis_cpu_ms is not None else "n/a"
         worker = f"{m.worker_cpu_ms:.3f}" if m.worker_cpu_ms is not None else "-"
         b = base.get(m.route.key)
@@ -1129,6 +1133,8 @@ def print_policy_summary(measured: list[Measured], ctx: Context) -> None:
             f"{'>=' + _pct(goal)[:-3] + '%':>6} {'yes' if ratio >= goal else 'NO':>4}  {_pct(cpu_ratio):>27}"
             f"  {redis:>16}  {worker:>17}  {emb:>20}"
         )
+    if ctx.args.summary_json:  # bench/policy_repeat.py reads it
+        Path(ctx.args.summary_json).write_text(json.dumps(summary))
     print(
         "  (the CPU column is the ratio if the hub had the CPU to itself: throughput of a CPU-bound process\n"
         "   is 1/CPU per request; the Redis server's own CPU is not in the hub's figure. redis+worker: the hub\n"
@@ -1611,6 +1617,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--durability", choices=["normal", "full"], help="BILLING_HUB_DURABILITY for the hub")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the servers' logs and the policy to DIR")
+    parser.add_argument(
+        "--summary-json", metavar="FILE", help="also write the policy chain's rows (ratios to ping, goals) to FILE"
+    )
     parser.add_argument("--drain-timeout", type=float, default=60.0, help="max s to wait for deliveries")
     parser.add_argument(
         "--settle", type=float, default=8.0, help="max s other variants wait for their backlog before stopping"
