@@ -1,6 +1,6 @@
 """The policy chain every ``/v1`` call passes, in order, before its handler runs:
 
-    authenticate (401) -> scope (403) -> rate limit (429 / 503) -> transfer coding (501)
+    authenticate (401) -> scope (403) -> rate limit (429 / 503) -> query parameters (400) -> transfer coding (501)
     -> content type and coding (415) -> body size (413) -> JSON shape and repeated member names (400 / 413)
     -> idempotency (400 / 409 / 422, or replay)
 
@@ -25,7 +25,16 @@ from litestar.utils.scope.state import ScopeState
 
 from gateway.deadlines import within
 from gateway.governance_state import Governance
-from gateway.problems import PROBLEM_JSON, Problem, body_field_names, problem_type, route_template
+from gateway.problems import (
+    PROBLEM_JSON,
+    FieldError,
+    Problem,
+    ProblemError,
+    body_field_names,
+    problem_type,
+    route_template,
+)
+from gateway.query_params import undeclared_query
 from gateway.tracing import current_trace_id
 from policies.audit import AuditEntry, AuditPush, InTransaction
 from policies.config import RoutePolicy
@@ -96,9 +105,21 @@ class IdempotentRequest:
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, kind: str, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        errors: list[FieldError] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status, self.kind, self.detail, self.headers = status, kind, detail, headers or {}
+        self.errors = errors or []
+
+    @classmethod
+    def of(cls, problem: ProblemError) -> Refusal:
+        return cls(problem.status, problem.kind, problem.detail, problem.headers, problem.errors)
 
 
 @dataclass(slots=True)
@@ -149,6 +170,7 @@ async def _send_problem(send: Send, scope: Scope, refusal: Refusal, extra: list[
             detail=refusal.detail,
             instance=route_template(scope),
             trace_id=current_trace_id(),
+            errors=refusal.errors,
         )
     )
     headers = [
@@ -266,9 +288,11 @@ async def _govern(
     downstream: Any = app
     decodes_json = getattr(handler, "parsed_data_field", None) is not None
     if scope["method"] not in _BODY_METHODS or not _reads_body(handler):
+        _check_query(scope, handler)
         await downstream(scope, receive, _with_headers(send, call))
         return
     try:
+        _check_query(scope, handler)
         body = await _checked_body(policy, route, scope, call.headers, receive, decodes_json)
         key = _idempotency_key(scope["method"], call.headers, route)
     except Refusal:
@@ -283,6 +307,13 @@ async def _govern(
         return
     limited_with = route if together else None
     await _idempotent(downstream, governance, policy, call, scope, body, key, send, limited_with=limited_with)
+
+
+def _check_query(scope: Scope, handler: Any) -> None:
+    """400 for a query the operation does not take (gateway/query_params.py), before any work."""
+    problem = undeclared_query(scope.get("query_string", b""), handler)
+    if problem is not None:
+        raise Refusal.of(problem)
 
 
 def _limits_with_claim(governance: Governance, method: str, handler: Any, route: RoutePolicy, headers: Headers) -> bool:
@@ -463,9 +494,8 @@ async def _idempotent(
     assert call.caller is not None
     store_key = f"{call.caller.client_id}:{call.operation}:{key}"
     ttl = policy.file.idempotency.ttl_s
-    request = IdempotentRequest(
-        store_key, fingerprint(scope["method"], scope["path"], body), ttl, governance.idempotency
-    )
+    signed = fingerprint(scope["method"], _target(scope), body)
+    request = IdempotentRequest(store_key, signed, ttl, governance.idempotency)
     match await _begin(governance, policy, call, request, limited_with):
         case Replay(response=stored):
             await _replay(send, call, stored)
@@ -497,6 +527,13 @@ async def _idempotent(
         # The answer is sent; nothing can be answered now. The record stays as it is: in flight until
         # its lease runs out, then gone (a retry runs again) or, provisional, replaying its 202.
         log.warning("idempotency record of %s left unfinished: the store is unavailable", call.operation)
+
+
+def _target(scope: Scope) -> str:
+    """The path, with the query when there is one: for an operation that takes a query, the same body
+    under another query is another request, not a retry (a query it does not take is refused first)."""
+    query: bytes = scope.get("query_string", b"")
+    return f"{scope['path']}?{query.decode('latin-1')}" if query else str(scope["path"])
 
 
 async def _begin(

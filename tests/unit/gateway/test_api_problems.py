@@ -358,3 +358,44 @@ def test_an_invalid_policy_problem_has_its_own_title(tmp_path: Path) -> None:
     # The file's path stays: only admin callers can reload, and the operator needs to know which
     # file the hub read (a successful reload answers it as "source").
     assert str(policy) in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/transactions/txn_00000000000000000000000000?wait=5"),
+        ("GET", "/v1/journals/jnl_00000000000000000000000000?expand=lines"),
+        ("GET", "/v1/accounts/A-1?Jane%20Doe=1"),
+        ("POST", "/v1/journals?dry_run=true"),
+    ],
+)
+def test_a_query_parameter_no_operation_takes_is_a_400_not_ignored(
+    client: TestClient[Any], method: str, path: str
+) -> None:
+    """The canonical operations take no query: `?wait=5` was ignored and answered at once."""
+    body = factories.journal() if method == "POST" else None
+    problem = _problem(client.request(method, path, json=body), 400, "validation-error")
+    assert problem["detail"] == "a query parameter this operation does not take; it takes none"
+    assert "Jane" not in json.dumps(problem)  # a name the client chose can be PHI: never echoed
+
+
+def test_a_refused_query_stores_no_work(client: TestClient[Any]) -> None:
+    refused = client.post("/v1/journals?dry_run=true", json=factories.journal())
+    assert refused.status_code == 400
+    assert client.post("/v1/journals", json=factories.journal()).status_code == 202  # the same journal is new
+
+
+def test_a_query_refused_before_the_claim_leaves_its_key_free(client: TestClient[Any]) -> None:
+    """The query is refused before the Idempotency-Key is claimed: sent right, the request runs."""
+    headers = {"Idempotency-Key": "query-then-none"}
+    journal = factories.journal()
+    assert client.post("/v1/journals?dry_run=true", json=journal, headers=headers).status_code == 400
+    assert client.post("/v1/journals", json=journal, headers=headers).status_code == 202
+
+
+def test_the_fingerprinted_target_keeps_a_query_and_is_the_path_without_one() -> None:
+    """Without a query the fingerprint is what it always was: records stored before still match."""
+    from gateway.governance import _target
+
+    assert _target({"path": "/v1/journals", "query_string": b""}) == "/v1/journals"
+    assert _target({"path": "/v1/admin/audit", "query_string": b"limit=5"}) == "/v1/admin/audit?limit=5"
