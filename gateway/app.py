@@ -18,6 +18,7 @@ from gateway.api.metrics import MetricsController
 from gateway.api.v1 import v1_router
 from gateway.governance import takes_idempotency_key
 from gateway.governance_state import Governance
+from gateway.head import head_as_get
 from gateway.hub import Hub
 from gateway.openapi import (
     MoneySchemaPlugin,
@@ -124,5 +125,5 @@ def create_app(
     document_idempotency_keys(app, keyed_operations(app))
     app.state.telemetry = telemetry
     # Outermost, so that routing (and its 404s) happens inside the server span and the timer.
-    app.asgi_handler = server_middleware(app.asgi_handler, telemetry)
+    app.asgi_handler = server_middleware(head_as_get(app.asgi_handler), telemetry)
     return app

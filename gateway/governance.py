@@ -25,6 +25,7 @@ from litestar.utils.scope.state import ScopeState
 
 from gateway.deadlines import within
 from gateway.governance_state import Governance
+from gateway.head import allowed_methods
 from gateway.problems import (
     PROBLEM_JSON,
     FieldError,
@@ -258,7 +259,7 @@ async def _answer_options(scope: Scope, send: Send) -> None:
     path when the handler was made, and misses those registered after it (PUT on /v1/accounts/{n})."""
     routes = scope["app"].routes
     methods: set[str] = next((r.methods for r in routes if r.path_format == scope["path_template"]), set())
-    allow = ", ".join(sorted({*methods, "OPTIONS"}))
+    allow = allowed_methods({*methods, "OPTIONS"})
     await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", allow.encode())]})
     await send({"type": "http.response.body", "body": b""})
 

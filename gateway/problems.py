@@ -27,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from canonical._codes import TEXT_PATTERN
+from gateway.head import allowed_methods
 from gateway.tracing import current_trace_id
 
 __all__ = [
@@ -245,7 +246,10 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Pr
     status = exc.status_code
     kind = _STATUS_KINDS.get(status, "http-error")
     detail = _GENERIC_DETAILS.get(status, "the request could not be processed")
-    return problem_response(request, status, kind, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    for name in [name for name in headers if name.lower() == "allow"]:  # HEAD wherever GET is (gateway/head.py)
+        headers[name] = allowed_methods(headers[name].split(","))
+    return problem_response(request, status, kind, detail, headers=headers)
 
 
 def _logged_route(request: Request[Any, Any, Any]) -> str:

@@ -220,3 +220,16 @@ def test_every_prefer_line_counts(hub: Service) -> None:
     status, headers, payload = _on_the_wire(hub, head, body)
     assert (status, headers.get("preference-applied")) == (200, "wait=10"), payload
     assert json.loads(payload)["state"] == "completed"
+
+
+def test_head_on_the_running_hub_sends_no_content_and_keeps_the_connection(hub: Service) -> None:
+    """The server writes no body for a HEAD: the next request on the same connection reads cleanly."""
+    path = f"{hub.url}/v1/transactions/txn_00000000000000000000000000"
+    with httpx.Client(headers={"X-API-Key": KEY}) as client:
+        head = client.head(path)
+        got = client.get(path)
+        again = client.head(f"{hub.url}/health")
+    assert (head.status_code, head.content) == (404, b"")
+    assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+    assert got.json()["status"] == 404
+    assert (again.status_code, again.content) == (200, b"")
