@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Litestar
+from litestar import Litestar, Response, Router
+from litestar.enums import MediaType
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Parameter, Schema
@@ -64,7 +66,18 @@ def openapi_config(version: str) -> OpenAPIConfig:
         description="Governed canonical APIs for patient-billing back-office integration.",
         path="/schema",
         render_plugins=[SwaggerRenderPlugin()],
+        # Litestar adds its document routes to this router, and an HTML page as the 404 of any other
+        # /schema path: answered as every other 404 is, a problem (RFC 9457).
+        openapi_router=Router(
+            "/schema", route_handlers=[], include_in_schema=False, after_request=_html_not_found_as_problem
+        ),
     )
+
+
+def _html_not_found_as_problem(response: Response[Any]) -> Response[Any]:
+    if response.status_code == 404 and response.media_type == MediaType.HTML:
+        raise NotFoundException
+    return response
 
 
 def _strict_structs() -> dict[str, type[Any]]:

@@ -399,3 +399,12 @@ def test_the_fingerprinted_target_keeps_a_query_and_is_the_path_without_one() ->
 
     assert _target({"path": "/v1/journals", "query_string": b""}) == "/v1/journals"
     assert _target({"path": "/v1/admin/audit", "query_string": b"limit=5"}) == "/v1/admin/audit?limit=5"
+
+
+def test_an_unknown_schema_path_is_a_404_problem_and_the_documents_are_served(client: TestClient[Any]) -> None:
+    """Litestar answers any other /schema path with an HTML page of its own: here a problem, as every 404."""
+    _problem(client.get("/schema/nope"), 404, "not-found")
+    assert client.get("/schema/openapi.json").json()["info"]["title"] == "Billing Integration Hub"
+    for page in ("/schema", "/schema/swagger"):
+        served = client.get(page)
+        assert (served.status_code, served.headers["content-type"].split(";")[0]) == (200, "text/html"), page
