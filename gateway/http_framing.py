@@ -13,6 +13,9 @@ the limit hold however the head is split into reads: the bytes received while a 
 (what an endless head has cost so far), and the parsed target and headers of a head that completes
 (a read can hold the end of a head that is too long, and a body that belongs to a head that is not). (h11 has its own
 size limit, ``h11_max_incomplete_event_size``, and answers over it with the 400 below.)
+
+A client that ends its side of the connection once its request is sent (a half-close) still gets the
+answer to every whole request, then the connection closes; uvicorn took the end for a disconnect.
 """
 
 from __future__ import annotations
@@ -172,6 +175,21 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if self._refusal is not None and not self._answering():
             self._send(self._refusal)
+        elif self._peer_finished and not self._answering():
+            self.transport.close()  # the client sends nothing more: its answers are all out
+
+    _peer_finished = False  # the client half-closed after whole requests: answer them, then close
+
+    # asyncio.Protocol.eof_received may answer True (keep the transport open); uvicorn types it None.
+    def eof_received(self) -> bool | None:  # type: ignore[override]
+        """A client may end its side once its request is sent (``nc -N``, ``curl`` over a shell pipe,
+        HTTP/1.0-style clients): uvicorn took that for a disconnect and closed, so a request that
+        was whole got no answer (and a POST ran unanswered). The answers to whole requests still go
+        out, then the connection closes; an end in the middle of a request is still a disconnect."""
+        if self._refusal is None and self._answering():
+            self._peer_finished = True
+            return True  # keep the transport open for writing
+        return None
 
     def _refuse(self, response: bytes) -> None:
         if self._answering():
@@ -196,10 +214,24 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
 
 class ProblemH11Protocol(H11Protocol):
     _refused = False
+    _peer_finished = False  # as in ProblemHttpToolsProtocol.eof_received
 
     def data_received(self, data: bytes) -> None:
         if not self._refused:
             super().data_received(data)
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # as in ProblemHttpToolsProtocol
+        cycle = self.cycle
+        if not self._refused and cycle is not None and not cycle.response_complete and not cycle.more_body:
+            self._peer_finished = True
+            return True
+        return None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        cycle = self.cycle
+        if self._peer_finished and (cycle is None or cycle.response_complete) and not self.transport.is_closing():
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         # Written raw, as the httptools class does: h11's state machine has already failed on this

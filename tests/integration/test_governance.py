@@ -233,3 +233,23 @@ def test_head_on_the_running_hub_sends_no_content_and_keeps_the_connection(hub: 
     assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
     assert got.json()["status"] == 404
     assert (again.status_code, again.content) == (200, b"")
+
+
+def test_a_post_from_a_client_that_half_closes_is_answered_once_stored(hub: Service) -> None:
+    """A whole request followed by the end of the client's side (``nc -N``) was taken for a
+    disconnect: the journal was stored and the client never heard so."""
+    body = json.dumps({**factories.journal(), "external_reference": f"HALF-{uuid.uuid4().hex[:12]}"}).encode()
+    head = (
+        f"POST /v1/journals HTTP/1.1\r\nHost: hub\r\nX-API-Key: {KEY}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    port = int(hub.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + body)
+        sock.shutdown(socket.SHUT_WR)
+        answer = read_until_closed(sock)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 202 "), answer[:300]
+    accepted = json.loads(rest.partition(b"\r\n\r\n")[2])
+    stored = httpx.get(f"{hub.url}/v1/transactions/{accepted['id']}", headers={"X-API-Key": KEY})
+    assert stored.status_code == 200
