@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint typecheck pytest openapi bench bench-policy bench-inproc bench-hop bench-trace bench-trace-instr bench-x12 clean
+.PHONY: help setup run test lint typecheck pytest openapi bench bench-policy bench-inproc bench-hop bench-trace bench-trace-instr bench-x12 bench-stall clean
 
 help: ## list the tasks
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ bench-trace-instr: setup ## tracing's cost in instructions per request (valgrind
 
 bench-x12: setup ## X12 835 parse throughput and memory, with pyx12 for the ratio
 	$(PY) bench/make_835.py && $(PY) bench/x12_bench.py
+
+bench-stall: setup ## how long an 8 MB raw 835 holds the hub's event loop (in-process, embedded store)
+	@test -f bench/data/835_8mb.x12 || $(PY) bench/make_835.py
+	$(PY) bench/loop_stall.py
 
 clean: ## remove the venv, caches and local data
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache bench/data
