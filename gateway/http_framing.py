@@ -112,6 +112,7 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
     _parsed_head_bytes = 0  # the target and headers parsed so far, with their separators
     _head_too_large = False  # on_headers_complete found the head too long and stopped the parser
     _head_timer: asyncio.TimerHandle | None = None
+    _peer_finished = False  # the client half-closed after whole requests: answer them, then close
     head_timeout_s = HEAD_TIMEOUT_S
 
     def data_received(self, data: bytes) -> None:
@@ -177,8 +178,6 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
             self._send(self._refusal)
         elif self._peer_finished and not self._answering():
             self.transport.close()  # the client sends nothing more: its answers are all out
-
-    _peer_finished = False  # the client half-closed after whole requests: answer them, then close
 
     # asyncio.Protocol.eof_received may answer True (keep the transport open); uvicorn types it None.
     def eof_received(self) -> bool | None:  # type: ignore[override]
