@@ -100,7 +100,9 @@ async def _rounds(name: str, one: Callable[[], Awaitable[None]], rounds: int, re
     return per_request
 
 
-async def run(args: argparse.Namespace, workdir: Path) -> int:
+async def started_hub(workdir: Path, *, backend: str, redis_url: str, prefix: str) -> InProcessHub:
+    """The hub app in-process with the bench policy (a fresh key), the ``backend`` store and nothing
+    delivering, started, its heap settled as ``billing-hub serve`` settles it."""
     from gateway.app import create_app
     from gateway.runtime import settle_heap
 
@@ -109,9 +111,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
     os.environ.update(
         {
             "BILLING_HUB_POLICY_FILE": str(workdir / "policy.toml"),
-            "BILLING_HUB_STATE_BACKEND": args.backend,
-            "BILLING_HUB_REDIS_URL": args.redis_url,
-            "BILLING_HUB_REDIS_PREFIX": args.prefix,
+            "BILLING_HUB_STATE_BACKEND": backend,
+            "BILLING_HUB_REDIS_URL": redis_url,
+            "BILLING_HUB_REDIS_PREFIX": prefix,
             "BILLING_HUB_DATA_DIR": str(workdir / "data"),
             # Tracing off unless the caller says otherwise (e.g. "discard" plus an OTEL_TRACES_SAMPLER).
             "BILLING_HUB_TRACE_EXPORTER": os.environ.get("BILLING_HUB_TRACE_EXPORTER", "off"),
@@ -123,6 +125,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
     hub = InProcessHub(create_app(), api_key)
     await hub.start()
     settle_heap()
+    return hub
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> int:
+    hub = await started_hub(workdir, backend=args.backend, redis_url=args.redis_url, prefix=args.prefix)
     json_body = [(b"content-type", b"application/json")]
     try:
         status, body = await hub.request("POST", "/v1/journals", json_body, _journal("setup"))

@@ -25,34 +25,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]
 
-from api_bench import bench_policy  # noqa: E402  (this directory is sys.path[0] when run as a script)
-from inproc_bench import InProcessHub  # noqa: E402
+from inproc_bench import _delete_keys, started_hub  # noqa: E402  (this directory is sys.path[0] when run as a script)
 
 TICK_S = 0.005
 
 
-async def measure(body: bytes, backend: str) -> None:
-    from gateway.app import create_app
-    from gateway.runtime import settle_heap
-
+async def measure(body: bytes, backend: str, redis_url: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="loop-stall-"))
-    key = "bench-" + secrets.token_hex(16)
-    (workdir / "policy.toml").write_text(bench_policy(key))
-    os.environ.update(
-        {
-            "BILLING_HUB_POLICY_FILE": str(workdir / "policy.toml"),
-            "BILLING_HUB_DATA_DIR": str(workdir / "data"),
-            "BILLING_HUB_STATE_BACKEND": backend,
-            "BILLING_HUB_REDIS_PREFIX": f"loop-stall-{secrets.token_hex(4)}:",
-            "BILLING_HUB_TRACE_EXPORTER": "off",
-            "BILLING_HUB_DISPATCHER_ENABLED": "false",
-            "BILLING_HUB_TARGETS": "erp",
-            "BILLING_HUB_ERP_URL": "http://127.0.0.1:9",  # never called: nothing delivers here
-        }
-    )
-    hub = InProcessHub(create_app(), key)
-    await hub.start()
-    settle_heap()
+    prefix = f"loop-stall-{secrets.token_hex(4)}:"
+    hub = await started_hub(workdir, backend=backend, redis_url=redis_url, prefix=prefix)
     stalls: list[float] = []
     running = True
 
@@ -71,6 +52,8 @@ async def measure(body: bytes, backend: str) -> None:
     running = False
     await ticking
     await hub.stop()
+    if backend == "redis":
+        _delete_keys(redis_url, prefix)
     if status != 201:
         raise SystemExit(f"POST /v1/remittances answered {status}: {answer[:300]!r}")
     longest = sorted(stalls, reverse=True)
@@ -83,11 +66,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["embedded", "redis"], default="embedded")
     parser.add_argument("--file", type=Path, default=HERE / "data" / "835_8mb.x12")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
     if not args.file.exists():
         print(f"{args.file} is missing: run python bench/make_835.py first", file=sys.stderr)
         return 1
-    asyncio.run(measure(args.file.read_bytes(), args.backend))
+    asyncio.run(measure(args.file.read_bytes(), args.backend, args.redis_url))
     return 0
 
 
