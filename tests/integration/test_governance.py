@@ -143,11 +143,17 @@ def test_audit_trail_records_calls_without_phi(api: httpx.Client) -> None:
     assert family not in api.get("/v1/admin/audit", params={"limit": 500}).text
 
 
-def _on_the_wire(hub: Service, head: list[str], body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
-    """One request written as given (repeated header lines stay repeated), then the answer."""
-    raw = "\r\n".join([*head, "Host: hub", "Connection: close", "", ""]).encode() + body
+def _on_the_wire(
+    hub: Service, head: list[str], body: bytes = b"", *, half_close: bool = False
+) -> tuple[int, dict[str, str], bytes]:
+    """One request written as given (repeated header lines stay repeated), then the answer. With
+    ``half_close`` the client ends its side after the request (``nc -N``) instead of asking to close."""
+    ending = [] if half_close else ["Connection: close"]
+    raw = "\r\n".join([*head, "Host: hub", *ending, "", ""]).encode() + body
     with socket.create_connection(("127.0.0.1", httpx.URL(hub.url).port or 80), timeout=10) as sock:
         sock.sendall(raw)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         answer = read_until_closed(sock)
     status_head, _, payload = answer.partition(b"\r\n\r\n")
     status_line, *lines = status_head.decode("latin-1").split("\r\n")
@@ -239,17 +245,9 @@ def test_a_post_from_a_client_that_half_closes_is_answered_once_stored(hub: Serv
     """A whole request followed by the end of the client's side (``nc -N``) was taken for a
     disconnect: the journal was stored and the client never heard so."""
     body = json.dumps({**factories.journal(), "external_reference": f"HALF-{uuid.uuid4().hex[:12]}"}).encode()
-    head = (
-        f"POST /v1/journals HTTP/1.1\r\nHost: hub\r\nX-API-Key: {KEY}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    port = int(hub.url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head + body)
-        sock.shutdown(socket.SHUT_WR)
-        answer = read_until_closed(sock)
-    status_line, _, rest = answer.partition(b"\r\n")
-    assert status_line.startswith(b"HTTP/1.1 202 "), answer[:300]
-    accepted = json.loads(rest.partition(b"\r\n\r\n")[2])
-    stored = httpx.get(f"{hub.url}/v1/transactions/{accepted['id']}", headers={"X-API-Key": KEY})
+    head = ["POST /v1/journals HTTP/1.1", f"X-API-Key: {KEY}", "Content-Type: application/json",
+            f"Content-Length: {len(body)}"]  # fmt: skip
+    status, _, payload = _on_the_wire(hub, head, body, half_close=True)
+    assert status == 202, payload[:300]
+    stored = httpx.get(f"{hub.url}/v1/transactions/{json.loads(payload)['id']}", headers={"X-API-Key": KEY})
     assert stored.status_code == 200
