@@ -54,10 +54,18 @@ def port(request: pytest.FixtureRequest) -> Iterator[int]:
         yield port
 
 
-def _exchange(port: int, raw: bytes) -> bytes:
+def _exchange(port: int, raw: bytes, *, half_close: bool = False) -> bytes:
+    """Send ``raw`` (then, with ``half_close``, end the sending side as ``nc -N`` does); read until the
+    server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(raw)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         return read_until_closed(sock)
+
+
+def _statuses(answer: bytes) -> list[bytes]:
+    return [line.split(b" ")[1] for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
 
 
 def test_an_unparsable_request_gets_a_problem_and_the_connection_closes(port: int) -> None:
@@ -81,8 +89,7 @@ def test_requests_pipelined_before_an_unparsable_one_are_answered_first(port: in
     the 400 must come after both 204s, or a client would take it for the refusal of the first."""
     good = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
     answer = _exchange(port, good + good + b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n")
-    statuses = [line.split(b" ")[1] for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
-    assert statuses == [b"204", b"204", b"400"]
+    assert _statuses(answer) == [b"204", b"204", b"400"]
     assert answer.endswith(b"}")  # the problem body, and then the connection closed
 
 
@@ -189,29 +196,17 @@ def test_a_head_just_under_the_limit_is_served_in_one_read_or_several() -> None:
         assert answer.startswith(b"HTTP/1.1 204 "), answer[:100]
 
 
-def _half_closed(port: int, raw: bytes) -> bytes:
-    """Send ``raw``, end the sending side (as ``nc -N`` does), read until the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(raw)
-        sock.shutdown(socket.SHUT_WR)
-        return read_until_closed(sock)
-
-
-def _statuses(answer: bytes) -> list[bytes]:
-    return [line.split(b" ")[1] for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
-
-
 def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(port: int) -> None:
     """uvicorn took the end of the client's side for a disconnect: a whole request ran unanswered.
     The answer now goes out (the app takes 0.2 s), then the server closes: nothing more can come."""
-    assert _statuses(_half_closed(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")) == [b"204"]
+    assert _statuses(_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", half_close=True)) == [b"204"]
 
 
 def test_every_whole_request_before_the_half_close_is_answered(port: int) -> None:
     good = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}"
-    assert _statuses(_half_closed(port, good + good)) == [b"204", b"204"]
+    assert _statuses(_exchange(port, good + good, half_close=True)) == [b"204", b"204"]
 
 
 def test_a_half_close_in_the_middle_of_a_body_is_still_a_disconnect(port: int) -> None:
-    cut = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n{\"a\""
-    assert _half_closed(port, cut) == b""
+    cut = b'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n{"a"'
+    assert _exchange(port, cut, half_close=True) == b""
