@@ -159,7 +159,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
     return 0
 
 
-def _delete_keys(redis_url: str, prefix: str) -> None:
+def delete_keys(redis_url: str, prefix: str) -> None:
     import redis
 
     client = redis.Redis.from_url(redis_url)
@@ -187,7 +187,7 @@ def main() -> int:
             return uvloop.run(run(args, Path(workdir)))
         finally:
             if args.backend == "redis":
-                _delete_keys(args.redis_url, args.prefix)
+                delete_keys(args.redis_url, args.prefix)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from inproc_bench import delete_keys, started_hub  # this directory is sys.path[0] when run as a script
+
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]
-
-from inproc_bench import _delete_keys, started_hub  # noqa: E402  (this directory is sys.path[0] when run as a script)
-
 TICK_S = 0.005
 
 
@@ -53,7 +51,7 @@ async def measure(body: bytes, backend: str, redis_url: str) -> None:
     await ticking
     await hub.stop()
     if backend == "redis":
-        _delete_keys(redis_url, prefix)
+        delete_keys(redis_url, prefix)
     if status != 201:
         raise SystemExit(f"POST /v1/remittances answered {status}: {answer[:300]!r}")
     longest = sorted(stalls, reverse=True)
