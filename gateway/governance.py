@@ -495,7 +495,8 @@ async def _idempotent(
     assert call.caller is not None
     store_key = f"{call.caller.client_id}:{call.operation}:{key}"
     ttl = policy.file.idempotency.ttl_s
-    signed = fingerprint(scope["method"], _target(scope), body)
+    # The path alone: a query no POST takes is refused before this (gateway/query_params.py).
+    signed = fingerprint(scope["method"], scope["path"], body)
     request = IdempotentRequest(store_key, signed, ttl, governance.idempotency)
     match await _begin(governance, policy, call, request, limited_with):
         case Replay(response=stored):
@@ -528,13 +529,6 @@ async def _idempotent(
         # The answer is sent; nothing can be answered now. The record stays as it is: in flight until
         # its lease runs out, then gone (a retry runs again) or, provisional, replaying its 202.
         log.warning("idempotency record of %s left unfinished: the store is unavailable", call.operation)
-
-
-def _target(scope: Scope) -> str:
-    """The path, with the query when there is one: for an operation that takes a query, the same body
-    under another query is another request, not a retry (a query it does not take is refused first)."""
-    query: bytes = scope.get("query_string", b"")
-    return f"{scope['path']}?{query.decode('latin-1')}" if query else str(scope["path"])
 
 
 async def _begin(

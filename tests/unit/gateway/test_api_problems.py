@@ -393,14 +393,6 @@ def test_a_query_refused_before_the_claim_leaves_its_key_free(client: TestClient
     assert client.post("/v1/journals", json=journal, headers=headers).status_code == 202
 
 
-def test_the_fingerprinted_target_keeps_a_query_and_is_the_path_without_one() -> None:
-    """Without a query the fingerprint is what it always was: records stored before still match."""
-    from gateway.governance import _target
-
-    assert _target({"path": "/v1/journals", "query_string": b""}) == "/v1/journals"
-    assert _target({"path": "/v1/admin/audit", "query_string": b"limit=5"}) == "/v1/admin/audit?limit=5"
-
-
 def test_an_unknown_schema_path_is_a_404_problem_and_the_documents_are_served(client: TestClient[Any]) -> None:
     """Litestar answers any other /schema path with an HTML page of its own: here a problem, as every 404."""
     _problem(client.get("/schema/nope"), 404, "not-found")
