@@ -287,13 +287,13 @@ async def _govern(
     state = scope.setdefault("state", {})
     state["client_id"], state[_AUDITED_CALL] = call.caller.client_id, call
     downstream: Any = app
-    decodes_json = getattr(handler, "parsed_data_field", None) is not None
     if scope["method"] not in _BODY_METHODS or not _reads_body(handler):
         _check_query(scope, handler)
         await downstream(scope, receive, _with_headers(send, call))
         return
     try:
         _check_query(scope, handler)
+        decodes_json = getattr(handler, "parsed_data_field", None) is not None
         body = await _checked_body(policy, route, scope, call.headers, receive, decodes_json)
         key = _idempotency_key(scope["method"], call.headers, route)
     except Refusal:
